@@ -1,0 +1,101 @@
+"""The normalised stream every provider yields, whatever its wire format.
+
+A stream is a sequence of deltas and usage, closed by exactly one `Done` or one
+`StreamError` (never both, never neither): providers report failures as events
+rather than exceptions so the agent loop has one path for every ending.
+Cancellation is the exception: it propagates as `asyncio.CancelledError`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class TextDelta(msgspec.Struct, tag="text", frozen=True):
+    text: str
+
+
+class ThinkingDelta(msgspec.Struct, tag="thinking", frozen=True):
+    """Reasoning text; `signature` arrives on its own delta where the provider signs it."""
+
+    text: str
+    signature: str | None = None
+
+
+class RefusalDelta(msgspec.Struct, tag="refusal", frozen=True):
+    text: str
+
+
+class ToolCallStart(msgspec.Struct, tag="tool_call_start", frozen=True):
+    index: int
+    call_id: str
+    name: str
+
+
+class ToolCallArgumentsDelta(msgspec.Struct, tag="tool_call_args", frozen=True):
+    index: int
+    call_id: str
+    delta: str
+
+
+class ToolCallEnd(msgspec.Struct, tag="tool_call_end", frozen=True):
+    """The call is complete; `arguments` is the whole JSON text."""
+
+    index: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+class Usage(msgspec.Struct, tag="usage", frozen=True):
+    """Token counts for one model response. `input_tokens` includes cached ones."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "refusal"]
+
+
+class Done(msgspec.Struct, tag="done", frozen=True):
+    """`raw_reason` is the provider's own word (`stop`, `length`, ...), kept for logs."""
+
+    stop_reason: StopReason
+    raw_reason: str | None = None
+
+
+ErrorKind = Literal["auth", "rate_limit", "server", "context_overflow", "bad_request", "network",
+                    "timeout", "protocol", "fatal"]
+
+
+class StreamError(msgspec.Struct, tag="error", frozen=True):
+    """`retryable` errors may be retried after `retry_after` seconds (None: caller's backoff)."""
+
+    kind: ErrorKind
+    message: str
+    retryable: bool = False
+    retry_after: float | None = None
+    status: int | None = None
+    code: str | None = None
+
+
+ProviderEvent = (
+    TextDelta
+    | ThinkingDelta
+    | RefusalDelta
+    | ToolCallStart
+    | ToolCallArgumentsDelta
+    | ToolCallEnd
+    | Usage
+    | Done
+    | StreamError
+)

@@ -1,0 +1,1 @@
+"""Tools the model may call: registry, permission policy and the built-ins."""
