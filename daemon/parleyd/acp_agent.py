@@ -1,0 +1,203 @@
+"""The ACP v1 agent side: one handler per method, on top of the rpc engine."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from parley_protocol import PROTOCOL_VERSION
+from parley_protocol.acp import (
+    AgentCapabilities,
+    CancelNotification,
+    ContentBlock,
+    EmbeddedResource,
+    ImageContent,
+    Implementation,
+    InitializeRequest,
+    InitializeResponse,
+    ListSessionsRequest,
+    ListSessionsResponse,
+    LoadSessionRequest,
+    LoadSessionResponse,
+    McpCapabilities,
+    NewSessionRequest,
+    NewSessionResponse,
+    PromptCapabilities,
+    PromptRequest,
+    PromptResponse,
+    RequestPermissionRequest,
+    RequestPermissionResponse,
+    ResourceLink,
+    SessionCapabilities,
+    SessionListCapabilities,
+    SessionNotification,
+    TextContent,
+    TextResourceContents,
+)
+from parley_protocol.jsonrpc import ErrorCode
+from parley_protocol.parley import (
+    ParleyCapabilities,
+    parley_meta,
+    session_settings_from_meta,
+)
+from parleyd import __version__
+from parleyd.agent import TurnFailed
+from parleyd.config import ConfigError, Settings
+from parleyd.providers.hub import ProviderHub
+from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
+from parleyd.session.manager import SessionManager
+
+log = logging.getLogger(__name__)
+
+AGENT_INFO = Implementation(name="parley", title="Parley", version=__version__)
+PARLEY_FEATURES = ["conversationMeta", "usageDetail", "sessionSettings"]
+
+
+class AcpChannel:
+    """The client as sessions see it: updates out, permission requests answered."""
+
+    def __init__(self, protocol: ParleyProtocol) -> None:
+        self._protocol = protocol
+
+    async def send_update(self, notification: SessionNotification) -> None:
+        await self._protocol.send_notification("session/update", notification)
+
+    async def request_permission(self, request: RequestPermissionRequest) -> str | None:
+        try:
+            raw = await self._protocol.request("session/request_permission", request)
+        except PeerError as exc:
+            log.warning("permission request failed, treating it as declined: %s", exc)
+            return None
+        try:
+            response = msgspec.json.decode(raw, type=RequestPermissionResponse)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            log.warning("unreadable permission answer, treating it as declined: %s", exc)
+            return None
+        return getattr(response.outcome, "option_id", None)
+
+
+def prompt_text(blocks: list[ContentBlock]) -> str:
+    """The prompt as the model reads it: text, and files the client attached."""
+    parts: list[str] = []
+    for block in blocks:
+        match block:
+            case TextContent(text=text):
+                parts.append(text)
+            case ResourceLink(uri=uri, name=name):
+                parts.append(f"[attached: {name} <{uri}>]")
+            case EmbeddedResource(resource=TextResourceContents(uri=uri, text=text)):
+                parts.append(f'<file uri="{uri}">\n{text}\n</file>')
+            case EmbeddedResource(resource=resource):
+                parts.append(f"[attached binary resource <{resource.uri}> not shown to the model]")
+            case ImageContent():
+                parts.append("[an image was attached; this model path reads text only]")
+            case _:
+                parts.append(f"[{type(block).__name__} not shown to the model]")
+    return "\n\n".join(parts)
+
+
+def _absolute(cwd: str) -> Path:
+    path = Path(cwd)
+    if not path.is_absolute():
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"cwd must be an absolute path, got {cwd!r}")
+    if not path.is_dir():
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"cwd {cwd!r} is not an existing directory")
+    return path
+
+
+class AcpAgent:
+    """Wires every ACP method Parley serves into an RpcServer."""
+
+    def __init__(self, server: RpcServer, settings: Settings, home: Path) -> None:
+        self.server = server
+        self.protocol = server.protocol
+        self.providers = ProviderHub()
+        self.sessions = SessionManager(home, settings, AcpChannel(self.protocol), self.providers)
+        self.client_capabilities: Any = None
+        self._register()
+
+    def _register(self) -> None:
+        server = self.server
+        server.request("initialize", InitializeRequest)(self.initialize)
+        server.request("session/new", NewSessionRequest)(self.new_session)
+        server.request("session/load", LoadSessionRequest)(self.load_session)
+        server.request("session/list", ListSessionsRequest)(self.list_sessions)
+        server.request("session/prompt", PromptRequest)(self.prompt)
+        server.notification("session/cancel", CancelNotification)(self.cancel)
+
+    async def initialize(self, params: InitializeRequest) -> InitializeResponse:
+        self.client_capabilities = params.client_capabilities
+        capabilities = ParleyCapabilities(version=__version__, methods=[], features=PARLEY_FEATURES)
+        return InitializeResponse(
+            # Parley speaks v1 only: the answer to any request is the latest it supports.
+            protocol_version=PROTOCOL_VERSION,
+            agent_capabilities=AgentCapabilities(
+                load_session=True,
+                prompt_capabilities=PromptCapabilities(embedded_context=True),
+                mcp_capabilities=McpCapabilities(),
+                session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
+                meta=parley_meta(capabilities=capabilities),
+            ),
+            auth_methods=[],
+            agent_info=AGENT_INFO,
+        )
+
+    async def new_session(self, params: NewSessionRequest) -> NewSessionResponse:
+        cwd = _absolute(params.cwd)
+        try:
+            overrides = msgspec.to_builtins(session_settings_from_meta(params.meta))
+        except msgspec.ValidationError as exc:
+            raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from None
+        try:
+            session = await self.sessions.create(cwd, overrides)
+        except ConfigError as exc:
+            raise RpcError(ErrorCode.CONFIG_ERROR, str(exc)) from None
+        return NewSessionResponse(session_id=session.id)
+
+    async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
+        cwd = _absolute(params.cwd)
+        try:
+            session, replay = await self.sessions.load(params.session_id, cwd)
+        except ConfigError as exc:
+            raise RpcError(ErrorCode.CONFIG_ERROR, str(exc)) from None
+        for update in replay:
+            await session.send(update)
+        return LoadSessionResponse()
+
+    async def list_sessions(self, params: ListSessionsRequest) -> ListSessionsResponse:
+        sessions, next_cursor = self.sessions.list(params.cwd, params.cursor)
+        return ListSessionsResponse(sessions=sessions, next_cursor=next_cursor)
+
+    async def prompt(self, params: PromptRequest) -> PromptResponse:
+        session = self.sessions.get(params.session_id)
+        request_id = self.protocol.msg_id
+        if request_id is not None:
+            # `$/cancel_request` on a prompt is a cancel of its turn: the
+            # answer is then `cancelled`, as for session/cancel.
+            self.protocol.cancel_hooks[request_id] = session.cancel
+        try:
+            stop_reason = await session.prompt(
+                prompt_text(params.prompt), msgspec.to_builtins(params.prompt)
+            )
+        except TurnFailed as failure:
+            error = failure.error
+            raise RpcError(
+                ErrorCode.PROVIDER_ERROR,
+                f"{session.settings.provider} provider error ({error.kind}): {error.message}",
+                {"kind": error.kind, "retryable": error.retryable, "status": error.status},
+            ) from None
+        return PromptResponse(stop_reason=stop_reason)
+
+    async def cancel(self, params: CancelNotification) -> None:
+        session = self.sessions.sessions.get(params.session_id)
+        if session is None:
+            log.warning("session/cancel for unknown session %r", params.session_id)
+            return
+        session.cancel()
+
+    async def shutdown(self) -> None:
+        await self.sessions.close_all()
+        await self.providers.aclose()

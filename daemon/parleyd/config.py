@@ -1,0 +1,162 @@
+"""Settings, from least to most specific: built-in defaults, the TOML file in
+the platformdirs config folder, environment variables, and a session's own
+`session/new` `_meta.parley` settings.
+
+API keys come from the environment only and are never written anywhere: not to
+the session log, not to the index, not to a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+
+ProviderName = Literal["openai", "offline"]
+PROVIDERS: tuple[ProviderName, ...] = ("openai", "offline")
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = {"openai": "gpt-4o-mini", "offline": "parley-scripted"}
+DEFAULT_CONTEXT_SIZE = 128_000
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says what to set and where."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider: ProviderName = "openai"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    context_size: int | None = None
+    max_output_tokens: int | None = None
+    idle_timeout: float = 120.0
+    max_model_calls_per_turn: int = 50
+
+    @property
+    def model_name(self) -> str:
+        return self.model or DEFAULT_MODEL[self.provider]
+
+    def public(self) -> dict[str, Any]:
+        """What may be persisted with a session: everything but the key."""
+        return {
+            "provider": self.provider,
+            "model": self.model_name,
+            "baseUrl": self.base_url,
+            "contextSize": self.context_size,
+            "maxOutputTokens": self.max_output_tokens,
+        }
+
+    def require_credentials(self) -> None:
+        """OpenAI itself needs a key; local OpenAI-compatible servers usually do not."""
+        if self.provider != "openai" or self.api_key:
+            return
+        if (self.base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/") == OPENAI_DEFAULT_BASE_URL:
+            raise ConfigError(
+                "OPENAI_API_KEY is not set: export it in the environment that starts parleyd, "
+                "or set OPENAI_BASE_URL to an OpenAI-compatible server that needs no key, "
+                "or use PARLEY_PROVIDER=offline for the built-in scripted model"
+            )
+
+
+def data_home() -> Path:
+    """Where sessions live: PARLEY_HOME, else the platform's user data folder."""
+    override = os.environ.get("PARLEY_HOME")
+    return Path(override).expanduser() if override else Path(platformdirs.user_data_dir("parley"))
+
+
+def config_file() -> Path:
+    override = os.environ.get("PARLEY_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir("parley")) / "config.toml"
+
+
+# Each setting's type, for values that arrive as text (environment) or loosely
+# typed (TOML, JSON).
+_CONVERTERS: dict[str, type] = {
+    "provider": str,
+    "model": str,
+    "base_url": str,
+    "api_key": str,
+    "context_size": int,
+    "max_output_tokens": int,
+    "idle_timeout": float,
+    "max_model_calls_per_turn": int,
+}
+_FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
+_ENV_KEYS = {
+    "PARLEY_PROVIDER": "provider",
+    "PARLEY_MODEL": "model",
+    "OPENAI_BASE_URL": "base_url",
+    "OPENAI_API_KEY": "api_key",
+}
+# session/new `_meta.parley` keys (camelCase, as on the wire).
+_SESSION_KEYS = {
+    "provider": "provider",
+    "model": "model",
+    "baseUrl": "base_url",
+    "contextSize": "context_size",
+    "maxOutputTokens": "max_output_tokens",
+}
+
+
+def _apply(
+    settings: Settings, values: Mapping[str, Any], keys: Mapping[str, str], origin: str
+) -> Settings:
+    changes: dict[str, Any] = {}
+    for key, attribute in keys.items():
+        value = values.get(key)
+        if value is None or value == "":
+            continue
+        convert = _CONVERTERS[attribute]
+        # bool is an int to Python, and containers convert to nonsense strings.
+        if isinstance(value, bool | dict | list):
+            raise ConfigError(f"{origin}: {key} must be a {convert.__name__}, got {value!r}")
+        try:
+            changes[attribute] = convert(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{origin}: {key} must be a {convert.__name__}, got {value!r}"
+            ) from None
+    provider = changes.get("provider")
+    if provider is not None and provider not in PROVIDERS:
+        raise ConfigError(
+            f"{origin}: unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}"
+        )
+    return replace(settings, **changes)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults <- config file <- environment."""
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    path = config_file()
+    if path.exists():
+        try:
+            document = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        if "api_key" in document:
+            raise ConfigError(f"{path}: keys do not belong in files; set OPENAI_API_KEY instead")
+        settings = _apply(settings, document, _FILE_KEYS, str(path))
+    return _apply(settings, environ, _ENV_KEYS, "environment")
+
+
+def with_session_overrides(settings: Settings, overrides: Mapping[str, Any] | None) -> Settings:
+    """Apply a session's `_meta.parley` settings on top of the daemon's."""
+    if not overrides:
+        return settings
+    unknown = set(overrides) - set(_SESSION_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"_meta.parley: unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(_SESSION_KEYS)}"
+        )
+    return _apply(settings, overrides, _SESSION_KEYS, "_meta.parley")

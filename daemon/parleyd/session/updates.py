@@ -1,0 +1,141 @@
+"""ACP `session/update` payloads built from what the daemon streams or stored.
+
+The live turn and `session/load`'s replay both build their updates here, from
+the same records, so a loaded session shows exactly what was streamed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+from parley_protocol.acp import (
+    AgentMessageChunk,
+    AgentThoughtChunk,
+    ContentToolCallContent,
+    Cost,
+    FileEditToolCallContent,
+    TextContent,
+    ToolCallContent,
+    ToolCallLocation,
+    ToolCallProgress,
+    ToolCallStart,
+    UsageUpdate,
+    UserMessageChunk,
+)
+from parley_protocol.content import ContentBlock
+from parleyd.session.conversation import Conversation
+from parleyd.session.usage import UsageLedger
+from parleyd.store.records import (
+    ChunkKind,
+    ToolCallView,
+    ToolOutcome,
+    UsageRecorded,
+)
+from parleyd.tools.base import ToolResult
+
+Meta = dict[str, Any]
+
+
+def parse_raw_input(arguments: str) -> Any:
+    """A tool call's arguments for `rawInput`: parsed JSON, or the text itself
+    when the model produced something that is not JSON."""
+    try:
+        return json.loads(arguments) if arguments.strip() else {}
+    except json.JSONDecodeError:
+        return arguments
+
+
+def chunk_update(
+    kind: ChunkKind, text: str, message_id: str, meta: Meta
+) -> AgentMessageChunk | AgentThoughtChunk:
+    chunk_type = AgentMessageChunk if kind == "text" else AgentThoughtChunk
+    return chunk_type(content=TextContent(text=text), message_id=message_id, meta=meta)
+
+
+def user_updates(
+    content: list[dict[str, Any]], message_id: str, meta: Meta
+) -> list[UserMessageChunk]:
+    return [
+        UserMessageChunk(
+            content=msgspec.convert(block, ContentBlock), message_id=message_id, meta=meta
+        )
+        for block in content
+    ]
+
+
+def tool_call_announced(view: ToolCallView, name: str, meta: Meta) -> ToolCallStart:
+    """The model has started a call; its arguments are still streaming."""
+    return ToolCallStart(
+        tool_call_id=view.call_id,
+        title=view.title,
+        name=name,
+        kind=view.kind,  # type: ignore[arg-type]
+        status="pending",
+        meta=meta,
+    )
+
+
+def tool_call_ready(view: ToolCallView, raw_input: Any, meta: Meta) -> ToolCallProgress:
+    """The arguments are complete: the final title and the parsed input."""
+    return ToolCallProgress(
+        tool_call_id=view.call_id, title=view.title, raw_input=raw_input, meta=meta
+    )
+
+
+def tool_call_running(call_id: str, meta: Meta) -> ToolCallProgress:
+    return ToolCallProgress(tool_call_id=call_id, status="in_progress", meta=meta)
+
+
+def tool_call_progress(call_id: str, text: str, meta: Meta) -> ToolCallProgress:
+    """Partial output of a running tool (a shell command's lines so far)."""
+    return ToolCallProgress(
+        tool_call_id=call_id,
+        content=[ContentToolCallContent(content=TextContent(text=text))],
+        meta=meta,
+    )
+
+
+def display_content(result: ToolResult) -> list[dict[str, Any]]:
+    """How a tool's result is shown to the client, as stored in the log."""
+    content: list[ToolCallContent] = []
+    if result.diff is not None:
+        content.append(
+            FileEditToolCallContent(
+                path=str(result.diff.path),
+                old_text=result.diff.old_text,
+                new_text=result.diff.new_text,
+            )
+        )
+    if result.output:
+        content.append(ContentToolCallContent(content=TextContent(text=result.output)))
+    built: list[dict[str, Any]] = msgspec.to_builtins(content)
+    return built
+
+
+def tool_call_finished(outcome: ToolOutcome, meta: Meta) -> ToolCallProgress:
+    return ToolCallProgress(
+        tool_call_id=outcome.call_id,
+        status="completed" if outcome.status == "completed" else "failed",
+        content=msgspec.convert(outcome.content, list[ToolCallContent]),
+        locations=[ToolCallLocation(path=path) for path in outcome.locations] or None,
+        raw_output={"output": outcome.output, "durationMs": outcome.duration_ms},
+        meta=meta,
+    )
+
+
+def usage_update(
+    record: UsageRecorded, ledger: UsageLedger, conversation: Conversation
+) -> UsageUpdate:
+    """Count one model response and report it: the ACP figures (context used and
+    size, session cost) and Parley's detail under `_meta.parley.usage`."""
+    detail = ledger.add(record)
+    cost = ledger.session.cost
+    return UsageUpdate(
+        used=record.context_used,
+        size=record.context_size,
+        cost=None if cost is None else Cost(amount=cost, currency="USD"),
+        meta=conversation.meta_with(usage=detail),
+    )
