@@ -16,7 +16,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import tomllib
 import venv
 from pathlib import Path
 
@@ -38,8 +37,11 @@ def manifest_digest() -> str:
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    # Checked before tomllib (3.11+) is imported, so older Pythons get a sentence.
+    if sys.version_info < (3, 11):  # noqa: UP036
         sys.exit(f"Parley needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    import tomllib
+
     wanted = manifest_digest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
@@ -49,7 +51,7 @@ def ensure_environment() -> None:
     dev_group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
     editable = [arg for member in MEMBERS for arg in ("-e", str(ROOT / member))]
     print("dev.py: installing Parley and its dev dependencies into .venv", file=sys.stderr)
-    pip = [str(venv_bin("python")), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [str(venv_bin("python")), "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, *editable, *dev_group], check=True)
     STAMP.write_text(wanted)
 

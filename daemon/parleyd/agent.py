@@ -46,6 +46,7 @@ from parleyd.store.records import (
     ChunkKind,
     ToolCallView,
     ToolOutcome,
+    ToolStatus,
     UsageRecorded,
     UserTurn,
 )
@@ -85,7 +86,6 @@ class _ResponseInProgress:
     refusal: list[str] = field(default_factory=list)
     signature: str | None = None
     views: dict[str, ToolCallView] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
     calls: list[ToolCall] = field(default_factory=list)
 
     def message(self) -> AssistantMessage:
@@ -191,26 +191,24 @@ class Turn:
             updates.chunk_update(kind, text, response.message_id, self.conversation.meta)
         )
 
-    def _view(self, call_id: str, name: str, arguments: Mapping[str, Any]) -> ToolCallView:
+    def _view(self, call_id: str, name: str, arguments: Mapping[str, Any] | None) -> ToolCallView:
+        """How the call is shown; without arguments (still streaming) the title is the name."""
         if name not in self.session.tools:
             return ToolCallView(call_id=call_id, title=name, kind="other")
         tool = self.session.tools.get(name)
         try:
-            title = tool.title(arguments)
+            title = name if arguments is None else tool.title(arguments)
         except (KeyError, TypeError, ValueError):
             title = name
         return ToolCallView(call_id=call_id, title=title, kind=tool.kind)
 
     async def _announce_call(self, response: _ResponseInProgress, event: ToolCallStart) -> None:
-        # The arguments are still streaming: the title is the tool's name until they end.
-        kind = (
-            self.session.tools.get(event.name).kind if event.name in self.session.tools else "other"
-        )
-        view = ToolCallView(call_id=event.call_id, title=event.name, kind=kind)
+        view = self._view(event.call_id, event.name, None)
         response.views[event.call_id] = view
-        response.names[event.call_id] = event.name
         await self.session.send(
-            updates.tool_call_announced(view, event.name, self.conversation.meta)
+            updates.tool_call_announced(
+                event.call_id, event.name, view.kind, self.conversation.meta
+            )
         )
 
     async def _complete_call(self, response: _ResponseInProgress, event: ToolCallEnd) -> None:
@@ -277,22 +275,23 @@ class Turn:
 
     async def _run_tool_call(self, call: ToolCall) -> ToolOutcome:
         session, meta = self.session, self.conversation.meta
-        started = time.monotonic()
+        run = _ToolRun(call)
         try:
             tool = session.tools.get(call.name)
             arguments = session.tools.parse_arguments(tool, call.arguments)
             if not await self._permitted(tool, call, arguments):
-                return _outcome(call, "failed", "The user declined this tool call.", started)
+                return run.outcome("failed", "The user declined this tool call.")
+            run.ran = True
             await session.send(updates.tool_call_running(call.id, meta))
 
             async def report_progress(text: str) -> None:
+                run.progress.append(text)
                 await session.send(updates.tool_call_progress(call.id, text, meta))
 
             result = await tool.run(arguments, ToolContext(session.cwd, report_progress))
         except ToolError as error:
-            return _outcome(call, "failed", str(error), started)
-        status = "failed" if result.is_error else "completed"
-        return _outcome(call, status, result.output, started, result)
+            return run.outcome("failed", str(error))
+        return run.outcome("failed" if result.is_error else "completed", result.output, result)
 
     async def _permitted(self, tool: Tool, call: ToolCall, arguments: Mapping[str, Any]) -> bool:
         policy = self.session.permissions
@@ -344,19 +343,28 @@ class Turn:
             await self.session.send(updates.tool_call_finished(outcome, self.conversation.meta))
 
 
-def _outcome(
-    call: ToolCall,
-    status: str,
-    output: str,
-    started: float,
-    result: ToolResult | None = None,
-) -> ToolOutcome:
-    return ToolOutcome(
-        call_id=call.id,
-        name=call.name,
-        status="completed" if status == "completed" else "failed",
-        output=output,
-        content=updates.display_content(result or ToolResult(output=output, is_error=True)),
-        locations=[str(path) for path in result.locations] if result else [],
-        duration_ms=round((time.monotonic() - started) * 1000, 3),
-    )
+@dataclass
+class _ToolRun:
+    """One tool call as it runs: whether it started and the progress it
+    streamed, kept in its record so a replay shows the same updates."""
+
+    call: ToolCall
+    ran: bool = False
+    progress: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def outcome(
+        self, status: ToolStatus, output: str, result: ToolResult | None = None
+    ) -> ToolOutcome:
+        shown = result or ToolResult(output=output, is_error=True)
+        return ToolOutcome(
+            call_id=self.call.id,
+            name=self.call.name,
+            status=status,
+            output=output,
+            content=updates.display_content(shown),
+            locations=[str(path) for path in shown.locations],
+            duration_ms=round((time.monotonic() - self.started) * 1000, 3),
+            ran=self.ran,
+            progress=self.progress,
+        )

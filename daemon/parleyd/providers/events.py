@@ -73,8 +73,17 @@ class Done(msgspec.Struct, tag="done", frozen=True):
     raw_reason: str | None = None
 
 
-ErrorKind = Literal["auth", "rate_limit", "server", "context_overflow", "bad_request", "network",
-                    "timeout", "protocol", "fatal"]
+ErrorKind = Literal[
+    "auth",
+    "rate_limit",
+    "server",
+    "context_overflow",
+    "bad_request",
+    "network",
+    "timeout",
+    "protocol",
+    "fatal",
+]
 
 
 class StreamError(msgspec.Struct, tag="error", frozen=True):

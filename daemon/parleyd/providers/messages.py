@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+
 class ToolCall(msgspec.Struct, frozen=True):
     """A tool call the model made: `arguments` is the JSON text exactly as streamed."""
 
@@ -15,8 +16,10 @@ class ToolCall(msgspec.Struct, frozen=True):
     name: str
     arguments: str
 
+
 class UserMessage(msgspec.Struct, tag="user", frozen=True):
     text: str
+
 
 class AssistantMessage(msgspec.Struct, tag="assistant", frozen=True):
     """One model response. Reasoning stays with the message it preceded, so
@@ -28,13 +31,16 @@ class AssistantMessage(msgspec.Struct, tag="assistant", frozen=True):
     refusal: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
 
+
 class ToolResultMessage(msgspec.Struct, tag="tool_result", frozen=True):
     call_id: str
     name: str
     content: str
     is_error: bool = False
 
+
 Message = UserMessage | AssistantMessage | ToolResultMessage
+
 
 class ToolSpec(msgspec.Struct, frozen=True):
     """A tool offered to the model: `parameters` is a JSON Schema object."""
@@ -42,6 +48,7 @@ class ToolSpec(msgspec.Struct, frozen=True):
     name: str
     description: str
     parameters: dict[str, object]
+
 
 class ModelRequest(msgspec.Struct, frozen=True):
     model: str

@@ -86,7 +86,9 @@ def restore(records: list[AnyRecord]) -> Restored:
                 views = {view.call_id: view for view in record.tool_views}
                 for call in record.message.tool_calls:
                     view = views.get(call.id) or ToolCallView(call.id, call.name, "other")
-                    replayed.append(updates.tool_call_announced(view, call.name, meta))
+                    replayed.append(
+                        updates.tool_call_announced(call.id, call.name, view.kind, meta)
+                    )
                     replayed.append(
                         updates.tool_call_ready(view, updates.parse_raw_input(call.arguments), meta)
                     )
@@ -95,7 +97,7 @@ def restore(records: list[AnyRecord]) -> Restored:
                 conversation = conversation_of(record)
                 conversation.history.append(record.message())
                 pending.pop(record.call_id, None)
-                replayed.append(updates.tool_call_finished(record, conversation.meta))
+                replayed += updates.tool_call_lifecycle(record, conversation.meta)
             case UsageRecorded():
                 replayed.append(updates.usage_update(record, ledger, conversation_of(record)))
             case _:

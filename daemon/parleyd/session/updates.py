@@ -66,13 +66,14 @@ def user_updates(
     ]
 
 
-def tool_call_announced(view: ToolCallView, name: str, meta: Meta) -> ToolCallStart:
-    """The model has started a call; its arguments are still streaming."""
+def tool_call_announced(call_id: str, name: str, kind: str, meta: Meta) -> ToolCallStart:
+    """The model has started a call. Its arguments are still streaming, so the
+    title is the tool's name until `tool_call_ready` gives the real one."""
     return ToolCallStart(
-        tool_call_id=view.call_id,
-        title=view.title,
+        tool_call_id=call_id,
+        title=name,
         name=name,
-        kind=view.kind,  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
         status="pending",
         meta=meta,
     )
@@ -124,6 +125,13 @@ def tool_call_finished(outcome: ToolOutcome, meta: Meta) -> ToolCallProgress:
         raw_output={"output": outcome.output, "durationMs": outcome.duration_ms},
         meta=meta,
     )
+
+
+def tool_call_lifecycle(outcome: ToolOutcome, meta: Meta) -> list[ToolCallProgress]:
+    """A finished call's updates from `in_progress` on, as they streamed live."""
+    running = [tool_call_running(outcome.call_id, meta)] if outcome.ran else []
+    progress = [tool_call_progress(outcome.call_id, text, meta) for text in outcome.progress]
+    return [*running, *progress, tool_call_finished(outcome, meta)]
 
 
 def usage_update(

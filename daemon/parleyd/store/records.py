@@ -83,6 +83,10 @@ class ToolOutcome(Record, tag="tool_result"):
     content: list[dict[str, Any]] = []
     locations: list[str] = []
     duration_ms: float = 0.0
+    # Whether the tool started (a declined call never does), and the partial
+    # output it streamed while running, for a faithful replay.
+    ran: bool = False
+    progress: list[str] = []
 
     def message(self) -> ToolResultMessage:
         """The result as the model reads it."""

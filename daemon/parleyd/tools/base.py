@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
+
+import msgspec
 
 # ACP's ToolKind: lets clients pick an icon and a treatment for the call.
-ToolKind = Literal[
-    "read", "edit", "delete", "move", "search", "execute", "think", "fetch", "other"
-]
+ToolKind = Literal["read", "edit", "delete", "move", "search", "execute", "think", "fetch", "other"]
 
 
 class ToolError(Exception):
@@ -68,3 +68,50 @@ class Tool(Protocol):
         """Run the call. Raise ToolError for failures the model should see;
         cancellation arrives as asyncio.CancelledError and must stop the work."""
         ...
+
+
+ArgumentsT = TypeVar("ArgumentsT", bound=msgspec.Struct)
+
+
+def arguments_schema(arguments_type: type[msgspec.Struct]) -> dict[str, Any]:
+    """The JSON Schema of a tool's arguments Struct, with every `$ref` inlined:
+    providers want a plain `{"type": "object", "properties": ...}` and several
+    reject `$defs`."""
+    generated = msgspec.json.schema(arguments_type)
+    definitions: dict[str, Any] = generated.get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+        # A Struct's class name means nothing to the model; its docstring repeats the
+        # tool's description. `properties` is keyed by field names, which stay.
+        return {
+            key: {name: inline(sub) for name, sub in value.items()}
+            if key == "properties"
+            else inline(value)
+            for key, value in node.items()
+            if key not in ("title", "$defs")
+        }
+
+    schema: dict[str, Any] = inline(generated)
+    schema.pop("description", None)
+    return schema
+
+
+def decode_arguments(
+    tool_name: str, arguments_type: type[ArgumentsT], arguments: Mapping[str, Any]
+) -> ArgumentsT:
+    """Validate the model's arguments against the tool's Struct. The error names the
+    offending field and lists the accepted ones, so the model can correct its call."""
+    try:
+        # Lax: models often send numbers and booleans as strings ("5", "true").
+        return msgspec.convert(dict(arguments), arguments_type, strict=False)
+    except msgspec.ValidationError as err:
+        accepted = ", ".join(arguments_type.__struct_fields__)
+        raise ToolError(
+            f"invalid arguments for {tool_name}: {err} (accepted: {accepted})"
+        ) from None

@@ -1,0 +1,187 @@
+"""A small JSON-RPC client over a child process's stdio, for timing servers from outside.
+
+It speaks both framings the servers under test use (NDJSON for ACP agents,
+Content-Length for pygls) and stamps every incoming frame with
+`time.monotonic_ns()` as it is read, so callers measure arrival rather than when
+the event loop got round to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+Framing = Literal["ndjson", "content-length"]
+Message = dict[str, Any]
+NotificationHandler = Callable[[Message, int], None]
+
+# Bigger than any frame the benchmarks provoke; asyncio's 64 KiB default is not.
+_READ_LIMIT = 16 * 1024 * 1024
+_REQUEST_TIMEOUT = 60.0
+_EXIT_GRACE = 5.0
+_STDERR_TAIL = 2000
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+class PeerError(Exception):
+    """The server answered with an error, went away, or never answered."""
+
+
+class RpcClient:
+    """One child process and the requests in flight to it."""
+
+    def __init__(
+        self, process: asyncio.subprocess.Process, framing: Framing, stderr_path: Path
+    ) -> None:
+        self.process = process
+        self.on_notification: NotificationHandler | None = None
+        self._framing = framing
+        self._stderr_path = stderr_path
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._reader = asyncio.create_task(self._read_loop())
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        framing: Framing,
+        stderr_path: Path,
+    ) -> RpcClient:
+        # stderr goes to a file so a crashed server's traceback can be shown,
+        # without a pipe that would have to be drained while it runs.
+        with stderr_path.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                env=dict(env),
+                cwd=cwd,
+                limit=_READ_LIMIT,
+            )
+        return cls(process, framing, stderr_path)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def send(self, message: Message) -> None:
+        """Queue one frame; the pipe transport writes it at once when the pipe has room."""
+        body = _encode({"jsonrpc": "2.0", **message})
+        if self._framing == "ndjson":
+            frame = body + b"\n"
+        else:
+            frame = b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+        assert self.process.stdin is not None
+        self.process.stdin.write(frame)
+
+    def notify(self, method: str, params: Message) -> None:
+        self.send({"method": method, "params": params})
+
+    async def request(self, method: str, params: Message) -> Any:
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            self.send({"id": request_id, "method": method, "params": params})
+            async with asyncio.timeout(_REQUEST_TIMEOUT):
+                return await future
+        except TimeoutError:
+            raise PeerError(f"no answer to {method} in {_REQUEST_TIMEOUT:.0f} s") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def close(self) -> None:
+        """Close stdin, which every server under test takes as its cue to exit."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            async with asyncio.timeout(_EXIT_GRACE):
+                await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+    async def _read_frame(self) -> bytes:
+        """The next frame's body, or b"" at end of stream."""
+        stdout = self.process.stdout
+        assert stdout is not None
+        if self._framing == "ndjson":
+            return await stdout.readline()
+        length = None
+        while (line := await stdout.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if not line or length is None:
+            return b""
+        return await stdout.readexactly(length)
+
+    async def _read_loop(self) -> None:
+        try:
+            while frame := await self._read_frame():
+                received_ns = time.monotonic_ns()
+                if not frame.strip():
+                    continue
+                self._dispatch(_decode(frame), received_ns)
+        except asyncio.IncompleteReadError:
+            pass  # the server died mid-frame; the pending requests learn of it below
+        finally:
+            gone = PeerError(f"{self._describe()} closed its stdout\n{self._stderr_tail()}")
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(gone)
+
+    def _dispatch(self, message: Message, received_ns: int) -> None:
+        if "method" in message:
+            if self.on_notification is not None:
+                self.on_notification(message, received_ns)
+            return
+        future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+        if future is None or future.done():
+            return
+        if "error" in message:
+            future.set_exception(PeerError(f"{self._describe()}: {message['error']}"))
+        else:
+            future.set_result(message.get("result"))
+
+    def _describe(self) -> str:
+        return f"server pid {self.pid}"
+
+    def _stderr_tail(self) -> str:
+        try:
+            text = self._stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return text[-_STDERR_TAIL:]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size in MB (10^6 bytes) from /proc, where the kernel reports it in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    raise PeerError(f"pid {pid} has no VmRSS (a kernel thread, or not Linux?)")
+
+
+def clean_environ() -> dict[str, str]:
+    """This environment minus the settings that would point a server at a real provider."""
+    leaky = ("PARLEY_", "OPENAI_")
+    return {key: value for key, value in os.environ.items() if not key.startswith(leaky)}

@@ -1,0 +1,1 @@
+"""parley_client: async client for parleyd and the `parley` CLI."""

@@ -1,0 +1,328 @@
+"""The file tools: read_file, list_directory, write_file.
+
+Reading, listing and writing run in a worker thread, so a slow disk or network
+mount never stalls the event loop that streams every other session's
+notifications. Those calls are bounded (capped reads, one write) and are let
+finish on cancellation: a write abandoned halfway is worse than one that lands a
+moment late.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from collections.abc import Iterator, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+import anyio.to_thread
+import msgspec
+from msgspec import Meta
+
+from .base import (
+    FileDiff,
+    ToolContext,
+    ToolError,
+    ToolKind,
+    ToolResult,
+    arguments_schema,
+    decode_arguments,
+)
+from .paths import Workspace, fs_error
+
+# What the model gets from one read: enough for most source files, small enough
+# that one call cannot flood the context window.
+MAX_READ_BYTES = 256 * 1024
+MAX_READ_LINES = 2000
+MAX_LIST_ENTRIES = 1000
+# Git's heuristic: text files have no NUL byte in their first 8 KiB.
+SNIFF_BYTES = 8192
+# Directories that are tooling, not the project: listed but never walked into.
+SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv"})
+# Version-control internals are noise to the model even as a single entry.
+HIDDEN_DIRS = frozenset({".git"})
+
+PathArgument = Annotated[
+    str, Meta(description="Path relative to the workspace root (or absolute, inside it)")
+]
+
+
+def looks_binary(sample: bytes) -> bool:
+    return b"\0" in sample[:SNIFF_BYTES]
+
+
+def regular_file(
+    real: Path, shown: str, action: str, *, missing_ok: bool = False
+) -> os.stat_result | None:
+    """The file's status, None if it is missing and may be; a ToolError for anything
+    but a regular file (opening a FIFO would hang the tool)."""
+    try:
+        status = real.stat()
+    except FileNotFoundError as err:
+        if missing_ok:
+            return None
+        raise fs_error(action, shown, err) from None
+    except OSError as err:
+        raise fs_error(action, shown, err) from None
+    if stat.S_ISDIR(status.st_mode):
+        raise ToolError(f"cannot {action} {shown}: it is a directory, not a file")
+    if not stat.S_ISREG(status.st_mode):
+        raise ToolError(f"cannot {action} {shown}: it is not a regular file")
+    return status
+
+
+def count_lines(text: str) -> int:
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+
+
+def _lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """(line, was_cut) for each line, a line longer than `max_line_bytes` cut to
+    that size: memory stays bounded even on a one-line minified bundle."""
+    while line := stream.readline(max_line_bytes):
+        cut = len(line) == max_line_bytes and not line.endswith(b"\n")
+        if cut:
+            while (rest := stream.readline(max_line_bytes)) and not rest.endswith(b"\n"):
+                pass
+        yield line, cut
+
+
+class ReadFileArguments(msgspec.Struct, forbid_unknown_fields=True):
+    path: PathArgument
+    offset: Annotated[int, Meta(ge=1, description="First line to read, counting from 1")] = 1
+    limit: Annotated[
+        int, Meta(ge=1, description=f"How many lines to read (at most {MAX_READ_LINES})")
+    ] = MAX_READ_LINES
+
+
+class ReadFile:
+    name = "read_file"
+    description = (
+        "Read a text file of the workspace. Returns its lines as they are, at most "
+        f"{MAX_READ_LINES} lines or {MAX_READ_BYTES // 1024} KiB per call; when more "
+        "follows, the result ends with the offset to continue from."
+    )
+    parameters: Mapping[str, Any] = arguments_schema(ReadFileArguments)
+    kind: ToolKind = "read"
+    needs_permission = False
+
+    def title(self, arguments: Mapping[str, Any]) -> str:
+        return f"Read {arguments.get('path', '')}"
+
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
+        args = decode_arguments(self.name, ReadFileArguments, arguments)
+        workspace = Workspace.at(context.cwd)
+        real = workspace.resolve(args.path)
+        shown = workspace.relative(real)
+        output = await anyio.to_thread.run_sync(partial(self._read, real, shown, args))
+        return ToolResult(output, locations=(workspace.client_path(real),))
+
+    @staticmethod
+    def _read(real: Path, shown: str, args: ReadFileArguments) -> str:
+        regular_file(real, shown, "read")
+        wanted = min(args.limit, MAX_READ_LINES)
+        kept: list[bytes] = []
+        size = 0
+        cut_lines: list[int] = []
+        total = last = 0
+        more = False
+        truncated_by = ""
+        try:
+            with real.open("rb") as stream:
+                if looks_binary(stream.read(SNIFF_BYTES)):
+                    raise ToolError(f"{shown} is a binary file; read_file only reads text")
+                stream.seek(0)
+                for total, (line, cut) in enumerate(_lines(stream, MAX_READ_BYTES), 1):
+                    if total < args.offset:
+                        continue
+                    if total - args.offset == wanted:
+                        more = True
+                        if wanted == MAX_READ_LINES:
+                            truncated_by = f"{MAX_READ_LINES} lines"
+                        break
+                    if size + len(line) > MAX_READ_BYTES:
+                        more = True
+                        truncated_by = f"{MAX_READ_BYTES // 1024} KiB"
+                        break
+                    kept.append(line + b"\n" if cut else line)
+                    size += len(line)
+                    last = total
+                    if cut:
+                        cut_lines.append(total)
+        except OSError as err:
+            raise fs_error("read", shown, err) from None
+        if not kept:
+            if args.offset == 1:
+                return "[empty file]"
+            raise ToolError(f"offset {args.offset} is past the end of {shown} ({total} lines)")
+        text = b"".join(kept).decode("utf-8", errors="replace")
+        notices = [
+            f"[line {n} is longer than {MAX_READ_BYTES // 1024} KiB; only its start is shown]"
+            for n in cut_lines
+        ]
+        if more:
+            reason = f"output truncated at {truncated_by}; " if truncated_by else ""
+            notices.append(
+                f"[{reason}showing lines {args.offset}-{last}; the file continues: "
+                f"call read_file with offset={last + 1} to read further]"
+            )
+        if not notices:
+            return text
+        return text + ("" if text.endswith("\n") else "\n") + "\n".join(notices)
+
+
+class ListDirectoryArguments(msgspec.Struct, forbid_unknown_fields=True):
+    path: PathArgument = "."
+    depth: Annotated[
+        int, Meta(ge=1, le=5, description="How many levels to descend (1: entries only)")
+    ] = 1
+
+
+class ListDirectory:
+    name = "list_directory"
+    description = (
+        "List a directory of the workspace, sorted; directories end with '/', symlinks "
+        "with '@' (not followed). Deeper levels appear as paths relative to the listed "
+        f"directory. .git is left out; {', '.join(sorted(SKIPPED_DIRS - HIDDEN_DIRS))} "
+        f"are shown but not descended into. At most {MAX_LIST_ENTRIES} entries."
+    )
+    parameters: Mapping[str, Any] = arguments_schema(ListDirectoryArguments)
+    kind: ToolKind = "read"
+    needs_permission = False
+
+    def title(self, arguments: Mapping[str, Any]) -> str:
+        return f"List {arguments.get('path', '.')}"
+
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
+        args = decode_arguments(self.name, ListDirectoryArguments, arguments)
+        workspace = Workspace.at(context.cwd)
+        real = workspace.resolve(args.path)
+        shown = workspace.relative(real)
+        output = await anyio.to_thread.run_sync(partial(self._list, real, shown, args.depth))
+        return ToolResult(output, locations=(workspace.client_path(real),))
+
+    @staticmethod
+    def _list(real: Path, shown: str, depth: int) -> str:
+        if not real.is_dir():
+            problem = "is not a directory" if real.exists() else "does not exist"
+            raise ToolError(f"{shown} {problem}")
+        try:
+            level = _scan(real, ())
+        except OSError as err:
+            raise fs_error("list", shown, err) from None
+        # Level by level, so that a capped listing still shows the whole top of the
+        # tree rather than the first subdirectory in full.
+        entries: list[tuple[tuple[str, ...], str]] = []
+        capped = False
+        for current_depth in range(1, depth + 1):
+            below: list[tuple[tuple[str, ...], str]] = []
+            for parts, suffix in level:
+                if len(entries) == MAX_LIST_ENTRIES:
+                    capped = True
+                    break
+                entries.append((parts, suffix))
+                if suffix == "/" and current_depth < depth and parts[-1] not in SKIPPED_DIRS:
+                    # An unreadable subdirectory is still listed, just not opened.
+                    with contextlib.suppress(OSError):
+                        below.extend(_scan(real.joinpath(*parts), parts))
+            if capped or not below:
+                break
+            level = below
+        if not entries:
+            return "[empty directory]"
+        lines = ["/".join(parts) + suffix for parts, suffix in sorted(entries)]
+        if capped:
+            lines.append(
+                f"[listing stopped at {MAX_LIST_ENTRIES} entries; "
+                "list a subdirectory or use a smaller depth]"
+            )
+        return "\n".join(lines)
+
+
+def _scan(directory: Path, parts: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
+    """The entries of one directory as (path parts, suffix), sorted by name."""
+    found = []
+    with os.scandir(directory) as scan:
+        for entry in scan:
+            if entry.name in HIDDEN_DIRS:
+                continue
+            if entry.is_symlink():
+                suffix = "@"
+            elif entry.is_dir():
+                suffix = "/"
+            else:
+                suffix = ""
+            found.append(((*parts, entry.name), suffix))
+    return sorted(found)
+
+
+class WriteFileArguments(msgspec.Struct, forbid_unknown_fields=True):
+    path: PathArgument
+    content: Annotated[str, Meta(description="The file's complete new content")]
+
+
+class WriteFile:
+    name = "write_file"
+    description = (
+        "Create or overwrite a file of the workspace with the given content, creating "
+        "missing parent directories. The whole file is replaced at once."
+    )
+    parameters: Mapping[str, Any] = arguments_schema(WriteFileArguments)
+    kind: ToolKind = "edit"
+    needs_permission = True
+
+    def title(self, arguments: Mapping[str, Any]) -> str:
+        return f"Write {arguments.get('path', '')}"
+
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
+        args = decode_arguments(self.name, WriteFileArguments, arguments)
+        workspace = Workspace.at(context.cwd)
+        real = workspace.resolve(args.path)
+        shown = workspace.relative(real)
+        old_text = await anyio.to_thread.run_sync(partial(_write, real, shown, args.content))
+        lines = count_lines(args.content)
+        client_path = workspace.client_path(real)
+        if old_text == args.content:
+            return ToolResult(f"{shown} already had this content; nothing changed")
+        verb = "Created" if old_text is None else "Wrote"
+        return ToolResult(
+            f"{verb} {shown} ({lines} line{'' if lines == 1 else 's'})",
+            locations=(client_path,),
+            diff=FileDiff(client_path, old_text, args.content),
+        )
+
+
+def _write(real: Path, shown: str, content: str) -> str | None:
+    """Replace the file's content atomically (a reader sees the old file or the new
+    one, never half of it) and return the previous text, None for a new file."""
+    status = regular_file(real, shown, "write", missing_ok=True)
+    old_text: str | None = None
+    mode = 0o666  # the umask applies, as for any newly created file
+    if status is not None:
+        mode = stat.S_IMODE(status.st_mode)  # keep an executable script executable
+        try:
+            old_text = real.read_bytes().decode("utf-8", errors="replace")
+        except OSError as err:
+            raise fs_error("write", shown, err) from None
+        if old_text == content:
+            return old_text
+    temporary = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(content.encode("utf-8"))
+                stream.flush()
+                os.fsync(stream.fileno())
+            if status is not None:
+                temporary.chmod(mode)  # os.open's mode went through the umask
+            temporary.replace(real)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        raise fs_error("write", shown, err) from None
+    return old_text

@@ -1,0 +1,70 @@
+"""The tools a session offers the model, looked up by the name the model calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import msgspec
+
+from ..providers.messages import ToolSpec
+from .base import Tool, ToolError
+from .files import ListDirectory, ReadFile, WriteFile
+from .search import SearchText
+from .shell import RunShell
+
+# Enough of a broken arguments text for the model to recognise its mistake.
+QUOTED_PREFIX_CHARS = 120
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[Tool]) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            if tool.name in self._tools:
+                raise ValueError(f"two tools are named {tool.name!r}")
+            self._tools[tool.name] = tool
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def get(self, name: str) -> Tool:
+        try:
+            return self._tools[name]
+        except KeyError:
+            available = ", ".join(self._tools) or "none"
+            raise ToolError(f"unknown tool {name!r}; available: {available}") from None
+
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return tuple(ToolSpec(tool.name, tool.description, dict(tool.parameters)) for tool in self)
+
+    @staticmethod
+    def parse_arguments(tool: Tool, arguments_json: str) -> Mapping[str, Any]:
+        """The arguments object the model streamed as JSON text. Models send an
+        empty text for a call without arguments."""
+        if not arguments_json.strip():
+            return {}
+        try:
+            arguments = msgspec.json.decode(arguments_json)
+        except msgspec.DecodeError as err:
+            prefix = arguments_json[:QUOTED_PREFIX_CHARS]
+            more = "..." if len(arguments_json) > QUOTED_PREFIX_CHARS else ""
+            raise ToolError(
+                f"arguments for {tool.name} are not valid JSON ({err}): {prefix!r}{more}"
+            ) from None
+        if not isinstance(arguments, dict):
+            raise ToolError(
+                f"arguments for {tool.name} must be a JSON object, "
+                f"not {type(arguments).__name__}: {arguments_json[:QUOTED_PREFIX_CHARS]!r}"
+            )
+        return arguments
+
+
+def builtin_registry() -> ToolRegistry:
+    return ToolRegistry([ReadFile(), ListDirectory(), SearchText(), WriteFile(), RunShell()])

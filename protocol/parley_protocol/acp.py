@@ -1,0 +1,126 @@
+"""ACP v1 wire types, in one namespace.
+
+The Structs live in `content`, `initialize`, `tool_calls` and `session`; this
+module re-exports them and names the methods Parley serves and calls, with the
+params / result type of each.
+
+Decode incoming params with `msgspec.convert(params, Type)` or
+`msgspec.json.decode(raw, type=Type)`; encode with `msgspec.json.encode`.
+Unknown fields are ignored on decode, so newer clients keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from ._base import (
+    AcpRequestId,
+    AcpStruct,
+    CompactionId,
+    MessageId,
+    Meta,
+    PermissionOptionId,
+    ProtocolVersion,
+    SessionId,
+    SessionModeId,
+    TerminalId,
+    ToolCallId,
+)
+from .content import *  # noqa: F403
+from .content import __all__ as _content_all
+from .initialize import *  # noqa: F403
+from .initialize import InitializeRequest, InitializeResponse
+from .initialize import __all__ as _initialize_all
+from .session import *  # noqa: F403
+from .session import (
+    CancelNotification,
+    CancelRequestNotification,
+    ListSessionsRequest,
+    ListSessionsResponse,
+    LoadSessionRequest,
+    LoadSessionResponse,
+    LspCancelParams,
+    NewSessionRequest,
+    NewSessionResponse,
+    PromptRequest,
+    PromptResponse,
+    SessionNotification,
+)
+from .session import __all__ as _session_all
+from .tool_calls import *  # noqa: F403
+from .tool_calls import RequestPermissionRequest, RequestPermissionResponse
+from .tool_calls import __all__ as _tool_calls_all
+
+# -- method names --------------------------------------------------------------
+
+INITIALIZE: Final = "initialize"
+SESSION_NEW: Final = "session/new"
+SESSION_LOAD: Final = "session/load"
+SESSION_LIST: Final = "session/list"
+SESSION_PROMPT: Final = "session/prompt"
+SESSION_CANCEL: Final = "session/cancel"
+SESSION_UPDATE: Final = "session/update"
+SESSION_REQUEST_PERMISSION: Final = "session/request_permission"
+CANCEL_REQUEST: Final = "$/cancel_request"
+LSP_CANCEL_REQUEST: Final = "$/cancelRequest"
+
+AGENT_REQUESTS: Final[dict[str, tuple[type[msgspec.Struct], type[msgspec.Struct]]]] = {
+    INITIALIZE: (InitializeRequest, InitializeResponse),
+    SESSION_NEW: (NewSessionRequest, NewSessionResponse),
+    SESSION_LOAD: (LoadSessionRequest, LoadSessionResponse),
+    SESSION_LIST: (ListSessionsRequest, ListSessionsResponse),
+    SESSION_PROMPT: (PromptRequest, PromptResponse),
+}
+"""Requests a client sends and Parley answers: method -> (params, result)."""
+
+AGENT_NOTIFICATIONS: Final[dict[str, type[msgspec.Struct]]] = {
+    SESSION_CANCEL: CancelNotification,
+    CANCEL_REQUEST: CancelRequestNotification,
+    LSP_CANCEL_REQUEST: LspCancelParams,
+}
+"""Notifications a client sends to Parley: method -> params."""
+
+CLIENT_REQUESTS: Final[dict[str, tuple[type[msgspec.Struct], type[msgspec.Struct]]]] = {
+    SESSION_REQUEST_PERMISSION: (RequestPermissionRequest, RequestPermissionResponse),
+}
+"""Requests Parley sends and the client answers: method -> (params, result)."""
+
+CLIENT_NOTIFICATIONS: Final[dict[str, type[msgspec.Struct]]] = {
+    SESSION_UPDATE: SessionNotification,
+    CANCEL_REQUEST: CancelRequestNotification,
+}
+"""Notifications Parley sends to the client: method -> params."""
+
+__all__ = [  # noqa: PLE0604
+    "AGENT_NOTIFICATIONS",
+    "AGENT_REQUESTS",
+    "CANCEL_REQUEST",
+    "CLIENT_NOTIFICATIONS",
+    "CLIENT_REQUESTS",
+    "INITIALIZE",
+    "LSP_CANCEL_REQUEST",
+    "SESSION_CANCEL",
+    "SESSION_LIST",
+    "SESSION_LOAD",
+    "SESSION_NEW",
+    "SESSION_PROMPT",
+    "SESSION_REQUEST_PERMISSION",
+    "SESSION_UPDATE",
+    "AcpRequestId",
+    "AcpStruct",
+    "CompactionId",
+    "Meta",
+    "MessageId",
+    "PermissionOptionId",
+    "ProtocolVersion",
+    "SessionId",
+    "SessionModeId",
+    "TerminalId",
+    "ToolCallId",
+    *_content_all,
+    *_initialize_all,
+    *_session_all,
+    *_tool_calls_all,
+]

@@ -1,0 +1,220 @@
+"""Parley's extensions to ACP, the way ACP prescribes (`docs/extensibility.mdx`).
+
+- Fields live under `_meta.parley` (`PARLEY_META_KEY`):
+  - `ConversationRef` at `_meta.parley.conversation` on every `session/update`;
+  - `UsageDetail` at `_meta.parley.usage` on `usage_update`;
+  - `ParleyCapabilities` at `agentCapabilities._meta.parley` in `initialize`;
+  - `SessionSettings` accepted at `session/new` `_meta.parley`.
+- Methods are named `_parley/...` (constants below).
+
+The payloads Parley *sends* (`ConversationRef`, `UsageTotals`, `UsageDetail`,
+`ParleyCapabilities`) always carry every key, `null` included, so clients can
+read them without defaults. `SessionSettings`, which Parley *receives*, is all
+optional.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, TypeVar
+
+import msgspec
+
+from ._base import Meta, SessionId, ToolCallId
+
+PARLEY_META_KEY: Final = "parley"
+
+_T = TypeVar("_T")
+_PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+# -- extension methods (declared now, implemented later) -------------------------
+
+TOOL_CALL_CANCEL: Final = "_parley/toolCall/cancel"
+SESSION_PAUSE: Final = "_parley/session/pause"
+SESSION_RESUME: Final = "_parley/session/resume"
+EXTENSION_METHODS: Final = (TOOL_CALL_CANCEL, SESSION_PAUSE, SESSION_RESUME)
+
+
+class ParleyStruct(msgspec.Struct, rename="camel", kw_only=True):
+    """Base of the extension payloads Parley sends: camelCase, every key present."""
+
+
+class ConversationRef(ParleyStruct):
+    """Which conversation of the session an update belongs to.
+
+    The root conversation has `parent` None and `depth` 0; a sub-conversation
+    (a subagent) names its parent conversation and the tool call that spawned it.
+    """
+
+    id: str
+    parent: str | None = None
+    parent_tool_call: ToolCallId | None = None
+    depth: int = 0
+
+
+class UsageTotals(ParleyStruct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None
+    """None when the price of the model is unknown."""
+    currency: str | None = None
+
+
+class UsageDetail(ParleyStruct):
+    """Token usage for the current turn and the whole session, per conversation."""
+
+    turn: UsageTotals
+    session: UsageTotals
+    conversation: str
+    """The `ConversationRef.id` these figures belong to."""
+    context_used: int | None = None
+    context_size: int | None = None
+    model: str | None = None
+
+
+class ParleyCapabilities(ParleyStruct):
+    """Advertised at `agentCapabilities._meta.parley`."""
+
+    version: str
+    methods: list[str] = msgspec.field(default_factory=list)
+    features: list[str] = msgspec.field(default_factory=list)
+
+
+class SessionSettings(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """Per-session provider settings a client may pass at `session/new` `_meta.parley`.
+
+    There is deliberately no API key field: keys come from the environment or
+    Parley's config, never over the wire (see `session_settings_from_meta`).
+    """
+
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    max_output_tokens: _PositiveInt | None = None
+    context_size: _PositiveInt | None = None
+
+
+class ToolCallCancelParams(ParleyStruct):
+    """`_parley/toolCall/cancel` params: cancel one running tool call."""
+
+    session_id: SessionId
+    tool_call_id: ToolCallId
+
+
+class SessionPauseParams(ParleyStruct):
+    """`_parley/session/pause` params."""
+
+    session_id: SessionId
+
+
+class SessionResumeParams(ParleyStruct):
+    """`_parley/session/resume` params."""
+
+    session_id: SessionId
+
+
+class ParleyMeta(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """The contents of `_meta.parley` on a message; absent parts are omitted."""
+
+    conversation: ConversationRef | None = None
+    usage: UsageDetail | None = None
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+_SECRET_KEYS: Final = frozenset({"apikey", "api_key", "apitoken", "token", "secret", "password"})
+
+
+def parley_meta(
+    *,
+    conversation: ConversationRef | None = None,
+    usage: UsageDetail | None = None,
+    capabilities: ParleyCapabilities | None = None,
+    base: Meta | None = None,
+) -> Meta:
+    """Build a `_meta` dict `{"parley": {...}}` from Parley's extension Structs.
+
+    `capabilities` is the whole `_meta.parley` of `agentCapabilities`, so it
+    cannot be combined with the per-update parts. `base` is an existing `_meta`
+    to extend (copied, not mutated); its other keys and any other entries
+    already under `parley` are kept.
+    """
+    meta: Meta = dict(base) if base else {}
+    if capabilities is not None:
+        if conversation is not None or usage is not None:
+            raise ValueError("capabilities go alone in agentCapabilities._meta.parley")
+        meta[PARLEY_META_KEY] = msgspec.to_builtins(capabilities)
+        return meta
+    existing = meta.get(PARLEY_META_KEY)
+    parley: dict[str, Any] = dict(existing) if isinstance(existing, dict) else {}
+    parley.update(msgspec.to_builtins(ParleyMeta(conversation=conversation, usage=usage)))
+    meta[PARLEY_META_KEY] = parley
+    return meta
+
+
+def read_parley_meta(meta: Meta | None) -> ParleyMeta:
+    """Read `_meta.parley` (conversation, usage) from a received message's `_meta`."""
+    return _convert_parley(meta, ParleyMeta, where="_meta.parley")
+
+
+def session_settings_from_meta(meta: Meta | None) -> SessionSettings:
+    """Read `SessionSettings` from the `_meta` of a `session/new` request.
+
+    Missing `_meta` or `_meta.parley` gives empty settings. Raises
+    `msgspec.ValidationError` naming the offending path, e.g.
+    "Expected `int`, got `str` - at `_meta.parley.maxOutputTokens`", and
+    refuses API keys outright rather than silently dropping them.
+    """
+    if meta and isinstance(meta.get(PARLEY_META_KEY), dict):
+        for key in meta[PARLEY_META_KEY]:
+            if isinstance(key, str) and key.lower().replace("-", "_") in _SECRET_KEYS:
+                raise msgspec.ValidationError(
+                    f"`_meta.parley.{key}` is not accepted: Parley never takes API keys or "
+                    "other secrets over the wire; set them in the environment or Parley's config"
+                )
+    return _convert_parley(meta, SessionSettings, where="_meta.parley")
+
+
+def _convert_parley(meta: Meta | None, typ: type[_T], *, where: str) -> _T:
+    if meta is None:
+        return typ()
+    if not isinstance(meta, dict):
+        raise msgspec.ValidationError(
+            f"Expected `object`, got `{type(meta).__name__}` - at `_meta`"
+        )
+    raw = meta.get(PARLEY_META_KEY)
+    if raw is None:
+        return typ()
+    try:
+        return msgspec.convert(raw, typ)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        # msgspec reports paths from the converted object's root as `$...`.
+        message = message.replace("`$`", f"`{where}`").replace("`$", f"`{where}")
+        if "- at `" not in message:
+            message = f"{message} - at `{where}`"
+        raise msgspec.ValidationError(message) from None
+
+
+__all__ = [
+    "EXTENSION_METHODS",
+    "PARLEY_META_KEY",
+    "SESSION_PAUSE",
+    "SESSION_RESUME",
+    "TOOL_CALL_CANCEL",
+    "ConversationRef",
+    "ParleyCapabilities",
+    "ParleyMeta",
+    "ParleyStruct",
+    "SessionPauseParams",
+    "SessionResumeParams",
+    "SessionSettings",
+    "ToolCallCancelParams",
+    "UsageDetail",
+    "UsageTotals",
+    "parley_meta",
+    "read_parley_meta",
+    "session_settings_from_meta",
+]

@@ -1,0 +1,155 @@
+"""The real daemon driven by the ACP Python SDK over NDJSON, on the built-in
+scripted model (the real OpenAI Chat Completions path over loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import acp
+import pytest
+from acp import text_block
+
+from tests.support.acp_client import RecordingClient, acp_daemon
+from tests.support.daemon import offline_env
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "workspace"
+    root.mkdir()
+    (root / "README.md").write_text("# Widget\n\nA widget that frobs.\nSecond line.\n")
+    return root
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+async def _start(connection: acp.core.ClientSideConnection, workspace: Path) -> str:
+    init = await connection.initialize(protocol_version=1)
+    assert init.protocol_version == 1
+    assert init.agent_capabilities.load_session is True
+    assert init.agent_capabilities.session_capabilities.list is not None
+    assert init.agent_capabilities.field_meta["parley"]["version"]
+    session = await connection.new_session(cwd=str(workspace), mcp_servers=[])
+    return session.session_id
+
+
+async def test_prompt_streams_thinking_text_and_a_real_tool_call(
+    workspace: Path, home: Path
+) -> None:
+    client = RecordingClient()
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _start(connection, workspace)
+        response = await connection.prompt(
+            session_id=session_id, prompt=[text_block("Summarize README.md")]
+        )
+    assert response.stop_reason == "end_turn"
+    kinds = client.kinds()
+    assert "agent_thought_chunk" in kinds
+    assert kinds.count("agent_message_chunk") > 5
+    # tool_call (pending) -> update with title and input -> in_progress -> completed
+    calls = [u for u in client.updates if u.session_update in ("tool_call", "tool_call_update")]
+    assert calls[0].session_update == "tool_call" and calls[0].status == "pending"
+    assert calls[1].title == "Read README.md" and calls[1].raw_input == {"path": "README.md"}
+    statuses = [u.status for u in calls if u.status]
+    assert statuses == ["pending", "in_progress", "completed"]
+    shown = calls[-1].content[0].content.text
+    assert "A widget that frobs." in shown
+    # The answer uses what the tool really read.
+    assert 'heading:** "Widget"' in client.text()
+    usage = [u for u in client.updates if u.session_update == "usage_update"]
+    assert len(usage) == 2  # one per model response
+    assert usage[-1].used > 0 and usage[-1].size > 0
+    detail = usage[-1].field_meta["parley"]["usage"]
+    assert detail["session"]["inputTokens"] >= detail["turn"]["inputTokens"] > 0
+    # Every update names its conversation.
+    conversations = {u.field_meta["parley"]["conversation"]["id"] for u in client.updates}
+    assert len(conversations) == 1
+    assert client.frames  # and each of them passed the ACP schema check
+
+
+@pytest.mark.parametrize(("answer", "written"), [("allow_once", True), ("reject_once", False)])
+async def test_write_asks_permission_and_obeys_it(
+    workspace: Path, home: Path, answer: str, written: bool
+) -> None:
+    client = RecordingClient(permission_answer=answer)
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _start(connection, workspace)
+        response = await connection.prompt(
+            session_id=session_id, prompt=[text_block('Write a note saying "ship it"')]
+        )
+    assert response.stop_reason == "end_turn"
+    assert len(client.permission_requests) == 1
+    assert client.permission_requests[0].title.startswith("Write")
+    assert (workspace / "NOTES.md").exists() is written
+    final = [u for u in client.updates if u.session_update == "tool_call_update" and u.status]
+    assert final[-1].status == ("completed" if written else "failed")
+    if written:
+        assert final[-1].content[0].type == "diff"
+    else:
+        assert "declined" in client.text()
+
+
+async def test_cancel_mid_stream_answers_cancelled_and_keeps_what_was_said(
+    workspace: Path, home: Path
+) -> None:
+    client = RecordingClient()
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _start(connection, workspace)
+        prompt = asyncio.ensure_future(
+            connection.prompt(session_id=session_id, prompt=[text_block("Tell me a long story")])
+        )
+        await asyncio.wait_for(client.first_update.wait(), 10)
+        await asyncio.sleep(0.3)
+        await connection.cancel(session_id=session_id)
+        response = await asyncio.wait_for(prompt, 5)
+        streamed = client.text()
+        # The session is usable again right away.
+        again = await connection.prompt(session_id=session_id, prompt=[text_block("Hello")])
+    assert response.stop_reason == "cancelled"
+    assert streamed and "The End" not in streamed
+    assert again.stop_reason == "end_turn"
+
+
+async def test_list_and_load_after_a_daemon_restart_replay_everything(
+    workspace: Path, home: Path
+) -> None:
+    live = RecordingClient()
+    async with acp_daemon(offline_env(home), live) as (connection, _):
+        session_id = await _start(connection, workspace)
+        await connection.prompt(session_id=session_id, prompt=[text_block("Summarize README.md")])
+
+    replayed = RecordingClient()
+    async with acp_daemon(offline_env(home), replayed) as (connection, _):
+        await connection.initialize(protocol_version=1)
+        listed = await connection.list_sessions(cwd=str(workspace))
+        assert [s.session_id for s in listed.sessions] == [session_id]
+        assert listed.sessions[0].title == "Summarize README.md"
+        await connection.load_session(session_id=session_id, cwd=str(workspace), mcp_servers=[])
+        # The loaded session takes new prompts with its history intact.
+        more = await connection.prompt(session_id=session_id, prompt=[text_block("Hello")])
+    assert more.stop_reason == "end_turn"
+
+    replay = replayed.updates[: len(live.updates) + 1]
+    assert replay[0].session_update == "user_message_chunk"
+    assert replay[0].content.text == "Summarize README.md"
+    # Chunk for chunk and tool call for tool call, as it streamed.
+    assert [u.model_dump(by_alias=True) for u in replay[1:]] == [
+        u.model_dump(by_alias=True) for u in live.updates
+    ]
+
+
+async def test_load_of_an_unknown_session_is_a_clear_error(workspace: Path, home: Path) -> None:
+    client = RecordingClient()
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        await connection.initialize(protocol_version=1)
+        with pytest.raises(acp.RequestError) as error:
+            await connection.load_session(
+                session_id="sess_000000000000000000000000", cwd=str(workspace), mcp_servers=[]
+            )
+        assert "no session" in str(error.value)
+        # The daemon is still there.
+        assert (await connection.list_sessions()).sessions == []

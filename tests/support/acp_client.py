@@ -1,0 +1,81 @@
+"""A recording client for the ACP Python SDK (`agent-client-protocol`), a real
+ACP client written by others: it answers permission requests as told, keeps
+every update, and checks every frame the daemon sends against ACP's schema."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import acp
+from acp.connection import StreamDirection, StreamEvent
+from acp.schema import AllowedOutcome, DeniedOutcome, RequestPermissionResponse
+
+from tests.support.acp_conformance import AcpConformance
+from tests.support.daemon import PARLEYD
+
+_conformance: AcpConformance | None = None
+
+
+def conformance() -> AcpConformance:
+    global _conformance  # noqa: PLW0603 - loading the 250 KB schema once per run
+    if _conformance is None:
+        _conformance = AcpConformance.load()
+    return _conformance
+
+
+@dataclass
+class RecordingClient:
+    """`permission_answer`: the option id to pick, or None to answer `cancelled`."""
+
+    permission_answer: str | None = "allow_once"
+    updates: list[Any] = field(default_factory=list)
+    permission_requests: list[Any] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    first_update: asyncio.Event = field(default_factory=asyncio.Event)
+    _methods: dict[Any, str] = field(default_factory=dict)
+
+    async def request_permission(
+        self, session_id: str, tool_call: Any, options: list[Any], **_: Any
+    ) -> RequestPermissionResponse:
+        self.permission_requests.append(tool_call)
+        if self.permission_answer is None:
+            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
+        return RequestPermissionResponse(
+            outcome=AllowedOutcome(outcome="selected", option_id=self.permission_answer)
+        )
+
+    async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
+        self.updates.append(update)
+        self.first_update.set()
+
+    def kinds(self) -> list[str]:
+        return [update.session_update for update in self.updates]
+
+    def text(self, kind: str = "agent_message_chunk") -> str:
+        return "".join(u.content.text for u in self.updates if u.session_update == kind)
+
+    def observe(self, event: StreamEvent) -> None:
+        """Every frame the daemon sends is validated against the ACP schema."""
+        message = event.message
+        if event.direction is StreamDirection.OUTGOING:
+            if "method" in message and "id" in message:
+                self._methods[message["id"]] = message["method"]
+            return
+        self.frames.append(message)
+        request_method = None if "method" in message else self._methods.get(message.get("id"))
+        conformance().check_agent_frame(message, request_method)
+
+
+@asynccontextmanager
+async def acp_daemon(
+    env: Mapping[str, str], client: RecordingClient
+) -> AsyncIterator[tuple[acp.core.ClientSideConnection, asyncio.subprocess.Process]]:
+    async with acp.spawn_agent_process(client, *PARLEYD, env=env, observers=[client.observe]) as (
+        connection,
+        process,
+    ):
+        yield connection, process

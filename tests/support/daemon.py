@@ -1,0 +1,41 @@
+"""Spawning the real daemon for end-to-end tests, isolated from the machine's
+own Parley config, data and keys."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+# The daemon exactly as an editor starts it, with the test run's interpreter.
+PARLEYD = (sys.executable, "-m", "parleyd.main")
+
+
+def daemon_env(home: Path, **settings: str) -> dict[str, str]:
+    """An environment for parleyd: data in `home`, no config file, no inherited
+    provider settings or keys; `settings` adds PARLEY_* / OPENAI_* variables."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PARLEY_", "OPENAI_"))
+    }
+    env["PARLEY_HOME"] = str(home)
+    env["PARLEY_CONFIG"] = str(home / "no-config.toml")
+    env.update(settings)
+    return env
+
+
+def offline_env(home: Path) -> dict[str, str]:
+    return daemon_env(home, PARLEY_PROVIDER="offline")
+
+
+def replay_env(home: Path, base_url: str, model: str = "gpt-4o-mini") -> Mapping[str, str]:
+    """parleyd pointed at a loopback replay server speaking OpenAI Chat Completions."""
+    return daemon_env(
+        home,
+        PARLEY_PROVIDER="openai",
+        OPENAI_BASE_URL=f"{base_url}/v1",
+        OPENAI_API_KEY="sk-test-not-a-real-key",
+        PARLEY_MODEL=model,
+    )

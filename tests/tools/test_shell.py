@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from parleyd.tools import shell
+from parleyd.tools.base import ToolContext, ToolError
+from parleyd.tools.shell import RunShell
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="checks process groups through /proc"
+)
+
+
+def live_members(pgid: int) -> list[int]:
+    """Processes of the group that are not zombies. A zombie is dead already; whether
+    it gets reaped depends on this machine's init, not on the tool."""
+    members = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(stat_file.parent.name))
+    return members
+
+
+async def members_after_kill(pgid: int) -> list[int]:
+    """The group's live members once SIGKILL has had a moment to land: the signal is
+    sent when the tool returns, the processes die an instant later."""
+    for _ in range(50):
+        if not (members := live_members(pgid)):
+            break
+        await asyncio.sleep(0.02)
+    return members
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.first_line = asyncio.Event()
+
+    async def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        self.first_line.set()
+
+
+def ctx(root: Path, recorder: Recorder | None = None) -> ToolContext:
+    if recorder is None:
+        return ToolContext(cwd=root)
+    return ToolContext(cwd=root, report_progress=recorder)
+
+
+async def test_streams_merged_lines_in_order_and_ends_with_exit_code(tmp_path: Path) -> None:
+    recorder = Recorder()
+    command = "echo one; echo two >&2; printf 'three\\nfour'; echo ' more' >&2"
+    result = await RunShell().run({"command": command}, ctx(tmp_path, recorder))
+    assert recorder.lines == ["one\n", "two\n", "three\n", "four more\n"]
+    assert result.output == "one\ntwo\nthree\nfour more\n[exit code 0]"
+    assert not result.is_error
+
+
+async def test_lines_arrive_while_the_command_runs(tmp_path: Path) -> None:
+    recorder = Recorder()
+    task = asyncio.create_task(
+        RunShell().run({"command": "echo early; sleep 5; echo late"}, ctx(tmp_path, recorder))
+    )
+    await asyncio.wait_for(recorder.first_line.wait(), 3)
+    assert recorder.lines == ["early\n"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_nonzero_exit_is_an_error_result(tmp_path: Path) -> None:
+    result = await RunShell().run({"command": "echo oops; exit 3"}, ctx(tmp_path))
+    assert result.is_error
+    assert result.output == "oops\n[exit code 3]"
+    silent = await RunShell().run({"command": "true"}, ctx(tmp_path))
+    assert silent.output == "[no output]\n[exit code 0]"
+
+
+async def test_runs_in_the_workspace_with_empty_stdin(tmp_path: Path) -> None:
+    result = await RunShell().run({"command": "pwd; cat; echo done"}, ctx(tmp_path))
+    assert result.output == f"{tmp_path}\ndone\n[exit code 0]"
+
+
+async def test_symlinked_workspace_is_the_named_cwd(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    result = await RunShell().run({"command": "pwd; ls"}, ctx(link))
+    assert result.output.startswith(f"{link}\n")
+
+
+async def test_timeout_kills_the_whole_group_quickly(tmp_path: Path) -> None:
+    recorder = Recorder()
+    started = time.monotonic()
+    with pytest.raises(ToolError) as caught:
+        await RunShell().run(
+            {"command": "echo $$; sleep 30 & sleep 30", "timeout_seconds": 1},
+            ctx(tmp_path, recorder),
+        )
+    assert time.monotonic() - started < 1 + shell.KILL_GRACE_SECONDS + 2
+    pgid = int(recorder.lines[0])
+    message = str(caught.value)
+    assert message.startswith("command timed out after 1 s and was stopped")
+    assert message.endswith(f"output so far:\n{pgid}\n")
+    assert await members_after_kill(pgid) == []
+
+
+async def test_cancellation_kills_the_group_and_propagates(tmp_path: Path) -> None:
+    recorder = Recorder()
+    task = asyncio.create_task(
+        RunShell().run({"command": "echo $$; sleep 30 & sleep 30"}, ctx(tmp_path, recorder))
+    )
+    await asyncio.wait_for(recorder.first_line.wait(), 3)
+    pgid = int(recorder.lines[0])
+    for _ in range(100):  # the sleeps start just after the echo
+        if len(live_members(pgid)) == 3:  # the shell and both sleeps
+            break
+        await asyncio.sleep(0.02)
+    assert len(live_members(pgid)) == 3
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await members_after_kill(pgid) == []
+
+
+async def test_sigterm_ignoring_children_get_sigkill(tmp_path: Path) -> None:
+    recorder = Recorder()
+    command = "echo $$; trap '' TERM; sh -c 'trap \"\" TERM; sleep 30' & sleep 30"
+    with pytest.raises(ToolError, match="timed out"):
+        await RunShell().run({"command": command, "timeout_seconds": 1}, ctx(tmp_path, recorder))
+    assert await members_after_kill(int(recorder.lines[0])) == []
+
+
+async def test_background_process_holding_output_is_stopped_after_exit(tmp_path: Path) -> None:
+    recorder = Recorder()
+    started = time.monotonic()
+    result = await RunShell().run({"command": "echo $$; sleep 30 &"}, ctx(tmp_path, recorder))
+    assert time.monotonic() - started < shell.DRAIN_SECONDS + shell.KILL_GRACE_SECONDS + 2
+    assert "kept the output open and were stopped" in result.output
+    assert result.output.endswith("[exit code 0]")
+    assert await members_after_kill(int(recorder.lines[0])) == []
+
+
+async def test_background_process_with_redirected_output_survives(tmp_path: Path) -> None:
+    recorder = Recorder()
+    result = await RunShell().run(
+        {"command": "echo $$; sleep 30 > /dev/null 2>&1 &"}, ctx(tmp_path, recorder)
+    )
+    pgid = int(recorder.lines[0])
+    try:
+        assert result.output == f"{pgid}\n[exit code 0]"
+        assert len(live_members(pgid)) == 1
+    finally:
+        shell._signal_group(pgid, signal.SIGKILL)
+
+
+async def test_long_output_keeps_head_and_tail(tmp_path: Path) -> None:
+    result = await RunShell().run(
+        {"command": "i=0; while [ $i -lt 20000 ]; do echo line$i; i=$((i+1)); done"},
+        ctx(tmp_path),
+    )
+    assert result.output.startswith("line0\nline1\n")
+    assert "line19999\n[exit code 0]" in result.output
+    assert "lines (" in result.output and "of output cut ...]" in result.output
+    assert len(result.output) < shell.HEAD_CHARS + shell.TAIL_CHARS + 200
+
+
+async def test_output_without_newlines_still_streams_in_bounded_pieces(tmp_path: Path) -> None:
+    recorder = Recorder()
+    await RunShell().run(
+        {"command": "head -c 20000 /dev/zero | tr '\\0' x"}, ctx(tmp_path, recorder)
+    )
+    assert "".join(recorder.lines) == "x" * 20000
+    assert max(len(line) for line in recorder.lines) <= shell.MAX_LINE_CHARS
+
+
+async def test_argument_errors(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match=r"\$\.timeout_seconds"):
+        await RunShell().run({"command": "true", "timeout_seconds": 1801}, ctx(tmp_path))
+    with pytest.raises(ToolError, match="missing required field `command`"):
+        await RunShell().run({}, ctx(tmp_path))
+
+
+def test_title_and_metadata() -> None:
+    assert RunShell.kind == "execute"
+    assert RunShell.needs_permission
+    assert RunShell().title({"command": "pytest -q"}) == "Run pytest -q"
+    assert RunShell().title({"command": "a\nb"}) == "Run a…"
+    assert len(RunShell().title({"command": "x" * 200})) == len("Run ") + 80
+
+
+async def test_killed_shell_reports_the_signal(tmp_path: Path) -> None:
+    result = await RunShell().run({"command": "kill -KILL $$"}, ctx(tmp_path))
+    assert result.is_error
+    assert result.output == "[no output]\n[exit code -9: killed by SIGKILL]"
