@@ -135,35 +135,40 @@ class RpcClient:
         return await stdout.readexactly(length)
 
     async def _read_loop(self) -> None:
+        reason = "closed its stdout"
         try:
             while frame := await self._read_frame():
                 received_ns = time.monotonic_ns()
-                if not frame.strip():
-                    continue
-                self._dispatch(_decode(frame), received_ns)
+                if frame.strip():
+                    self._dispatch(_decode(frame), received_ns)
         except asyncio.IncompleteReadError:
-            pass  # the server died mid-frame; the pending requests learn of it below
+            reason = "closed its stdout mid-frame"
+        except msgspec.DecodeError as exc:
+            reason = f"wrote a frame that is not JSON ({exc})"
+        except Exception as exc:
+            # A notification handler failed; close() re-raises it from this task.
+            reason = f"sent what a handler could not take ({exc!r})"
+            raise
         finally:
-            gone = PeerError(f"{self._describe()} closed its stdout\n{self._stderr_tail()}")
+            gone = PeerError(f"server pid {self.pid} {reason}\n{self._stderr_tail()}")
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(gone)
 
     def _dispatch(self, message: Message, received_ns: int) -> None:
+        # With a method it is a notification, or a request of the server's, which
+        # no benchmark provokes (they offer no tools that would need permission).
         if "method" in message:
             if self.on_notification is not None:
                 self.on_notification(message, received_ns)
             return
-        future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+        future = self._pending.get(message.get("id", -1))
         if future is None or future.done():
             return
         if "error" in message:
-            future.set_exception(PeerError(f"{self._describe()}: {message['error']}"))
+            future.set_exception(PeerError(f"server pid {self.pid}: {message['error']}"))
         else:
             future.set_result(message.get("result"))
-
-    def _describe(self) -> str:
-        return f"server pid {self.pid}"
 
     def _stderr_tail(self) -> str:
         try:

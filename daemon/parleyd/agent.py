@@ -57,6 +57,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Running tools' output reaches the client at most this often, as the last
+# `_PROGRESS_TAIL` characters.
+_PROGRESS_INTERVAL = 0.1
+_PROGRESS_TAIL = 8192
+
 
 class TurnFailed(Exception):
     """The provider could not produce a response; the prompt answers with an error."""
@@ -285,8 +290,8 @@ class Turn:
             await session.send(updates.tool_call_running(call.id, meta))
 
             async def report_progress(text: str) -> None:
-                run.progress.append(text)
-                await session.send(updates.tool_call_progress(call.id, text, meta))
+                if (snapshot := run.output_so_far(text)) is not None:
+                    await session.send(updates.tool_call_progress(call.id, snapshot, meta))
 
             result = await tool.run(arguments, ToolContext(session.cwd, report_progress))
         except ToolError as error:
@@ -352,6 +357,23 @@ class _ToolRun:
     ran: bool = False
     progress: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    _output: list[str] = field(default_factory=list)
+    _last_report: float = 0.0
+
+    def output_so_far(self, text: str) -> str | None:
+        """Take a piece of streamed output; return the tail of everything so
+        far when an update is due. ACP replaces a call's content with each
+        update, so each one carries the output so far, and at most every
+        `_PROGRESS_INTERVAL` so a chatty command cannot flood the client."""
+        self._output.append(text)
+        now = time.monotonic()
+        if now - self._last_report < _PROGRESS_INTERVAL:
+            return None
+        self._last_report = now
+        snapshot = "".join(self._output)[-_PROGRESS_TAIL:]
+        self._output = [snapshot]
+        self.progress.append(snapshot)
+        return snapshot
 
     def outcome(
         self, status: ToolStatus, output: str, result: ToolResult | None = None

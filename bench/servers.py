@@ -1,4 +1,4 @@
-"""parleyd as the benchmarks drive it: a scratch directory, a spawn, and the ACP calls they need."""
+"""parleyd and the baseline servers as the benchmarks run them, and the ACP calls they make."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ INITIALIZE = {
 }
 
 ChunkHandler = Callable[[str, int], None]
+
+
+class UnexpectedAnswer(Exception):
+    """The daemon answered, but not as the benchmark needs: its figure would mean nothing."""
 
 
 @dataclass(frozen=True)

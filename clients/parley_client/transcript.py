@@ -1,0 +1,235 @@
+"""Folding a session's `session/update` stream into what a person reads: messages,
+tool calls with their latest state, and usage figures.
+
+The renderer draws from it, and `compare_replay` uses it to check that a loaded
+session replays what was streamed live.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+
+from parley_protocol.acp import (
+    AgentMessageChunk,
+    AgentThoughtChunk,
+    ContentBlock,
+    Cost,
+    SessionNotification,
+    TextContent,
+    ToolCallContent,
+    ToolCallProgress,
+    ToolCallStart,
+    ToolCallStatus,
+    UsageUpdate,
+    UserMessageChunk,
+)
+from parley_protocol.parley import UsageDetail, read_parley_meta
+
+Role: TypeAlias = Literal["user", "agent", "thought"]
+ToolState: TypeAlias = ToolCallStatus | Literal["cancelled"]
+"""ACP's statuses, plus `cancelled` for a call the turn ended without finishing."""
+
+_ROLES: dict[type, Role] = {
+    UserMessageChunk: "user",
+    AgentMessageChunk: "agent",
+    AgentThoughtChunk: "thought",
+}
+_FINAL: frozenset[ToolState] = frozenset({"completed", "failed", "cancelled"})
+
+
+def block_text(block: ContentBlock) -> str:
+    """A content block as text; non-text blocks as a bracketed placeholder."""
+    if isinstance(block, TextContent):
+        return block.text
+    return f"[{type(block).__name__}]"
+
+
+@dataclass
+class Message:
+    role: Role
+    text: str = ""
+    # Ids differ between a prompt as sent and as replayed; the text is what counts.
+    message_id: str | None = field(default=None, compare=False)
+
+
+@dataclass
+class ToolCall:
+    tool_call_id: str
+    title: str
+    name: str | None = None
+    kind: str | None = None
+    status: ToolState = "pending"
+    content: list[ToolCallContent] = field(default_factory=list)
+    raw_input: Any = None
+    raw_output: Any = None
+    # When this client first and last heard of the call: the live elapsed time.
+    seen_at: float = field(default_factory=time.monotonic, compare=False)
+    ended_at: float | None = field(default=None, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in _FINAL
+
+    @property
+    def duration_ms(self) -> float | None:
+        """The daemon's measure when it sent one, else what this client saw."""
+        if isinstance(self.raw_output, dict) and isinstance(
+            measured := self.raw_output.get("durationMs"), int | float
+        ):
+            return float(measured)
+        if self.ended_at is not None:
+            return (self.ended_at - self.seen_at) * 1000
+        return None
+
+    @property
+    def output(self) -> str | None:
+        if isinstance(self.raw_output, dict) and isinstance(
+            text := self.raw_output.get("output"), str
+        ):
+            return text
+        return None
+
+    def apply(self, update: ToolCallStart | ToolCallProgress) -> None:
+        for name in ("title", "name", "kind", "status"):
+            if (value := getattr(update, name)) is not None:
+                setattr(self, name, value)
+        if update.content is not None:
+            self.content = list(update.content)
+        if update.raw_input is not msgspec.UNSET:
+            self.raw_input = update.raw_input
+        if update.raw_output is not msgspec.UNSET:
+            self.raw_output = update.raw_output
+        if self.finished and self.ended_at is None:
+            self.ended_at = time.monotonic()
+
+    def end(self, status: ToolState) -> None:
+        self.status = status
+        self.ended_at = time.monotonic()
+
+
+@dataclass(frozen=True)
+class Usage:
+    used: int
+    size: int
+    cost: Cost | None
+    detail: UsageDetail | None
+
+    @classmethod
+    def from_update(cls, update: UsageUpdate) -> Usage:
+        try:
+            detail = read_parley_meta(update.meta).usage
+        except msgspec.ValidationError:
+            detail = None
+        return cls(used=update.used, size=update.size, cost=update.cost, detail=detail)
+
+
+Entry: TypeAlias = Message | ToolCall
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one update changed: the entry (or usage) and, for a message, the new text."""
+
+    item: Entry | Usage
+    new: bool = False
+    delta: str = ""
+
+
+@dataclass
+class Transcript:
+    entries: list[Entry] = field(default_factory=list)
+    usages: list[Usage] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    """Updates received, by their `sessionUpdate` kind."""
+    _tools: dict[str, ToolCall] = field(default_factory=dict, repr=False)
+
+    def apply(self, notification: SessionNotification) -> Change | None:
+        """Fold one update in; None for kinds this transcript does not keep (plans, ...)."""
+        update = notification.update
+        self.counts[type(update).__struct_config__.tag] += 1  # type: ignore[index]
+        match update:
+            case UserMessageChunk() | AgentMessageChunk() | AgentThoughtChunk():
+                return self.add_text(
+                    _ROLES[type(update)], block_text(update.content), update.message_id
+                )
+            case ToolCallStart() | ToolCallProgress():
+                call = self._tools.get(update.tool_call_id)
+                new = call is None
+                if call is None:
+                    call = ToolCall(update.tool_call_id, title=update.title or update.tool_call_id)
+                    self._tools[call.tool_call_id] = call
+                    self.entries.append(call)
+                call.apply(update)
+                return Change(call, new=new)
+            case UsageUpdate():
+                usage = Usage.from_update(update)
+                self.usages.append(usage)
+                return Change(usage, new=True)
+            case _:
+                return None
+
+    def add_text(self, role: Role, text: str, message_id: str | None = None) -> Change:
+        """Append to the current message of `role`, or start one. Also how a client
+        records the prompt it sent itself, which ACP does not echo back live."""
+        last = self.entries[-1] if self.entries else None
+        if isinstance(last, Message) and last.role == role and last.message_id == message_id:
+            last.text += text
+            return Change(last, delta=text)
+        message = Message(role, text, message_id)
+        self.entries.append(message)
+        return Change(message, new=True, delta=text)
+
+    def unfinished_tools(self) -> list[ToolCall]:
+        return [call for call in self._tools.values() if not call.finished]
+
+    def messages(self, role: Role) -> list[Message]:
+        return [
+            entry for entry in self.entries if isinstance(entry, Message) and entry.role == role
+        ]
+
+    def tool_calls(self) -> list[ToolCall]:
+        return list(self._tools.values())
+
+
+@dataclass(frozen=True)
+class KindComparison:
+    kind: str
+    live: int
+    replayed: int
+    same: bool
+    """Whether what this kind carries (text, final tool state, figures) is identical."""
+
+
+def compare_replay(live: Transcript, replayed: Transcript) -> list[KindComparison]:
+    """Per update kind: how many came live and replayed, and whether they say the same.
+
+    Counts may differ by design: a client's own prompt is not echoed live (record it
+    with `add_text("user", ...)`), and a replay sends each tool call's final state
+    rather than every intermediate `in_progress` step.
+    """
+    carried: dict[str, Callable[[Transcript], object]] = {
+        "user_message_chunk": lambda t: t.messages("user"),
+        "agent_thought_chunk": lambda t: t.messages("thought"),
+        "agent_message_chunk": lambda t: t.messages("agent"),
+        "tool_call": lambda t: [(c.tool_call_id, c.title, c.kind) for c in t.tool_calls()],
+        "tool_call_update": Transcript.tool_calls,
+        "usage_update": lambda t: t.usages,
+    }
+    kinds = list(carried) + sorted((live.counts | replayed.counts).keys() - carried.keys())
+    return [
+        KindComparison(
+            kind=kind,
+            live=live.counts[kind],
+            replayed=replayed.counts[kind],
+            same=carried[kind](live) == carried[kind](replayed)
+            if kind in carried
+            else live.counts[kind] == replayed.counts[kind],
+        )
+        for kind in kinds
+    ]

@@ -1,0 +1,195 @@
+"""Bad input gets a clear JSON-RPC error, the daemon keeps running, and nothing
+on disk is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import offline_env, replay_env
+from tests.support.raw_daemon import RawDaemon, raw_daemon
+from tests.support.replay_server import ReplayServer
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "workspace"
+    root.mkdir()
+    (root / "README.md").write_text("# Sample\n")
+    return root
+
+
+async def _still_alive(daemon: RawDaemon) -> None:
+    answer = await daemon.request("session/list", {})
+    assert "result" in answer, answer
+
+
+@pytest.mark.parametrize("framing", ["ndjson", "content-length"])
+async def test_malformed_frames_get_errors_and_the_daemon_goes_on(
+    tmp_path: Path, framing: str
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home"), framing) as daemon:
+        await daemon.initialize()
+        await daemon.send_bytes(daemon.frame(b'{"jsonrpc": "2.0", "id": 7, "method": '))
+        parse_error = await daemon.receive()
+        assert parse_error["error"]["code"] == -32700
+        assert parse_error["id"] is None
+
+        await daemon.send_bytes(daemon.frame(b'{"id": 8, "method": "session/list"}'))
+        no_version = await daemon.receive()
+        assert no_version["error"]["code"] == -32600 and no_version["id"] == 8
+        assert "jsonrpc" in no_version["error"]["message"]
+
+        await daemon.send_bytes(daemon.frame(b"[1, 2, 3]"))
+        assert (await daemon.receive())["error"]["code"] in (-32600, -32700)
+
+        unknown = await daemon.request("session/dance", {})
+        assert unknown["error"]["code"] == -32601
+        assert "session/dance" in unknown["error"]["message"]
+
+        wrong = await daemon.request("session/new", {"cwd": 42})
+        assert wrong["error"]["code"] == -32602
+        assert "cwd" in wrong["error"]["message"]
+        await _still_alive(daemon)
+
+
+async def test_a_frame_of_ten_megabytes_is_handled(tmp_path: Path) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        await daemon.initialize()
+        huge = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "session/list",
+            "params": {"cwd": "/", "_meta": {"padding": "x" * 10_000_000}},
+        }
+        await daemon.send(huge)
+        answer = await daemon.receive()
+        assert answer["id"] == 1 and "result" in answer
+        await _still_alive(daemon)
+
+
+async def test_requests_before_initialize_are_refused_clearly(tmp_path: Path) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        early = await daemon.request("session/list", {})
+        assert early["error"]["code"] == -32003
+        assert "initialize" in early["error"]["message"]
+        await daemon.initialize()
+        await _still_alive(daemon)
+
+
+async def test_unknown_session_relative_cwd_and_missing_session(
+    tmp_path: Path, workspace: Path
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        await daemon.initialize()
+        prompt = await daemon.request(
+            "session/prompt",
+            {"sessionId": "sess_nope", "prompt": [{"type": "text", "text": "hi"}]},
+        )
+        assert prompt["error"]["code"] == -32002
+        assert "unknown session" in prompt["error"]["message"]
+
+        relative = await daemon.request("session/new", {"cwd": "relative/dir", "mcpServers": []})
+        assert relative["error"]["code"] == -32602
+        assert "absolute" in relative["error"]["message"]
+
+        load = await daemon.request(
+            "session/load",
+            {"sessionId": "sess_0123abcd", "cwd": str(workspace), "mcpServers": []},
+        )
+        assert load["error"]["code"] == -32002
+        traversal = await daemon.request(
+            "session/load",
+            {"sessionId": "../../etc", "cwd": str(workspace), "mcpServers": []},
+        )
+        assert traversal["error"]["code"] == -32002
+        await _still_alive(daemon)
+
+
+async def test_missing_api_key_names_what_to_set(tmp_path: Path, workspace: Path) -> None:
+    env = offline_env(tmp_path / "home")
+    env["PARLEY_PROVIDER"] = "openai"
+    async with raw_daemon(env) as daemon:
+        await daemon.initialize()
+        answer = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
+        assert answer["error"]["code"] == -32011
+        assert "OPENAI_API_KEY" in answer["error"]["message"]
+        await _still_alive(daemon)
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "expected"),
+    [
+        (401, "application/json", b'{"error": {"message": "Incorrect API key"}}', "OPENAI_API_KEY"),
+        (500, "application/json", b'{"error": {"message": "upstream exploded"}}', "exploded"),
+        (200, "text/event-stream", b"data: {not json at all\n\n", "protocol"),
+    ],
+)
+async def test_provider_failures_end_the_prompt_with_a_clear_error(
+    tmp_path: Path,
+    workspace: Path,
+    status: int,
+    content_type: str,
+    body: bytes,
+    expected: str,
+) -> None:
+    async with ReplayServer() as provider:
+        provider.enqueue(status, content_type, body)
+        provider.enqueue_fixture("openai_chat/text_usage_chunk")
+        async with raw_daemon(replay_env(tmp_path / "home", provider.url)) as daemon:
+            await daemon.initialize()
+            session = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
+            session_id = session["result"]["sessionId"]
+            prompt = {"sessionId": session_id, "prompt": [{"type": "text", "text": "hi"}]}
+            failed = await daemon.request("session/prompt", prompt)
+            assert failed["error"]["code"] == -32010
+            assert expected in failed["error"]["message"]
+            # The same session answers the next prompt from a healthy provider.
+            recovered = await daemon.request("session/prompt", prompt)
+            assert recovered["result"]["stopReason"] == "end_turn"
+    log = (tmp_path / "home" / "sessions" / session_id / "log.jsonl").read_text()
+    kinds = [json.loads(line)["type"] for line in log.splitlines()]
+    assert kinds.count("user") == 2 and kinds.count("turn_end") == 2
+
+
+async def test_closing_stdin_mid_turn_saves_what_was_said_and_exits(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    async with raw_daemon(offline_env(home)) as daemon:
+        await daemon.initialize()
+        session = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
+        session_id = session["result"]["sessionId"]
+        await daemon.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 99,
+                "method": "session/prompt",
+                "params": {
+                    "sessionId": session_id,
+                    "prompt": [{"type": "text", "text": "Tell me a long story"}],
+                },
+            }
+        )
+        streamed = 0
+        while streamed < 20:
+            frame = await daemon.receive()
+            if frame.get("params", {}).get("update", {}).get("sessionUpdate") == (
+                "agent_message_chunk"
+            ):
+                streamed += 1
+        assert daemon.process.stdin is not None
+        daemon.process.stdin.close()
+        code = await asyncio.wait_for(daemon.process.wait(), 10)
+    assert code == 0
+    records = [
+        json.loads(line)
+        for line in (home / "sessions" / session_id / "log.jsonl").read_text().splitlines()
+    ]
+    assistant = [r for r in records if r["type"] == "assistant"]
+    assert assistant and assistant[-1]["interrupted"] is True
+    assert len(assistant[-1]["chunks"]) >= 20
+    assert records[-1] == {**records[-1], "type": "turn_end", "stop_reason": "cancelled"}
