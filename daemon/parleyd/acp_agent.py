@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -44,11 +44,12 @@ from parley_protocol.parley import (
     session_settings_from_meta,
 )
 from parleyd import __version__
-from parleyd.agent import TurnFailed
 from parleyd.config import ConfigError, Settings
-from parleyd.providers.hub import ProviderHub
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
-from parleyd.session.manager import SessionManager
+from parleyd.session.failures import TurnFailed
+
+if TYPE_CHECKING:
+    from parleyd.session.manager import SessionManager
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,24 @@ class AcpAgent:
     def __init__(self, server: RpcServer, settings: Settings, home: Path) -> None:
         self.server = server
         self.protocol = server.protocol
-        self.providers = ProviderHub()
-        self.sessions = SessionManager(home, settings, AcpChannel(self.protocol), self.providers)
+        self.settings = settings
+        self.home = home
         self.client_capabilities: Any = None
+        self._sessions: SessionManager | None = None
         self._register()
+
+    @property
+    def sessions(self) -> SessionManager:
+        # Built, and its modules imported (httpx, the agent loop, the tools),
+        # on first use: `initialize` answers without them, which keeps the
+        # editor's start-up wait at about that of a bare pygls server.
+        if self._sessions is None:
+            from parleyd.providers.hub import ProviderHub
+            from parleyd.session.manager import SessionManager
+
+            channel = AcpChannel(self.protocol)
+            self._sessions = SessionManager(self.home, self.settings, channel, ProviderHub())
+        return self._sessions
 
     def _register(self) -> None:
         server = self.server
@@ -199,5 +214,5 @@ class AcpAgent:
         session.cancel()
 
     async def shutdown(self) -> None:
-        await self.sessions.close_all()
-        await self.providers.aclose()
+        if self._sessions is not None:
+            await self._sessions.close_all()

@@ -40,6 +40,7 @@ from parleyd.providers.messages import (
 )
 from parleyd.session import updates
 from parleyd.session.conversation import Conversation, new_id
+from parleyd.session.failures import TurnFailed
 from parleyd.session.usage import context_size_of, price_of
 from parleyd.store.records import (
     AssistantTurn,
@@ -61,14 +62,6 @@ log = logging.getLogger(__name__)
 # `_PROGRESS_TAIL` characters.
 _PROGRESS_INTERVAL = 0.1
 _PROGRESS_TAIL = 8192
-
-
-class TurnFailed(Exception):
-    """The provider could not produce a response; the prompt answers with an error."""
-
-    def __init__(self, error: StreamError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def system_prompt(cwd: str) -> str:
@@ -286,7 +279,7 @@ class Turn:
             arguments = session.tools.parse_arguments(tool, call.arguments)
             if not await self._permitted(tool, call, arguments):
                 return run.outcome("failed", "The user declined this tool call.")
-            run.ran = True
+            run.start()
             await session.send(updates.tool_call_running(call.id, meta))
 
             async def report_progress(text: str) -> None:
@@ -359,6 +352,11 @@ class _ToolRun:
     started: float = field(default_factory=time.monotonic)
     _output: list[str] = field(default_factory=list)
     _last_report: float = 0.0
+
+    def start(self) -> None:
+        """The tool starts now: its duration leaves out the wait for permission."""
+        self.ran = True
+        self.started = time.monotonic()
 
     def output_so_far(self, text: str) -> str | None:
         """Take a piece of streamed output; return the tail of everything so

@@ -84,6 +84,9 @@ class ParleyProtocol(JsonRPCProtocol):
         # Our own requests to the client, apart from pygls' `_request_futures`
         # (the client's requests): both sides number their ids from 1.
         self._outgoing: dict[RequestId, asyncio.Future[msgspec.Raw]] = {}
+        # Requests we stopped waiting for: the client still answers them (ACP
+        # asks it to), and such a late answer is expected, not a protocol fault.
+        self._abandoned: set[RequestId] = set()
         self._notification_tasks: set[asyncio.Task[None]] = set()
         # Request id -> hook that turns a `$/cancel_request` into a semantic
         # cancel (session/prompt answers `cancelled`, not an error).
@@ -174,7 +177,10 @@ class ParleyProtocol(JsonRPCProtocol):
 
     def _handle_response(self, msg_id: RequestId, result: Any = None, error: Any = None) -> None:
         future = self._outgoing.pop(msg_id, None)
-        if future is None or future.done():
+        if msg_id in self._abandoned:
+            self._abandoned.discard(msg_id)
+            log.debug("late answer to abandoned request %r", msg_id)
+        elif future is None or future.done():
             log.warning("response to unknown request id %r", msg_id)
         elif error is not None:
             future.set_exception(PeerError(error.code, error.message))
@@ -182,6 +188,18 @@ class ParleyProtocol(JsonRPCProtocol):
             future.set_result(result)
 
     # -- outgoing ---------------------------------------------------------
+
+    def _send_handler_result(self, future: Any, *, msg_id: RequestId) -> None:
+        """Answer a finished request. pygls logs every error answer with a
+        traceback; an RpcError is an ordinary answer (unknown session, bad cwd)
+        and only unexpected exceptions deserve one."""
+        self._request_futures.pop(msg_id, None)
+        if not future.cancelled() and isinstance(future.exception(), JsonRpcException):
+            error = future.exception()
+            log.info("request %r answered with error %d: %s", msg_id, error.code, error.message)
+            self._send_response(msg_id, error=error.to_response_error())
+            return
+        super()._send_handler_result(future, msg_id=msg_id)
 
     def _send_response(
         self, msg_id: RequestId, result: Any = None, error: ResponseError | None = None
@@ -223,6 +241,7 @@ class ParleyProtocol(JsonRPCProtocol):
             )
             return await future
         except asyncio.CancelledError:
+            self._abandoned.add(msg_id)
             # Tell the client we stopped waiting (ACP `$/cancel_request` works
             # both ways), so it can dismiss a permission dialog, say.
             self._write(Notification(method="$/cancel_request", params={"requestId": msg_id}))

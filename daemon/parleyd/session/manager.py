@@ -176,6 +176,7 @@ class SessionManager:
             await session.close()
         self.sessions.clear()
         self.index.close()
+        await self.providers.aclose()
 
 
 def _is_session_id(value: str) -> bool:
