@@ -331,11 +331,8 @@ class Turn:
         made so the history stays valid for the next model call."""
         self._record_partial_response()
         for call_id, name in list(self._unfinished_calls.items()):
-            outcome = ToolOutcome(
-                call_id=call_id,
-                name=name,
-                status="cancelled",
-                output="Cancelled by the user before it finished.",
+            outcome = updates.interrupted_outcome(
+                call_id, name, "Cancelled by the user before it finished."
             )
             self._finish_call(outcome)
             await self.session.send(updates.tool_call_finished(outcome, self.conversation.meta))

@@ -102,7 +102,7 @@ async def test_cancel_mid_stream_answers_cancelled_and_keeps_what_was_said(
         prompt = asyncio.ensure_future(
             connection.prompt(session_id=session_id, prompt=[text_block("Tell me a long story")])
         )
-        await asyncio.wait_for(client.first_update.wait(), 10)
+        await asyncio.wait_for(client.wait_for(lambda _: True), 10)
         await asyncio.sleep(0.3)
         await connection.cancel(session_id=session_id)
         response = await asyncio.wait_for(prompt, 5)
@@ -153,3 +153,26 @@ async def test_load_of_an_unknown_session_is_a_clear_error(workspace: Path, home
         assert "no session" in str(error.value)
         # The daemon is still there.
         assert (await connection.list_sessions()).sessions == []
+
+
+async def test_cancel_stops_a_running_shell_command(workspace: Path, home: Path) -> None:
+    client = RecordingClient(permission_answer="allow_once")
+    marker = workspace / "finished"
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _start(connection, workspace)
+        prompt = asyncio.ensure_future(
+            connection.prompt(
+                session_id=session_id,
+                prompt=[text_block(f"Run `sleep 30 && touch {marker}`")],
+            )
+        )
+        running = client.wait_for(lambda u: getattr(u, "status", None) == "in_progress")
+        await asyncio.wait_for(running, 10)
+        await connection.cancel(session_id=session_id)
+        # Far sooner than the command's 30 s: the cancel killed it.
+        response = await asyncio.wait_for(prompt, 10)
+    assert response.stop_reason == "cancelled"
+    last = [u for u in client.updates if u.session_update == "tool_call_update"][-1]
+    assert last.status == "failed"
+    assert "Cancelled" in last.content[0].content.text
+    assert not marker.exists()

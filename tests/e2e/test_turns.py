@@ -193,3 +193,44 @@ async def test_a_client_that_stops_reading_does_not_stall_its_requests(
                 answers[frame["id"]] = frame
         assert answers[90]["result"] == {"stopReason": "cancelled"}
         assert answers[91]["result"]["sessionId"] != session_id
+
+
+async def test_session_settings_reach_the_provider_and_keys_never_reach_disk(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    async with ReplayServer() as provider:
+        env = replay_env(home, provider.url)
+        provider.enqueue_fixture("openai_chat/text_usage_chunk")
+        async with raw_daemon(env) as daemon:
+            await daemon.initialize()
+            refused = await daemon.request(
+                "session/new",
+                {
+                    "cwd": str(workspace),
+                    "mcpServers": [],
+                    "_meta": {"parley": {"apiKey": "sk-over-the-wire"}},
+                },
+            )
+            assert refused["error"]["code"] == -32602
+            assert "apiKey" in refused["error"]["message"]
+            created = await daemon.request(
+                "session/new",
+                {
+                    "cwd": str(workspace),
+                    "mcpServers": [],
+                    "_meta": {"parley": {"model": "gpt-4.1-mini", "maxOutputTokens": 77}},
+                },
+            )
+            session_id = created["result"]["sessionId"]
+            await daemon.request(
+                "session/prompt",
+                {"sessionId": session_id, "prompt": [{"type": "text", "text": "go"}]},
+            )
+        sent = provider.requests[0]
+    assert sent.json["model"] == "gpt-4.1-mini"
+    assert sent.json["max_completion_tokens"] == 77
+    assert sent.headers["authorization"] == f"Bearer {env['OPENAI_API_KEY']}"
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert env["OPENAI_API_KEY"].encode() not in path.read_bytes(), path

@@ -5,7 +5,7 @@ every update, and checks every frame the daemon sends against ACP's schema."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +35,7 @@ class RecordingClient:
     updates: list[Any] = field(default_factory=list)
     permission_requests: list[Any] = field(default_factory=list)
     frames: list[dict[str, Any]] = field(default_factory=list)
-    first_update: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _methods: dict[Any, str] = field(default_factory=dict)
 
     async def request_permission(
@@ -50,7 +50,16 @@ class RecordingClient:
 
     async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
         self.updates.append(update)
-        self.first_update.set()
+        self._changed.set()
+
+    async def wait_for(self, wanted: Callable[[Any], bool]) -> Any:
+        """The first update, so far or to come, for which `wanted` is true."""
+        while True:
+            for update in self.updates:
+                if wanted(update):
+                    return update
+            self._changed.clear()
+            await self._changed.wait()
 
     def kinds(self) -> list[str]:
         return [update.session_update for update in self.updates]

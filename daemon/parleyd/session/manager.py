@@ -12,12 +12,13 @@ from parley_protocol.jsonrpc import ErrorCode
 from parleyd.config import ConfigError, Settings, with_session_overrides
 from parleyd.providers.hub import ProviderHub
 from parleyd.rpc.server import RpcError
+from parleyd.session import updates
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.replay import NotASession, restore
 from parleyd.session.session import ClientChannel, Session
 from parleyd.store.index import SessionIndex
 from parleyd.store.log import SessionLocked, SessionLog
-from parleyd.store.records import ConversationStarted, SessionStarted, ToolOutcome
+from parleyd.store.records import ConversationStarted, SessionStarted
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import builtin_registry
 
@@ -120,11 +121,8 @@ class SessionManager:
             )
         for conversation, call in restored.unanswered:
             # The daemon stopped while these ran: answer them so the history is valid.
-            outcome = ToolOutcome(
-                call_id=call.id,
-                name=call.name,
-                status="cancelled",
-                output="Interrupted: Parley stopped before this tool call finished.",
+            outcome = updates.interrupted_outcome(
+                call.id, call.name, "Interrupted: Parley stopped before this tool call finished."
             )
             log_file.append(outcome, conversation.id)
             conversation.history.append(outcome.message())

@@ -116,6 +116,17 @@ def display_content(result: ToolResult) -> list[dict[str, Any]]:
     return built
 
 
+def interrupted_outcome(call_id: str, name: str, reason: str) -> ToolOutcome:
+    """The result of a call that never finished (cancelled, or the daemon stopped)."""
+    return ToolOutcome(
+        call_id=call_id,
+        name=name,
+        status="cancelled",
+        output=reason,
+        content=display_content(ToolResult(output=reason, is_error=True)),
+    )
+
+
 def tool_call_finished(outcome: ToolOutcome, meta: Meta) -> ToolCallProgress:
     return ToolCallProgress(
         tool_call_id=outcome.call_id,
