@@ -9,7 +9,6 @@ provider fails.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,8 +54,6 @@ from parleyd.tools.base import Tool, ToolContext, ToolError, ToolResult
 
 if TYPE_CHECKING:
     from parleyd.session.session import Session
-
-log = logging.getLogger(__name__)
 
 # Running tools' output reaches the client at most this often, as the last
 # `_PROGRESS_TAIL` characters.
@@ -116,10 +113,10 @@ class Turn:
         try:
             stop_reason = await self._loop()
         except asyncio.CancelledError:
-            await self._record_interruption()
+            await self._record_interruption("Cancelled by the user before it finished.")
             stop_reason = "cancelled"
         except TurnFailed as failure:
-            self._record_partial_response()
+            await self._record_interruption("Not run: the model provider failed mid-response.")
             await session.end_turn("error", failure.error.message)
             raise
         await session.end_turn(stop_reason)
@@ -321,19 +318,23 @@ class Turn:
 
     # -- endings ------------------------------------------------------------
 
-    def _record_partial_response(self) -> None:
-        if self._response is not None and (self._response.chunks or self._response.calls):
-            self._record_response(self._response, interrupted=True)
+    async def _record_interruption(self, reason: str) -> None:
+        """The turn stops early: keep what was said, and answer every tool call
+        the model made so the history stays valid for the next model call."""
+        response = self._response
+        if response is not None:
+            # Calls announced whose arguments never finished streaming: close
+            # them on the client, which would otherwise show them pending forever.
+            finished = {call.id for call in response.calls}
+            for call_id in response.views.keys() - finished:
+                await self.session.send(
+                    updates.tool_call_abandoned(call_id, reason, self.conversation.meta)
+                )
+            if response.chunks or response.calls:
+                self._record_response(response, interrupted=True)
         self._response = None
-
-    async def _record_interruption(self) -> None:
-        """Cancelled: keep what was said, and answer every tool call the model
-        made so the history stays valid for the next model call."""
-        self._record_partial_response()
         for call_id, name in list(self._unfinished_calls.items()):
-            outcome = updates.interrupted_outcome(
-                call_id, name, "Cancelled by the user before it finished."
-            )
+            outcome = updates.interrupted_outcome(call_id, name, reason)
             self._finish_call(outcome)
             await self.session.send(updates.tool_call_finished(outcome, self.conversation.meta))
 

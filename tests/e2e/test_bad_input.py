@@ -193,3 +193,47 @@ async def test_closing_stdin_mid_turn_saves_what_was_said_and_exits(
     assert assistant and assistant[-1]["interrupted"] is True
     assert len(assistant[-1]["chunks"]) >= 20
     assert records[-1] == {**records[-1], "type": "turn_end", "stop_reason": "cancelled"}
+
+
+async def test_a_stream_that_fails_mid_tool_call_closes_the_call(
+    tmp_path: Path, workspace: Path
+) -> None:
+    started = {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_cut",
+                            "type": "function",
+                            "function": {"name": "read_file", "arguments": '{"pa'},
+                        }
+                    ]
+                },
+            }
+        ]
+    }
+    failure = {"error": {"message": "overloaded, try later", "code": "server_error"}}
+    body = b"".join(b"data: %b\n\n" % json.dumps(chunk).encode() for chunk in (started, failure))
+    async with ReplayServer() as provider:
+        provider.enqueue(200, "text/event-stream", body)
+        provider.enqueue_fixture("openai_chat/text_usage_chunk")
+        async with raw_daemon(replay_env(tmp_path / "home", provider.url)) as daemon:
+            await daemon.initialize()
+            session = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
+            prompt = {
+                "sessionId": session["result"]["sessionId"],
+                "prompt": [{"type": "text", "text": "read it"}],
+            }
+            failed = await daemon.request("session/prompt", prompt)
+            assert "overloaded" in failed["error"]["message"]
+            updates = [f["params"]["update"] for f in daemon.frames if f.get("method")]
+            call_updates = [u for u in updates if u.get("toolCallId") == "call_cut"]
+            assert [u.get("status") for u in call_updates] == ["pending", "failed"]
+            recovered = await daemon.request("session/prompt", prompt)
+            assert recovered["result"]["stopReason"] == "end_turn"
+        # The unfinished call is not in the history sent next: it was never complete.
+        second = provider.requests[1].json["messages"]
+        assert [m["role"] for m in second] == ["system", "user", "user"]

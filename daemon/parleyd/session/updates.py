@@ -94,7 +94,21 @@ def tool_call_progress(call_id: str, text: str, meta: Meta) -> ToolCallProgress:
     """Partial output of a running tool (a shell command's lines so far)."""
     return ToolCallProgress(
         tool_call_id=call_id,
-        content=[ContentToolCallContent(content=TextContent(text=text))],
+        content=_text_content(text),
+        meta=meta,
+    )
+
+
+def _text_content(text: str) -> list[ToolCallContent]:
+    return [ContentToolCallContent(content=TextContent(text=text))]
+
+
+def tool_call_abandoned(call_id: str, reason: str, meta: Meta) -> ToolCallProgress:
+    """A call the model never finished asking for: it did not run."""
+    return ToolCallProgress(
+        tool_call_id=call_id,
+        status="failed",
+        content=_text_content(reason),
         meta=meta,
     )
 
