@@ -71,8 +71,8 @@ def data_home() -> Path:
     return Path(override).expanduser() if override else Path(platformdirs.user_data_dir("parley"))
 
 
-def config_file() -> Path:
-    override = os.environ.get("PARLEY_CONFIG")
+def config_file(environ: Mapping[str, str] | None = None) -> Path:
+    override = (os.environ if environ is None else environ).get("PARLEY_CONFIG")
     if override:
         return Path(override).expanduser()
     return Path(platformdirs.user_config_dir("parley")) / "config.toml"
@@ -117,7 +117,9 @@ def _apply(
             continue
         convert = _CONVERTERS[attribute]
         # bool is an int to Python, and containers convert to nonsense strings.
-        if isinstance(value, bool | dict | list):
+        # A fraction for a whole number would be silently truncated by int().
+        fraction = convert is int and isinstance(value, float) and not value.is_integer()
+        if isinstance(value, bool | dict | list) or fraction:
             raise ConfigError(f"{origin}: {key} must be a {convert.__name__}, got {value!r}")
         try:
             changes[attribute] = convert(value)
@@ -137,7 +139,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Defaults <- config file <- environment."""
     environ = os.environ if environ is None else environ
     settings = Settings()
-    path = config_file()
+    path = config_file(environ)
     if path.exists():
         try:
             document = tomllib.loads(path.read_text())

@@ -85,24 +85,19 @@ class FrameReader:
         while True:
             index = self._buffer.find(b"\n", searched)
             if index >= 0:
-                if overflowed:
-                    del self._buffer[: index + 1]
-                    return None, True
-                line = bytes(self._buffer[:index])
+                overflowed = overflowed or index > limit
+                line = None if overflowed else bytes(self._buffer[:index])
                 del self._buffer[: index + 1]
-                return line, False
+                return line, overflowed
             if len(self._buffer) > limit:
+                # Keep nothing of an over-long line but the fact that it was one.
                 overflowed = True
                 self._buffer.clear()
-                searched = 0
-            else:
-                searched = len(self._buffer)
+            searched = len(self._buffer)
             if not await self._fill():
-                if overflowed or not self._buffer:
-                    return None, overflowed
-                line = bytes(self._buffer)
+                line = None if overflowed or not self._buffer else bytes(self._buffer)
                 self._buffer.clear()
-                return line, False
+                return line, overflowed
 
     async def _next_line_frame(self) -> bytes | FramingError | None:
         while True:
@@ -123,8 +118,8 @@ class FrameReader:
                 return None
             if overflowed or line is None:
                 return FramingError("header line too long")
-            header_bytes += len(line)
             text = line.rstrip(b"\r")
+            header_bytes += len(text)
             if not text:
                 if length is None:
                     if header_bytes == 0:

@@ -7,6 +7,7 @@ the same records, so a loaded session shows exactly what was streamed.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import msgspec
@@ -38,6 +39,8 @@ from parleyd.tools.base import ToolResult
 
 Meta = dict[str, Any]
 
+log = logging.getLogger(__name__)
+
 
 def parse_raw_input(arguments: str) -> Any:
     """A tool call's arguments for `rawInput`: parsed JSON, or the text itself
@@ -55,14 +58,24 @@ def chunk_update(
     return chunk_type(content=TextContent(text=text), message_id=message_id, meta=meta)
 
 
+def _stored(value: Any, wire_type: Any, fallback: Any) -> Any:
+    """A stored wire value read back; one that no longer validates (a type
+    changed since it was written) gives `fallback`, never a failed load."""
+    try:
+        return msgspec.convert(value, wire_type)
+    except msgspec.ValidationError as exc:
+        log.warning("a stored %s no longer validates (%s); replaying a fallback", wire_type, exc)
+        return fallback
+
+
 def user_updates(
     content: list[dict[str, Any]], message_id: str, meta: Meta
 ) -> list[UserMessageChunk]:
+    blocks = [_stored(block, ContentBlock, None) for block in content]
     return [
-        UserMessageChunk(
-            content=msgspec.convert(block, ContentBlock), message_id=message_id, meta=meta
-        )
-        for block in content
+        UserMessageChunk(content=block, message_id=message_id, meta=meta)
+        for block in blocks
+        if block is not None
     ]
 
 
@@ -145,7 +158,7 @@ def tool_call_finished(outcome: ToolOutcome, meta: Meta) -> ToolCallProgress:
     return ToolCallProgress(
         tool_call_id=outcome.call_id,
         status="completed" if outcome.status == "completed" else "failed",
-        content=msgspec.convert(outcome.content, list[ToolCallContent]),
+        content=_stored(outcome.content, list[ToolCallContent], _text_content(outcome.output)),
         locations=[ToolCallLocation(path=path) for path in outcome.locations] or None,
         raw_output={"output": outcome.output, "durationMs": outcome.duration_ms},
         meta=meta,

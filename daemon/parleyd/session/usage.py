@@ -6,6 +6,7 @@ same `UsageRecorded` records, so a reloaded session reports the same figures.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from parley_protocol.parley import UsageDetail
@@ -44,9 +45,12 @@ _CONTEXT_SIZES: dict[str, int] = {
 
 
 def _model_key(model: str) -> str:
-    # Dated snapshots (gpt-4o-2024-08-06) and routed names (openai/gpt-4o) share a price.
-    name = model.rsplit("/", 1)[-1]
-    return max((key for key in _PRICES if name.startswith(key)), key=len, default=name)
+    # Dated snapshots (gpt-4o-2024-08-06) and routed names (openai/gpt-4o) share
+    # a price; other names that merely start alike (o3-pro, o3-mini) do not.
+    return _DATED_SNAPSHOT.sub("", model.rsplit("/", 1)[-1])
+
+
+_DATED_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 def price_of(model: str, usage: Usage) -> float | None:

@@ -55,7 +55,8 @@ class SessionIndex:
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        fresh = not self._path.exists()
+        # An empty file is what a crash right after sqlite created it leaves.
+        fresh = not self._path.exists() or self._path.stat().st_size == 0
         try:
             db = self._open_db()
             db.execute("SELECT count(*) FROM sessions").fetchone()

@@ -63,6 +63,7 @@ class SessionLog:
         self._next_seq = next_seq
         self._lock_fd = lock_fd
         self._log_fd = log_fd
+        self._closed = False
 
     @classmethod
     def open(cls, folder: Path) -> tuple[SessionLog, LogContents]:
@@ -104,6 +105,10 @@ class SessionLog:
         return os.fstat(self._log_fd).st_size
 
     def close(self) -> None:
+        # Idempotent: a second close must not hit a descriptor number reused since.
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.suppress(OSError):
             os.fsync(self._log_fd)
         os.close(self._log_fd)

@@ -1,0 +1,290 @@
+"""`restore()` over hand-built logs, and the pricing behind the usage ledger."""
+
+from __future__ import annotations
+
+import pytest
+
+from parley_protocol.acp import (
+    AgentMessageChunk,
+    AgentThoughtChunk,
+    ToolCallProgress,
+    ToolCallStart,
+    UsageUpdate,
+    UserMessageChunk,
+)
+from parley_protocol.parley import PARLEY_META_KEY
+from parleyd.providers.events import Usage
+from parleyd.providers.messages import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
+from parleyd.session.replay import NotASession, restore
+from parleyd.session.usage import UsageLedger, context_size_of, price_of
+from parleyd.store.records import (
+    AnyRecord,
+    AssistantTurn,
+    ConversationStarted,
+    SessionStarted,
+    TitleSet,
+    ToolCallView,
+    ToolOutcome,
+    TurnEnded,
+    UsageRecorded,
+    UserTurn,
+)
+
+ROOT = "conv_root"
+SUB = "conv_sub"
+
+
+def session() -> list[AnyRecord]:
+    return [
+        SessionStarted(session_id="sess_1", cwd="/w", settings={}, conv=ROOT),
+        ConversationStarted(conv=ROOT),
+    ]
+
+
+def user(conv: str, text: str) -> UserTurn:
+    return UserTurn(
+        conv=conv, text=text, content=[{"type": "text", "text": text}], message_id=f"u-{text}"
+    )
+
+
+def assistant(conv: str, text: str, *calls: ToolCall) -> AssistantTurn:
+    return AssistantTurn(
+        conv=conv,
+        message=AssistantMessage(text=text, tool_calls=calls),
+        chunks=[("text", text)],
+        message_id=f"a-{text}",
+        model="gpt-4o",
+    )
+
+
+def outcome(conv: str, call: ToolCall, output: str) -> ToolOutcome:
+    return ToolOutcome(
+        conv=conv, call_id=call.id, name=call.name, status="completed", output=output
+    )
+
+
+def usage(conv: str, tokens: int, cost: float | None = None) -> UsageRecorded:
+    return UsageRecorded(conv=conv, model="gpt-4o", input_tokens=tokens, output_tokens=1, cost=cost)
+
+
+SPAWN = ToolCall(id="call_spawn", name="subagent", arguments='{"task": "look"}')
+READ = ToolCall(id="call_read", name="read_file", arguments='{"path": "a"}')
+
+
+def test_histories_are_rebuilt_per_conversation() -> None:
+    records = [
+        *session(),
+        user(ROOT, "go"),
+        assistant(ROOT, "spawning", SPAWN),
+        ConversationStarted(conv=SUB, parent=ROOT, parent_tool_call=SPAWN.id, depth=1),
+        user(SUB, "look"),
+        assistant(SUB, "found it"),
+        outcome(ROOT, SPAWN, "found it"),
+        assistant(ROOT, "done"),
+        TurnEnded(conv=ROOT, stop_reason="end_turn"),
+        TitleSet(conv=ROOT, title="first"),
+        TitleSet(conv=ROOT, title="second"),
+    ]
+    restored = restore(records)
+
+    assert restored.started is records[0]
+    assert restored.title == "second"
+    assert restored.root is restored.conversations[ROOT]
+    assert set(restored.conversations) == {ROOT, SUB}
+    assert restored.root.history == [
+        UserMessage(text="go"),
+        AssistantMessage(text="spawning", tool_calls=(SPAWN,)),
+        ToolResultMessage(call_id=SPAWN.id, name="subagent", content="found it"),
+        AssistantMessage(text="done"),
+    ]
+    sub = restored.conversations[SUB]
+    assert (sub.parent, sub.parent_tool_call, sub.depth) == (ROOT, SPAWN.id, 1)
+    assert sub.history == [UserMessage(text="look"), AssistantMessage(text="found it")]
+    assert restored.unanswered == []
+
+
+def test_replayed_updates_follow_the_stream_and_name_their_conversation() -> None:
+    thinking = AssistantTurn(
+        conv=ROOT,
+        message=AssistantMessage(text="ok", thinking="hmm", tool_calls=(READ,)),
+        chunks=[("thought", "hmm"), ("text", "ok")],
+        message_id="a-1",
+        model="gpt-4o",
+        tool_views=[ToolCallView(call_id=READ.id, title="Read a", kind="read")],
+    )
+    ran = ToolOutcome(
+        conv=ROOT,
+        call_id=READ.id,
+        name=READ.name,
+        status="completed",
+        output="text",
+        ran=True,
+        progress=["te"],
+    )
+    updates = restore([*session(), user(ROOT, "go"), thinking, ran, usage(ROOT, 5)]).updates
+
+    assert [type(update) for update in updates] == [
+        UserMessageChunk,
+        AgentThoughtChunk,
+        AgentMessageChunk,
+        ToolCallStart,
+        ToolCallProgress,  # final title and raw input
+        ToolCallProgress,  # in_progress
+        ToolCallProgress,  # streamed output
+        ToolCallProgress,  # completed
+        UsageUpdate,
+    ]
+    ready = updates[4]
+    assert isinstance(ready, ToolCallProgress)
+    assert (ready.title, ready.raw_input) == ("Read a", {"path": "a"})
+    metas = [update.meta or {} for update in updates]
+    assert [meta[PARLEY_META_KEY]["conversation"].id for meta in metas] == [ROOT] * len(updates)
+
+
+def test_usage_ledger_resets_the_turn_on_each_root_user_turn() -> None:
+    first_turn: list[AnyRecord] = [
+        user(ROOT, "one"),
+        usage(ROOT, 10, cost=0.5),
+        ConversationStarted(conv=SUB, parent=ROOT, depth=1),
+        # A subagent's task is part of the root turn that spawned it.
+        user(SUB, "sub"),
+        usage(SUB, 20, cost=0.25),
+    ]
+    restored = restore([*session(), *first_turn])
+    assert restored.ledger.turn.input_tokens == 30
+    assert restored.ledger.turn.cost == 0.75
+
+    restored = restore([*session(), *first_turn, user(ROOT, "two"), usage(ROOT, 40)])
+    assert restored.ledger.turn.input_tokens == 40
+    # The second turn's model has no known cost: the turn reports none, and the
+    # session keeps what it had.
+    assert restored.ledger.turn.cost is None
+    assert restored.ledger.session.input_tokens == 70
+    assert restored.ledger.session.output_tokens == 3
+    assert restored.ledger.session.cost == 0.75
+    last = restored.updates[-1]
+    assert isinstance(last, UsageUpdate)
+    assert last.cost is not None and last.cost.amount == 0.75
+
+
+def test_tool_calls_without_a_result_are_reported_unanswered() -> None:
+    records = [
+        *session(),
+        user(ROOT, "go"),
+        assistant(ROOT, "two calls", SPAWN, READ),
+        outcome(ROOT, SPAWN, "ok"),
+    ]
+    restored = restore(records)
+    assert [(conv.id, call) for conv, call in restored.unanswered] == [(ROOT, READ)]
+
+
+@pytest.mark.parametrize(
+    "records",
+    [[], [ConversationStarted(conv=ROOT), user(ROOT, "hi")]],
+    ids=["empty", "no-session-record"],
+)
+def test_a_log_without_a_session_record_is_not_a_session(records: list[AnyRecord]) -> None:
+    with pytest.raises(NotASession):
+        restore(records)
+
+
+def test_records_of_an_unknown_conversation_do_not_crash() -> None:
+    ghost = "conv_ghost"  # its conversation record was a malformed line
+    records = [
+        *session(),
+        user(ghost, "boo"),
+        assistant(ghost, "calling", READ),
+        outcome(ghost, ToolCall(id="call_unknown", name="x", arguments=""), "?"),
+        usage(ghost, 3),
+    ]
+    restored = restore(records)
+    assert restored.conversations[ghost].history[0] == UserMessage(text="boo")
+    assert restored.conversations[ghost].depth == 0
+    assert [call for _, call in restored.unanswered] == [READ]
+
+
+def test_a_root_without_its_conversation_record_is_created() -> None:
+    restored = restore([SessionStarted(session_id="s", cwd="/", settings={}, conv=ROOT)])
+    assert restored.root.id == ROOT
+    assert restored.conversations == {ROOT: restored.root}
+    assert restored.root.history == []
+
+
+def test_ledger_add_reports_turn_and_session_detail() -> None:
+    ledger = UsageLedger.empty()
+    ledger.add(usage(ROOT, 10, cost=0.1))
+    ledger.start_turn()
+    detail = ledger.add(usage(SUB, 5, cost=0.2))
+    assert (detail.turn.input_tokens, detail.session.input_tokens) == (5, 15)
+    assert detail.session.cost == pytest.approx(0.3)
+    assert detail.session.currency == "USD"
+    assert detail.conversation == SUB
+
+
+MILLION = 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gpt-4o", 2.50 + 10.00),
+        ("gpt-4o-2024-08-06", 2.50 + 10.00),
+        ("gpt-4o-mini", 0.15 + 0.60),
+        ("openai/gpt-4o-mini", 0.15 + 0.60),
+        ("gpt-4.1-mini-2025-04-14", 0.40 + 1.60),
+        ("parley-scripted", 0.0),
+    ],
+)
+def test_price_of_known_models(model: str, expected: float) -> None:
+    price = price_of(model, Usage(input_tokens=MILLION, output_tokens=MILLION))
+    assert price == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("model", ["llama3.2", "claude-sonnet-4", "", "openai/"])
+def test_price_of_unknown_model_is_none(model: str) -> None:
+    assert price_of(model, Usage(input_tokens=MILLION)) is None
+
+
+@pytest.mark.parametrize("model", ["o3-mini", "o3-pro"])
+def test_price_of_a_different_model_sharing_a_prefix_is_none(model: str) -> None:
+    assert price_of(model, Usage(input_tokens=MILLION, output_tokens=MILLION)) is None
+
+
+def test_cached_tokens_are_priced_at_the_cached_rate() -> None:
+    # gpt-4o: 2.50 per million uncached input, 1.25 cached, 10.00 output.
+    price = price_of(
+        "gpt-4o", Usage(input_tokens=MILLION, cached_input_tokens=400_000, output_tokens=0)
+    )
+    assert price == pytest.approx(0.6 * 2.50 + 0.4 * 1.25)
+    # A provider reporting more cached than input tokens never yields a negative part.
+    over = price_of("gpt-4o", Usage(input_tokens=100, cached_input_tokens=200))
+    assert over == pytest.approx(200 * 1.25 / MILLION)
+
+
+def test_context_size_prefers_configuration_then_the_model_then_the_default() -> None:
+    assert context_size_of("gpt-4o", 5000, 1) == 5000
+    assert context_size_of("openai/gpt-4o-2024-08-06", None, 1) == 128_000
+    assert context_size_of("llama3.2", None, 4096) == 4096
+
+
+def test_stored_content_that_no_longer_validates_does_not_fail_the_load() -> None:
+    call = ToolCall(id="c1", name="read_file", arguments="{}")
+    broken_user = UserTurn(
+        conv=ROOT,
+        text="hi",
+        content=[{"type": "hologram"}, {"type": "text", "text": "hi"}],
+        message_id="u1",
+    )
+    broken_outcome = ToolOutcome(
+        conv=ROOT,
+        call_id="c1",
+        name="read_file",
+        status="completed",
+        output="the file",
+        content=[{"type": "smell"}],
+    )
+    restored = restore([*session(), broken_user, assistant(ROOT, "reading", call), broken_outcome])
+    users = [u for u in restored.updates if isinstance(u, UserMessageChunk)]
+    assert [u.content.text for u in users] == ["hi"]  # type: ignore[union-attr]
+    finished = [u for u in restored.updates if isinstance(u, ToolCallProgress) and u.status]
+    assert finished[-1].content[0].content.text == "the file"  # type: ignore[index,union-attr]
