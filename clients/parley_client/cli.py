@@ -220,4 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ParleyError, CliError) as exc:
         print(f"parley: {exc}", file=sys.stderr)
         code = EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`parley show ID | head`): nothing more to say,
+        # and nothing must be flushed into the closed pipe at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
     sys.exit(code)

@@ -213,6 +213,12 @@ class AcpAgent:
             return
         session.cancel()
 
+    def cancel_turns(self) -> None:
+        """Stop every running turn: each records what it has and answers `cancelled`."""
+        if self._sessions is not None:
+            for session in self._sessions.sessions.values():
+                session.cancel()
+
     async def shutdown(self) -> None:
         if self._sessions is not None:
             await self._sessions.close_all()

@@ -55,6 +55,10 @@ async def serve_connection(
     writer = FrameWriter(sink)
     try:
         await server.serve(FrameReader(reader, MAX_FRAME_BYTES), writer)
+        # The client closed its end. Turns stop (keeping what they said), and
+        # every request already received still gets its answer.
+        agent.cancel_turns()
+        await server.finish_requests()
     finally:
         await agent.shutdown()
         writer.close()
@@ -77,7 +81,8 @@ async def _serve_tcp(address: str, settings: Settings, home: Path) -> None:
     server = await asyncio.start_server(connection, parts.hostname, parts.port)
     bound = server.sockets[0].getsockname()
     # Written to stderr so scripts can find the port when they asked for port 0.
-    print(f"parleyd listening on tcp://{bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"parleyd listening on tcp://{bound[0]}:{bound[1]}\n")
+    sys.stderr.flush()
     async with server:
         await server.serve_forever()
 
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"parleyd: {exc}", file=sys.stderr)
+        sys.stderr.write(f"parleyd: {exc}\n")
         raise SystemExit(2) from None
     home = data_home()
     home.mkdir(mode=0o700, parents=True, exist_ok=True)

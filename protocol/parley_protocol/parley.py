@@ -82,11 +82,15 @@ class ParleyCapabilities(ParleyStruct):
     features: list[str] = msgspec.field(default_factory=list)
 
 
-class SessionSettings(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class SessionSettings(
+    msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, forbid_unknown_fields=True
+):
     """Per-session provider settings a client may pass at `session/new` `_meta.parley`.
 
     There is deliberately no API key field: keys come from the environment or
     Parley's config, never over the wire (see `session_settings_from_meta`).
+    Unknown keys are refused rather than ignored: a misspelt setting that
+    silently does nothing is worse than an error naming it.
     """
 
     provider: str | None = None

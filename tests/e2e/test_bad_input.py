@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import offline_env, replay_env
+from tests.support.daemon import PARLEYD, offline_env, replay_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 from tests.support.replay_server import ReplayServer
 
@@ -237,3 +238,39 @@ async def test_a_stream_that_fails_mid_tool_call_closes_the_call(
         # The unfinished call is not in the history sent next: it was never complete.
         second = provider.requests[1].json["messages"]
         assert [m["role"] for m in second] == ["system", "user", "user"]
+
+
+def test_requests_piped_in_before_stdin_closes_are_all_answered(
+    tmp_path: Path, workspace: Path
+) -> None:
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}},
+        {"jsonrpc": "2.0", "id": 2, "method": "session/new", "params": {"cwd": str(workspace)}},
+        {"jsonrpc": "2.0", "id": 3, "method": "session/list", "params": {}},
+    ]
+    run = subprocess.run(
+        PARLEYD,
+        input="".join(json.dumps(r) + "\n" for r in requests),
+        env=offline_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    answers = {frame["id"]: frame for frame in map(json.loads, run.stdout.splitlines())}
+    assert sorted(answers) == [1, 2, 3]
+    assert all("result" in answer for answer in answers.values()), answers
+
+
+async def test_unknown_session_settings_are_refused_by_name(
+    tmp_path: Path, workspace: Path
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        await daemon.initialize()
+        answer = await daemon.request(
+            "session/new",
+            {"cwd": str(workspace), "_meta": {"parley": {"temperature": 0.2}}},
+        )
+        assert answer["error"]["code"] == -32602
+        assert "temperature" in answer["error"]["message"]

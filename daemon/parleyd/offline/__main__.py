@@ -17,11 +17,12 @@ from parleyd.offline.script import MODEL_ID
 
 async def _serve(port: int, pace: float) -> None:
     async with ScriptedModelServer(port=port, pace=pace) as server:
-        print(server.base_url, flush=True)
-        print(
-            f"Parley's scripted offline model ({MODEL_ID}), not a real LLM; Ctrl-C stops it.",
-            file=sys.stderr,
-            flush=True,
+        # This tool's stdout is for scripts that want the URL (it is not a
+        # protocol stream); the label goes to stderr.
+        sys.stdout.write(f"{server.base_url}\n")
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"Parley's scripted offline model ({MODEL_ID}), not a real LLM; Ctrl-C stops it.\n"
         )
         await asyncio.Event().wait()
 

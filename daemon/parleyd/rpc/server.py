@@ -44,6 +44,9 @@ P = TypeVar("P")
 RequestHandler = Callable[[P], Awaitable[Any]]
 NotificationHandler = Callable[[P], Awaitable[None]]
 
+# How long requests still running when the client closes its end may take.
+_FINISH_SECONDS = 10.0
+
 _encoder = msgspec.json.Encoder()
 _incoming_decoder = msgspec.json.Decoder(Incoming)
 
@@ -301,6 +304,13 @@ class RpcServer(JsonRPCServer):
                 writer.framing = reader.framing
             self.protocol.receive(frame)
         self.protocol.fail_pending_requests("the client closed the connection")
+
+    async def finish_requests(self) -> None:
+        """Let the requests already received be answered: a script may pipe its
+        requests in and close stdin before the answers are written."""
+        running = [task for task in self.protocol._request_futures.values() if not task.done()]
+        if running:
+            await asyncio.wait(running, timeout=_FINISH_SECONDS)  # type: ignore[arg-type]
 
 
 def _no_converter() -> Any:
