@@ -30,11 +30,17 @@ class AcpProtocol(JsonRPCProtocol):
         super().__init__(server, converter)
         self.sent_methods: dict[Any, str] = {}
         self.frames: list[dict[str, Any]] = []
+        # Kept, not raised: an exception here would stop pygls' reader and
+        # leave the test waiting forever instead of failing.
+        self.violations: list[str] = []
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         if "jsonrpc" in data:  # the whole frame; nested objects arrive first, raw
             request_method = None if "method" in data else self.sent_methods.pop(data["id"], None)
-            conformance().check_agent_frame(data, request_method)
+            try:
+                conformance().check_agent_frame(data, request_method)
+            except (AssertionError, OSError) as violation:
+                self.violations.append(str(violation))
             # Copied: pygls' structuring rewrites nested params in place.
             self.frames.append(copy.deepcopy(data))
         return super().structure_message(data)
@@ -71,7 +77,7 @@ class AcpTestClient(JsonRPCClient):
         ]
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
-        return await self.protocol.send_request_async(method, params)
+        return await asyncio.wait_for(self.protocol.send_request_async(method, params), 30)
 
 
 # pytest-lsp fixes the server's environment when the fixture is declared, so the
@@ -97,6 +103,8 @@ async def client(lsp_client: AcpTestClient) -> Any:
     # The daemon exits when its stdin closes; pytest-lsp then reaps it.
     assert lsp_client._server is not None and lsp_client._server.stdin is not None
     lsp_client._server.stdin.close()
+    protocol: AcpProtocol = lsp_client.protocol  # type: ignore[assignment]
+    assert protocol.violations == []
 
 
 async def test_core_flow_over_content_length(client: AcpTestClient, workspace: Path) -> None:
