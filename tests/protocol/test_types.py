@@ -821,7 +821,6 @@ def test_session_settings_from_meta() -> None:
                 "baseUrl": "http://127.0.0.1:1/v1",
                 "maxOutputTokens": 1000,
                 "contextSize": 8000,
-                "futureKnob": True,
             },
         }
     )
@@ -845,6 +844,7 @@ def test_session_settings_from_meta() -> None:
         ({"parley": "gpt"}, r"Expected `object`, got `str` - at `_meta\.parley`"),
         ({"parley": {"apiKey": "sk-x"}}, r"`_meta\.parley\.apiKey` is not accepted"),
         ({"parley": {"api_key": "sk-x"}}, r"not accepted"),
+        ({"parley": {"temperature": 0.2}}, r"unknown field `temperature` - at `_meta\.parley`"),
     ],
 )
 def test_session_settings_errors_are_clear(meta: dict[str, Any], message: str) -> None:
