@@ -25,7 +25,7 @@ import msgspec
 from parley_client.errors import DISCONNECTED, ParleyError
 from parley_client.launch import DaemonProcess, Endpoint, StderrTarget, TcpEndpoint
 from parley_client.permissions import PermissionHandler, deny_all
-from parley_client.rpc import JsonRpcPeer
+from parley_client.rpc import FrameObserver, JsonRpcPeer
 from parley_protocol import PROTOCOL_VERSION
 from parley_protocol.acp import (
     INITIALIZE,
@@ -144,11 +144,13 @@ class ParleyClient:
         cwd: Path | None = None,
         permission_handler: PermissionHandler = deny_all,
         endpoint: Endpoint | None = None,
+        frame_observer: FrameObserver | None = None,
     ) -> None:
         self.endpoint: Endpoint = endpoint or DaemonProcess(
             command, env=env, stderr=stderr, cwd=cwd
         )
         self.permission_handler = permission_handler
+        self.frame_observer = frame_observer
         self._peer: JsonRpcPeer | None = None
         self._subscribers: set[Updates] = set()
         # Permission handler calls in progress, per session: a session/cancel answers them.
@@ -156,9 +158,18 @@ class ParleyClient:
 
     @classmethod
     def connect_tcp(
-        cls, host: str, port: int, *, permission_handler: PermissionHandler = deny_all
+        cls,
+        host: str,
+        port: int,
+        *,
+        permission_handler: PermissionHandler = deny_all,
+        frame_observer: FrameObserver | None = None,
     ) -> ParleyClient:
-        return cls(endpoint=TcpEndpoint(host, port), permission_handler=permission_handler)
+        return cls(
+            endpoint=TcpEndpoint(host, port),
+            permission_handler=permission_handler,
+            frame_observer=frame_observer,
+        )
 
     async def __aenter__(self) -> ParleyClient:
         try:
@@ -172,6 +183,7 @@ class ParleyClient:
             on_notification=self._notified,
             on_close=self._connection_lost,
             describe_end=self.endpoint.describe_end,
+            on_frame=self.frame_observer,
         )
         return self
 

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -37,6 +37,8 @@ RequestHandler = Callable[[str, msgspec.Raw], Awaitable[Any]]
 ParleyError sends that error; the method-not-found case is the handler's to raise."""
 NotificationHandler = Callable[[str, msgspec.Raw], None]
 CloseHandler = Callable[[ParleyError], None]
+FrameObserver = Callable[[Literal["sent", "received"], bytes], None]
+"""Sees every frame as raw JSON (no newline), for tracing or protocol checks."""
 
 _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder(Incoming)
@@ -52,8 +54,10 @@ class JsonRpcPeer:
         on_notification: NotificationHandler,
         on_close: CloseHandler,
         describe_end: Callable[[], Awaitable[str]],
+        on_frame: FrameObserver | None = None,
     ) -> None:
         self._reader = reader
+        self._on_frame = on_frame
         self._writer = writer
         self._on_request = on_request
         self._on_notification = on_notification
@@ -99,7 +103,10 @@ class JsonRpcPeer:
 
     def _write(self, message: Request | Notification | Response | ErrorResponse) -> None:
         if not self._writer.is_closing():
-            self._writer.write(_encoder.encode(message) + b"\n")
+            frame = _encoder.encode(message)
+            if self._on_frame is not None:
+                self._on_frame("sent", frame)
+            self._writer.write(frame + b"\n")
 
     # -- reading ---------------------------------------------------------------
 
@@ -121,6 +128,8 @@ class JsonRpcPeer:
             self._on_close(self._end)
 
     def _receive(self, line: bytes) -> None:
+        if self._on_frame is not None:
+            self._on_frame("received", line.strip())
         try:
             message = _decoder.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -1,4 +1,5 @@
-"""ParleyClient against the real daemon (scripted offline model), end to end."""
+"""ParleyClient against the real daemon (scripted offline model), end to end.
+Every frame the daemon sends is checked against ACP's schema on the way in."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from parley_protocol.acp import (
     SessionNotification,
 )
 from parley_protocol.jsonrpc import ErrorCode
+from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import offline_env
 
 README = "# Harbour\n\nA small sample project.\n"
@@ -45,9 +47,16 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 async def client(env: dict[str, str]) -> AsyncIterator[ParleyClient]:
-    async with ParleyClient(env=env, stderr="capture", permission_handler=allow_all) as client:
+    checker = FrameChecker()
+    async with ParleyClient(
+        frame_observer=checker.observe,
+        env=env,
+        stderr="capture",
+        permission_handler=allow_all,
+    ) as client:
         await client.initialize()
         yield client
+    assert checker.checked > 0  # the observer saw the daemon's frames
 
 
 async def run_turn(client: ParleyClient, session_id: str, text: str) -> tuple[str, Transcript]:
@@ -60,7 +69,7 @@ async def run_turn(client: ParleyClient, session_id: str, text: str) -> tuple[st
 
 
 async def test_initialize_describes_the_agent(env: dict[str, str]) -> None:
-    async with ParleyClient(env=env) as client:
+    async with ParleyClient(frame_observer=FrameChecker().observe, env=env) as client:
         answer = await client.initialize()
     assert answer.protocol_version == 1
     assert answer.agent_info is not None and answer.agent_info.name == "parley"
@@ -109,7 +118,9 @@ async def test_permission_answer_decides_the_write(
         asked.append(request)
         return await handler(request)
 
-    async with ParleyClient(env=env, permission_handler=recording) as client:
+    async with ParleyClient(
+        frame_observer=FrameChecker().observe, env=env, permission_handler=recording
+    ) as client:
         await client.initialize()
         session_id = await client.new_session(workspace)
         stop, transcript = await run_turn(client, session_id, WRITE_NOTE)
@@ -157,7 +168,9 @@ async def test_cancel_request_from_the_daemon_stops_the_permission_handler(
             stopped.set()
         return None
 
-    async with ParleyClient(env=env, permission_handler=never_answers) as client:
+    async with ParleyClient(
+        frame_observer=FrameChecker().observe, env=env, permission_handler=never_answers
+    ) as client:
         await client.initialize()
         session_id = await client.new_session(workspace)
         turn = asyncio.ensure_future(client.prompt(session_id, WRITE_NOTE))
@@ -174,7 +187,9 @@ async def test_list_and_load_after_restart_replay_what_streamed(
     env: dict[str, str], workspace: Path
 ) -> None:
     live = Transcript()
-    async with ParleyClient(env=env, permission_handler=allow_all) as client:
+    async with ParleyClient(
+        frame_observer=FrameChecker().observe, env=env, permission_handler=allow_all
+    ) as client:
         await client.initialize()
         session_id = await client.new_session(workspace)
         for text in ("Summarize README.md", WRITE_NOTE):
@@ -182,7 +197,7 @@ async def test_list_and_load_after_restart_replay_what_streamed(
             await client.run_with_updates(client.prompt(session_id, text), live.apply, session_id)
 
     replayed = Transcript()
-    async with ParleyClient(env=env) as client:
+    async with ParleyClient(frame_observer=FrameChecker().observe, env=env) as client:
         await client.initialize()
         sessions = await client.all_sessions(workspace)
         assert [(s.session_id, s.cwd) for s in sessions] == [(session_id, str(workspace))]
@@ -213,7 +228,7 @@ async def test_daemon_exit_fails_pending_calls_and_ends_updates(
     env: dict[str, str], workspace: Path
 ) -> None:
     daemon = DaemonProcess(env=env, stderr="capture")
-    async with ParleyClient(endpoint=daemon) as client:
+    async with ParleyClient(endpoint=daemon, frame_observer=FrameChecker().observe) as client:
         await client.initialize()
         session_id = await client.new_session(workspace)
         updates = client.updates(session_id)
@@ -247,7 +262,9 @@ async def test_connect_tcp(env: dict[str, str], workspace: Path) -> None:
         line = (await asyncio.wait_for(daemon.stderr.readline(), 10)).decode()
         address = re.search(r"tcp://([\d.]+):(\d+)", line)
         assert address, line
-        async with ParleyClient.connect_tcp(address.group(1), int(address.group(2))) as client:
+        async with ParleyClient.connect_tcp(
+            address.group(1), int(address.group(2)), frame_observer=FrameChecker().observe
+        ) as client:
             await client.initialize()
             session_id = await client.new_session(workspace)
             assert [s.session_id for s in await client.all_sessions()] == [session_id]

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from pygls.client import JsonRPCClient
 from pygls.protocol import JsonRPCProtocol, default_converter
 from pytest_lsp import ClientServerConfig
 
-from tests.support.acp_client import conformance
+from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import offline_env
 
 
@@ -28,7 +29,7 @@ class AcpProtocol(JsonRPCProtocol):
 
     def __init__(self, server: Any, converter: Any) -> None:
         super().__init__(server, converter)
-        self.sent_methods: dict[Any, str] = {}
+        self.checker = FrameChecker()
         self.frames: list[dict[str, Any]] = []
         # Kept, not raised: an exception here would stop pygls' reader and
         # leave the test waiting forever instead of failing.
@@ -36,9 +37,8 @@ class AcpProtocol(JsonRPCProtocol):
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         if "jsonrpc" in data:  # the whole frame; nested objects arrive first, raw
-            request_method = None if "method" in data else self.sent_methods.pop(data["id"], None)
             try:
-                conformance().check_agent_frame(data, request_method)
+                self.checker.received(data)
             except (AssertionError, OSError) as violation:
                 self.violations.append(str(violation))
             # Copied: pygls' structuring rewrites nested params in place.
@@ -46,11 +46,9 @@ class AcpProtocol(JsonRPCProtocol):
         return super().structure_message(data)
 
     def send_request(self, method: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-        future = super().send_request(method, params, *args, **kwargs)
-        # pygls numbers requests with uuids; remember which method each one was.
-        for msg_id in self._request_futures:
-            self.sent_methods.setdefault(msg_id, method)
-        return future
+        msg_id = kwargs.pop("msg_id", None) or str(uuid.uuid4())
+        self.checker.sent({"id": msg_id, "method": method})
+        return super().send_request(method, params, *args, msg_id=msg_id, **kwargs)
 
 
 class AcpTestClient(JsonRPCClient):

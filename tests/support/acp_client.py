@@ -14,17 +14,8 @@ import acp
 from acp.connection import StreamDirection, StreamEvent
 from acp.schema import AllowedOutcome, DeniedOutcome, RequestPermissionResponse
 
-from tests.support.acp_conformance import AcpConformance
+from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import PARLEYD
-
-_conformance: AcpConformance | None = None
-
-
-def conformance() -> AcpConformance:
-    global _conformance  # noqa: PLW0603 - loading the 250 KB schema once per run
-    if _conformance is None:
-        _conformance = AcpConformance.load()
-    return _conformance
 
 
 @dataclass
@@ -36,7 +27,7 @@ class RecordingClient:
     permission_requests: list[Any] = field(default_factory=list)
     frames: list[dict[str, Any]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _methods: dict[Any, str] = field(default_factory=dict)
+    checker: FrameChecker = field(default_factory=FrameChecker)
 
     async def request_permission(
         self, session_id: str, tool_call: Any, options: list[Any], **_: Any
@@ -69,14 +60,11 @@ class RecordingClient:
 
     def observe(self, event: StreamEvent) -> None:
         """Every frame the daemon sends is validated against the ACP schema."""
-        message = event.message
         if event.direction is StreamDirection.OUTGOING:
-            if "method" in message and "id" in message:
-                self._methods[message["id"]] = message["method"]
-            return
-        self.frames.append(message)
-        request_method = None if "method" in message else self._methods.get(message.get("id"))
-        conformance().check_agent_frame(message, request_method)
+            self.checker.sent(event.message)
+        else:
+            self.frames.append(event.message)
+            self.checker.received(event.message)
 
 
 @asynccontextmanager

@@ -213,3 +213,31 @@ class AcpConformance:
             error = best_match(self.validator("RequestId").iter_errors(value))
             if error is not None:
                 problems.append(f'"id": {error.message}')
+
+
+class FrameChecker:
+    """One client connection's view of the wire: it remembers the method of
+    each request the client sent, so each answer the daemon sends can be
+    checked against that method's response schema, and checks every frame the
+    daemon sends on arrival."""
+
+    def __init__(self) -> None:
+        self._methods: dict[Any, str] = {}
+        self.checked = 0
+
+    def sent(self, frame: Mapping[str, Any]) -> None:
+        if "method" in frame and "id" in frame:
+            self._methods[frame["id"]] = frame["method"]
+
+    def received(self, frame: dict[str, Any]) -> None:
+        request_method = None if "method" in frame else self._methods.pop(frame.get("id"), None)
+        AcpConformance.load().check_agent_frame(frame, request_method)
+        self.checked += 1
+
+    def observe(self, direction: str, frame: bytes) -> None:
+        """A `parley_client` frame observer: raw frames in both directions."""
+        message = json.loads(frame)
+        if direction == "sent":
+            self.sent(message)
+        else:
+            self.received(message)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from tests.support.acp_client import conformance
+from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import PARLEYD
 
 # Long enough for any answer on a loaded CI machine; a hang fails instead of blocking.
@@ -21,7 +21,7 @@ class RawDaemon:
     def __init__(self, process: asyncio.subprocess.Process, framing: str) -> None:
         self.process = process
         self.framing = framing
-        self._methods: dict[Any, str] = {}
+        self.checker = FrameChecker()
         self._ids = 1000
         self.frames: list[dict[str, Any]] = []
 
@@ -36,8 +36,7 @@ class RawDaemon:
         return body + b"\n"
 
     async def send(self, message: dict[str, Any]) -> None:
-        if "method" in message and "id" in message:
-            self._methods[message["id"]] = message["method"]
+        self.checker.sent(message)
         await self.send_bytes(self.frame(json.dumps(message).encode()))
 
     async def request(self, method: str, params: Any = None) -> dict[str, Any]:
@@ -56,8 +55,7 @@ class RawDaemon:
         body = await asyncio.wait_for(self._read_body(), _RECEIVE_TIMEOUT)
         frame: dict[str, Any] = json.loads(body)
         self.frames.append(frame)
-        request_method = None if "method" in frame else self._methods.get(frame.get("id"))
-        conformance().check_agent_frame(frame, request_method)
+        self.checker.received(frame)
         return frame
 
     async def _read_body(self) -> bytes:
