@@ -70,8 +70,7 @@ class FrameReader:
             stripped = self._buffer.lstrip()
             if stripped:
                 del self._buffer[: len(self._buffer) - len(stripped)]
-                first = stripped[:1]
-                self.framing = Framing.NDJSON if first in (b"{", b"[") else Framing.CONTENT_LENGTH
+                self.framing = Framing.NDJSON if stripped[0] in b"{[" else Framing.CONTENT_LENGTH
                 return True
             self._buffer.clear()
             if not await self._fill():

@@ -308,9 +308,14 @@ class RpcServer(JsonRPCServer):
     async def finish_requests(self) -> None:
         """Let the requests already received be answered: a script may pipe its
         requests in and close stdin before the answers are written."""
-        running = [task for task in self.protocol._request_futures.values() if not task.done()]
+        # pygls types these as concurrent futures; for coroutine handlers,
+        # the only kind registered here, they are asyncio tasks.
+        futures: list[Any] = list(self.protocol._request_futures.values())
+        running: list[asyncio.Future[Any]] = [
+            task for task in futures if isinstance(task, asyncio.Future) and not task.done()
+        ]
         if running:
-            await asyncio.wait(running, timeout=_FINISH_SECONDS)  # type: ignore[arg-type]
+            await asyncio.wait(running, timeout=_FINISH_SECONDS)
 
 
 def _no_converter() -> Any:

@@ -141,7 +141,8 @@ class SessionIndex:
         self, cwd: str | None, after: tuple[float, str] | None, limit: int
     ) -> list[SessionRow]:
         """Newest first; `after` is the (updated_at, session_id) of the last row seen."""
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         if cwd is not None:
             clauses.append("cwd = ?")
             args.append(cwd)
