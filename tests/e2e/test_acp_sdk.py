@@ -176,3 +176,16 @@ async def test_cancel_stops_a_running_shell_command(workspace: Path, home: Path)
     assert last.status == "failed"
     assert "Cancelled" in last.content[0].content.text
     assert not marker.exists()
+
+
+async def test_allow_always_is_asked_once_per_tool(workspace: Path, home: Path) -> None:
+    client = RecordingClient(permission_answer="allow_always")
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _start(connection, workspace)
+        for note in ("first", "second"):
+            response = await connection.prompt(
+                session_id=session_id, prompt=[text_block(f'Write a note saying "{note}"')]
+            )
+            assert response.stop_reason == "end_turn"
+    assert len(client.permission_requests) == 1
+    assert "second" in (workspace / "NOTES.md").read_text()

@@ -274,3 +274,30 @@ async def test_unknown_session_settings_are_refused_by_name(
         )
         assert answer["error"]["code"] == -32602
         assert "temperature" in answer["error"]["message"]
+
+
+async def test_a_newer_protocol_version_is_answered_with_the_one_parley_speaks(
+    tmp_path: Path,
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        answer = await daemon.request("initialize", {"protocolVersion": 7})
+        assert answer["result"]["protocolVersion"] == 1
+
+
+async def test_an_unreachable_provider_names_what_to_set(tmp_path: Path, workspace: Path) -> None:
+    # Port 9 (discard) on loopback: nothing listens there.
+    env = replay_env(tmp_path / "home", "http://127.0.0.1:9")
+    async with raw_daemon(env) as daemon:
+        await daemon.initialize()
+        session = await daemon.request("session/new", {"cwd": str(workspace)})
+        answer = await daemon.request(
+            "session/prompt",
+            {
+                "sessionId": session["result"]["sessionId"],
+                "prompt": [{"type": "text", "text": "hello"}],
+            },
+        )
+        assert answer["error"]["code"] == -32010
+        assert "OPENAI_BASE_URL" in answer["error"]["message"]
+        assert answer["error"]["data"]["kind"] == "network"
+        await _still_alive(daemon)
