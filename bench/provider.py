@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import httpx
 import msgspec
 
-from parleyd.offline.http import HttpRequest, HttpResponder, LoopbackHttpServer
+from parleyd.offline.http import HttpRequest, HttpResponder, LoopbackService
 
 DELTA_TEXT = "tok "
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -79,31 +77,19 @@ class DeltaClock:
             self.received_ns.extend([now_ns] * missing)
 
 
-class BenchProvider:
+class BenchProvider(LoopbackService):
     """`async with BenchProvider() as provider:` set `provider.plan`, then POST
     `{provider.base_url}/chat/completions`; `provider.sent_ns` holds the last
     stream's send time of each content chunk."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.plan = Plan(deltas=1)
         self.sent_ns: list[int] = []
-        self._http = LoopbackHttpServer(self._handle)
 
     @property
     def base_url(self) -> str:
-        return f"{self._http.url}/v1"
-
-    async def __aenter__(self) -> Self:
-        await self._http.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._http.close()
+        return f"{self.url}/v1"
 
     async def _handle(self, request: HttpRequest, responder: HttpResponder) -> None:
         if not request.path.endswith("/chat/completions"):

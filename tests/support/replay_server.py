@@ -20,12 +20,11 @@ import asyncio
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import msgspec
 
-from parleyd.offline.http import HttpRequest, HttpResponder, LoopbackHttpServer
+from parleyd.offline.http import HttpRequest, HttpResponder, LoopbackService
 from tests.support.fixtures import FixtureCase, load_case
 
 
@@ -52,17 +51,13 @@ class CannedResponse:
             yield self.body[start : start + size]
 
 
-class ReplayServer:
+class ReplayServer(LoopbackService):
     """An async context manager; `url` is `http://127.0.0.1:PORT` once entered."""
 
     def __init__(self) -> None:
-        self._http = LoopbackHttpServer(self._handle)
+        super().__init__()
         self._queue: deque[CannedResponse] = deque()
         self.requests: list[RecordedRequest] = []
-
-    @property
-    def url(self) -> str:
-        return self._http.url
 
     @property
     def pending(self) -> int:
@@ -99,18 +94,6 @@ class ReplayServer:
             delay=delay,
         )
         return fixture
-
-    async def __aenter__(self) -> Self:
-        await self._http.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._http.close()
 
     async def _handle(self, request: HttpRequest, responder: HttpResponder) -> None:
         self.requests.append(_record(request))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -204,3 +205,37 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+class LoopbackService(ABC):
+    """A service with a loopback HTTP server of its own: `async with` starts and
+    stops it; subclasses answer every request in `_handle`."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._http = LoopbackHttpServer(self._handle, port=port)
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT` once started."""
+        return self._http.url
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def _handle(self, request: HttpRequest, responder: HttpResponder) -> None: ...

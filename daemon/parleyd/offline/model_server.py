@@ -13,12 +13,11 @@ import asyncio
 import itertools
 import time
 from collections.abc import Iterator, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import msgspec
 
-from parleyd.offline.http import HttpRequest, HttpResponder, LoopbackHttpServer
+from parleyd.offline.http import HttpRequest, HttpResponder, LoopbackService
 from parleyd.offline.script import MODEL_ID, PlannedUsage, Reply, plan_reply
 
 # ---------------------------------------------------------------------------
@@ -206,7 +205,7 @@ def _parse_request(request: HttpRequest) -> Mapping[str, Any]:
     return body
 
 
-class ScriptedModelServer:
+class ScriptedModelServer(LoopbackService):
     """`async with ScriptedModelServer() as model:` then point an OpenAI Chat
     Completions client at `model.base_url` with any API key and model `parley-scripted`.
 
@@ -215,39 +214,21 @@ class ScriptedModelServer:
     """
 
     def __init__(self, port: int = 0, pace: float = 1.0) -> None:
-        self._http = LoopbackHttpServer(self._handle, port=port)
+        super().__init__(port)
         self._pace = pace
         self._ids = itertools.count(1)
         self._active_streams = 0
 
     @property
     def base_url(self) -> str:
-        if not self._http.url:
+        if not self.url:
             raise RuntimeError("the scripted model server is not started")
-        return f"{self._http.url}/v1"
+        return f"{self.url}/v1"
 
     @property
     def active_streams(self) -> int:
         """Streams being written right now: 0 once a client that hung up is noticed."""
         return self._active_streams
-
-    async def start(self) -> None:
-        await self._http.start()
-
-    async def close(self) -> None:
-        await self._http.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def _handle(self, request: HttpRequest, responder: HttpResponder) -> None:
         # Clients configured with `.../v1` and with the bare host both work.
