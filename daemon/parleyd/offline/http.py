@@ -83,7 +83,29 @@ class HttpResponder:
 Handler = Callable[[HttpRequest, HttpResponder], Awaitable[None]]
 
 
-class LoopbackHttpServer:
+class _Started(ABC):
+    """`async with` runs `start` on entry and `close` on exit."""
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class LoopbackHttpServer(_Started):
     """`async with LoopbackHttpServer(handler) as server:` then talk to `server.url`."""
 
     def __init__(self, handler: Handler, port: int = 0) -> None:
@@ -109,18 +131,6 @@ class LoopbackHttpServer:
         await asyncio.gather(*self._connections, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A task of our own rather than a coroutine callback: asyncio inspects the
@@ -207,7 +217,7 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
-class LoopbackService(ABC):
+class LoopbackService(_Started):
     """A service with a loopback HTTP server of its own: `async with` starts and
     stops it; subclasses answer every request in `_handle`."""
 
@@ -224,18 +234,6 @@ class LoopbackService(ABC):
 
     async def close(self) -> None:
         await self._http.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @abstractmethod
     async def _handle(self, request: HttpRequest, responder: HttpResponder) -> None: ...
