@@ -20,6 +20,7 @@ from parley_protocol.acp import (
     StopReason,
     ToolCallUpdate,
 )
+from parleyd.config import DEFAULT_CONTEXT_SIZE
 from parleyd.providers.events import (
     Done,
     RefusalDelta,
@@ -253,7 +254,7 @@ class Turn:
             reasoning_tokens=usage.reasoning_tokens,
             cost=price_of(model, usage),
             context_used=usage.input_tokens + usage.output_tokens,
-            context_size=context_size_of(model, settings.context_size, 128_000),
+            context_size=context_size_of(model, settings.context_size, DEFAULT_CONTEXT_SIZE),
         )
         self.session.record(record, self.conversation)
         await self.session.send(

@@ -70,9 +70,7 @@ def decode_params(raw: msgspec.Raw, params_type: type[P]) -> P:
     """Params straight from raw JSON into their Struct; absent params count as `{}`."""
     try:
         return msgspec.json.decode(bytes(raw) if len(raw) else b"{}", type=params_type)
-    except msgspec.ValidationError as exc:
-        raise JsonRpcInvalidParams(message=f"Invalid params: {exc}") from None
-    except msgspec.DecodeError as exc:  # pragma: no cover - the frame parsed already
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
         raise JsonRpcInvalidParams(message=f"Invalid params: {exc}") from None
 
 

@@ -16,6 +16,7 @@ from parleyd.session import updates
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.replay import NotASession, restore
 from parleyd.session.session import ClientChannel, Session
+from parleyd.session.usage import UsageLedger
 from parleyd.store.index import SessionIndex
 from parleyd.store.log import SessionLocked, SessionLog
 from parleyd.store.records import ConversationStarted, SessionStarted
@@ -49,7 +50,8 @@ class SessionManager:
         settings: Settings,
         log_file: SessionLog,
         root: Conversation,
-        **restored: Any,
+        ledger: UsageLedger | None = None,
+        title: str | None = None,
     ) -> Session:
         try:
             provider = await self.providers.provider_for(settings)
@@ -67,7 +69,8 @@ class SessionManager:
             provider=provider,
             tools=builtin_registry(),
             permissions=PermissionPolicy(),
-            **restored,
+            ledger=ledger,
+            title=title,
         )
         self.sessions[session_id] = session
         return session

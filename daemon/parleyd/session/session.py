@@ -95,7 +95,7 @@ class Session:
             )
         if self.title is None and text.strip():
             self.title = _title_from(text)
-            self.log.append(TitleSet(title=self.title), self.root.id)
+            self.record(TitleSet(title=self.title), self.root)
         self._turn = asyncio.create_task(Turn(self, self.root).run(text, content))
         return await asyncio.shield(self._turn)
 
@@ -105,7 +105,7 @@ class Session:
 
     async def end_turn(self, stop_reason: str, error: str | None = None) -> None:
         """Close the turn on disk: the record, then fsync before the prompt answers."""
-        self.log.append(TurnEnded(stop_reason=stop_reason, error=error), self.root.id)
+        self.record(TurnEnded(stop_reason=stop_reason, error=error), self.root)
         await asyncio.to_thread(self.log.sync)
         self.index.touch(self.id, time.time(), self.title)
 
