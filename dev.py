@@ -4,18 +4,22 @@
     python3 dev.py demo     # the offline demo, end to end
     python3 dev.py test     # lint, type check and the whole test suite
     python3 dev.py bench    # the benchmarks (figures and ratios, no assertions)
+    python3 dev.py lock     # re-resolve constraints.txt to the newest allowed versions
 
 The first run creates `.venv/` and installs the three workspace members editable
-with their dependencies and the `dev` dependency group of pyproject.toml. Later
-runs reinstall only when a pyproject.toml changed.
+with their dependencies and the `dev` dependency group of pyproject.toml, at the
+exact versions of constraints.txt. Later runs reinstall only when a
+pyproject.toml or constraints.txt changed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -23,6 +27,12 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 MEMBERS = ("protocol", "daemon", "clients")
 STAMP = VENV / ".parley-installed"
+CONSTRAINTS = ROOT / "constraints.txt"
+LOCK_HEADER = """\
+# The exact versions `python3 dev.py` installs: every third-party distribution that
+# the workspace members and the dev dependency group need. Written by
+# `python3 dev.py lock`; edit the ranges in the pyproject.toml files instead.
+"""
 
 
 def venv_bin(name: str) -> Path:
@@ -31,29 +41,56 @@ def venv_bin(name: str) -> Path:
 
 def manifest_digest() -> str:
     digest = hashlib.sha256()
-    for path in [ROOT / "pyproject.toml", *(ROOT / m / "pyproject.toml" for m in MEMBERS)]:
+    manifests = [ROOT / "pyproject.toml", *(ROOT / m / "pyproject.toml" for m in MEMBERS)]
+    for path in [*manifests, CONSTRAINTS]:
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def ensure_environment() -> None:
-    # Checked before tomllib (3.11+) is imported, so older Pythons get a sentence.
-    if sys.version_info < (3, 11):  # noqa: UP036
-        sys.exit(f"Parley needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
-    import tomllib
+def requirements() -> list[str]:
+    """pip arguments for the three members, editable, and the dev dependency group."""
+    import tomllib  # 3.11+, so imported only after main() checked the version
 
-    wanted = manifest_digest()
-    if STAMP.exists() and STAMP.read_text() == wanted:
-        return
+    dev_group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    return [*(arg for member in MEMBERS for arg in ("-e", str(ROOT / member))), *dev_group]
+
+
+def pip_install(*args: str) -> None:
+    """`pip install` into .venv, creating it first if need be."""
     if not venv_bin("python").exists():
         print("dev.py: creating .venv", file=sys.stderr)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    dev_group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
-    editable = [arg for member in MEMBERS for arg in ("-e", str(ROOT / member))]
+    command = [str(venv_bin("python")), "-m", "pip", "install", "--quiet", *args]
+    subprocess.run(command, check=True)
+
+
+def ensure_environment() -> None:
+    wanted = manifest_digest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
     print("dev.py: installing Parley and its dev dependencies into .venv", file=sys.stderr)
-    pip = [str(venv_bin("python")), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, *editable, *dev_group], check=True)
+    pip_install("-c", str(CONSTRAINTS), *requirements())
     STAMP.write_text(wanted)
+
+
+def lock() -> int:
+    """Resolve the requirements afresh, ignoring what .venv holds, and pin the result."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "report.json"
+        pip_install("--dry-run", "--ignore-installed", "--report", str(report), *requirements())
+        resolved = json.loads(report.read_text())["install"]
+    pins = sorted(
+        (
+            f"{item['metadata']['name']}=={item['metadata']['version']}"
+            for item in resolved
+            # The members are local directories; constraints pin only what an index serves.
+            if "dir_info" not in item["download_info"]
+        ),
+        key=str.lower,
+    )
+    CONSTRAINTS.write_text(LOCK_HEADER + "".join(f"{pin}\n" for pin in pins))
+    print(f"dev.py: pinned {len(pins)} distributions in {CONSTRAINTS.name}", file=sys.stderr)
+    return 0
 
 
 def run(*argv: str | Path) -> int:
@@ -74,9 +111,13 @@ def test(extra: list[str]) -> int:
 
 def main() -> int:
     command, extra = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("help", [])
-    if command not in {"demo", "test", "bench"}:
+    if command not in {"demo", "test", "bench", "lock"}:
         print(__doc__)
         return 0 if command in {"help", "-h", "--help"} else 2
+    if sys.version_info < (3, 11):  # noqa: UP036
+        sys.exit(f"Parley needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    if command == "lock":
+        return lock()
     ensure_environment()
     if command == "demo":
         return run(venv_bin("parley"), "demo", *extra)

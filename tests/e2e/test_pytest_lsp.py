@@ -98,9 +98,12 @@ def workspace(tmp_path: Path) -> Path:
 @pytest_lsp.fixture(config=_CONFIG)
 async def client(lsp_client: AcpTestClient) -> Any:
     yield
-    # The daemon exits when its stdin closes; pytest-lsp then reaps it.
+    # The daemon exits when its stdin closes. Stopped here, before the check:
+    # pytest-lsp skips its own stop when this teardown raises, and a daemon left
+    # behind is collected after its event loop has closed.
     assert lsp_client._server is not None and lsp_client._server.stdin is not None
     lsp_client._server.stdin.close()
+    await lsp_client.stop()
     protocol: AcpProtocol = lsp_client.protocol  # type: ignore[assignment]
     assert protocol.violations == []
 

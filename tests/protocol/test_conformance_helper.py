@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 
 from tests.protocol import samples
-from tests.support.acp_conformance import AcpConformance, schema_path
-
-pytestmark = pytest.mark.skipif(not schema_path().exists(), reason="ACP schema not available")
+from tests.support.acp_conformance import AcpConformance
 
 
 @pytest.fixture(scope="module")

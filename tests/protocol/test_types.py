@@ -1,17 +1,14 @@
 """Round-trips of real ACP messages through Parley's Structs.
 
-Examples are copied verbatim from the ACP docs (`shared/acp/docs/*.mdx`), and
-when the docs are present every JSON example in them whose method Parley
-speaks is round-tripped too.
+Examples are copied verbatim from the ACP docs (`tests/fixtures/acp/docs/*.mdx`),
+and every JSON example in them whose method Parley speaks is round-tripped too.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import typing
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -19,6 +16,8 @@ import pytest
 
 from parley_protocol import acp, parley
 from tests.protocol import samples
+from tests.support.acp_conformance import SCHEMA, AcpConformance
+from tests.support.fixtures import ACP
 
 # -- helpers --------------------------------------------------------------------
 
@@ -507,9 +506,7 @@ def test_doc_fragments(fragment: str, typ: Any) -> None:
 
 # -- every JSON example in the docs ---------------------------------------------------
 
-DOCS = Path(
-    os.environ.get("PARLEY_ACP_DOCS", Path(__file__).resolve().parents[3] / "shared/acp/docs")
-)
+DOCS = ACP / "docs"
 
 # The docs' examples that contradict schema.json (the authority).
 DOC_ERRATA = {
@@ -520,8 +517,6 @@ DOC_ERRATA = {
 
 
 def doc_examples() -> list[Any]:
-    if not DOCS.is_dir():
-        return []
     speaks = (
         set(acp.AGENT_REQUESTS)
         | set(acp.AGENT_NOTIFICATIONS)
@@ -555,7 +550,6 @@ def doc_examples() -> list[Any]:
     return found
 
 
-@pytest.mark.skipif(not DOCS.is_dir(), reason="ACP docs not available")
 @pytest.mark.parametrize(("frame", "method"), doc_examples())
 def test_every_doc_example_round_trips(frame: dict[str, Any], method: str) -> None:
     part, typ = part_type(frame, method)
@@ -737,10 +731,7 @@ def test_every_session_update_variant_is_sampled() -> None:
 
 
 def test_session_update_tags_match_the_acp_schema() -> None:
-    schema_file = DOCS.parent / "schema.json"
-    if not schema_file.exists():
-        pytest.skip("ACP schema not available")
-    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
 
     def tags(def_name: str, field: str) -> set[str]:
         return {b["properties"][field]["const"] for b in schema["$defs"][def_name]["oneOf"]}
@@ -867,12 +858,9 @@ def sent_by_agent(param: Any) -> bool:
     return method in acp.AGENT_REQUESTS
 
 
-@pytest.mark.skipif(not DOCS.is_dir(), reason="ACP docs not available")
 @pytest.mark.parametrize(("frame", "method"), [p for p in doc_examples() if sent_by_agent(p)])
 def test_doc_examples_parley_would_send_conform(frame: dict[str, Any], method: str) -> None:
     """Agent-sent doc examples pass the conformance helper, before and after a round-trip."""
-    from tests.support.acp_conformance import AcpConformance
-
     conformance = AcpConformance.load()
     request_method = None if "method" in frame else method
     conformance.check_agent_frame(frame, request_method)
@@ -907,10 +895,7 @@ FIELD_EXCEPTIONS = {
 
 
 def test_fields_match_the_acp_schema() -> None:
-    schema_file = DOCS.parent / "schema.json"
-    if not schema_file.exists():
-        pytest.skip("ACP schema not available")
-    defs = json.loads(schema_file.read_text(encoding="utf-8"))["$defs"]
+    defs = json.loads(SCHEMA.read_text(encoding="utf-8"))["$defs"]
     checked = 0
     for name in acp.__all__:
         struct = getattr(acp, name)

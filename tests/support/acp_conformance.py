@@ -4,7 +4,7 @@
     conformance.check_agent_frame(frame)          # notifications, agent->client requests
     conformance.check_agent_frame(frame, "session/prompt")  # a response: name the request
 
-The schema is `<repo>/../shared/acp/schema.json`, or `$PARLEY_ACP_SCHEMA`.
+The schema is ACP's own, vendored in `tests/fixtures/acp/schema.json`.
 The def for a message is found by the schema's own `x-method` / `x-side`
 annotations (`x-side` names the side that *handles* the message), never by a
 hand-kept table. Extension methods (`_...`) are free-form in ACP and skipped.
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -24,7 +22,9 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.fixtures import ACP
+
+SCHEMA = ACP / "schema.json"
 SCHEMA_URI = "urn:acp:v1:schema"
 
 Kind = Literal["Request", "Response", "Notification"]
@@ -37,13 +37,6 @@ _INT_FORMATS = {
     "uint32": (0, 2**32 - 1),
     "uint64": (0, 2**64 - 1),
 }
-
-
-def schema_path() -> Path:
-    override = os.environ.get("PARLEY_ACP_SCHEMA")
-    if override:
-        return Path(override)
-    return REPO_ROOT.parent / "shared" / "acp" / "schema.json"
 
 
 def _format_checker() -> FormatChecker:
@@ -103,9 +96,8 @@ class AcpConformance:
 
     @classmethod
     @functools.cache
-    def load(cls, path: str | None = None) -> AcpConformance:
-        file = Path(path) if path else schema_path()
-        return cls(json.loads(file.read_text(encoding="utf-8")))
+    def load(cls) -> AcpConformance:
+        return cls(json.loads(SCHEMA.read_text(encoding="utf-8")))
 
     # -- lookups ---------------------------------------------------------------
 

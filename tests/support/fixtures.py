@@ -1,20 +1,16 @@
-"""The recorded provider streams in `shared/fixtures/providers`, loaded for replay.
-
-The fixtures live beside the repository, not in it (`<repo>/../shared/...`),
-in development and in CI alike; `PARLEY_FIXTURES` points elsewhere when needed.
-"""
+"""Where the tests' data lives, in the repository under `tests/fixtures/`, and the
+recorded provider streams of `tests/fixtures/providers`, loaded for replay."""
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-FIXTURES_ENV = "PARLEY_FIXTURES"
-_RELATIVE = Path("shared", "fixtures", "providers")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PROVIDERS = FIXTURES / "providers"
+ACP = FIXTURES / "acp"
 
 
 @dataclass(frozen=True)
@@ -39,37 +35,17 @@ class FixtureCase:
         return recorded or "text/event-stream"
 
 
-@cache
-def fixtures_root() -> Path:
-    """The `providers` fixture directory: `$PARLEY_FIXTURES`, or the nearest
-    `shared/fixtures/providers` above this file (a checkout's sibling `shared/`)."""
-    if override := os.environ.get(FIXTURES_ENV):
-        root = Path(override)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{FIXTURES_ENV}={override} is not a directory")
-        return root
-    here = Path(__file__).resolve()
-    for ancestor in here.parents:
-        if (ancestor / _RELATIVE).is_dir():
-            return ancestor / _RELATIVE
-    raise FileNotFoundError(
-        f"no {_RELATIVE} found above {here.parent}; clone the shared fixtures beside the "
-        f"repository or set {FIXTURES_ENV}"
-    )
-
-
 def case_names(provider: str) -> list[str]:
     """Every case of one provider, sorted: `["deepseek_reasoning_content", ...]`."""
     return sorted(
-        path.name.removesuffix(".meta.json")
-        for path in (fixtures_root() / provider).glob("*.meta.json")
+        path.name.removesuffix(".meta.json") for path in (PROVIDERS / provider).glob("*.meta.json")
     )
 
 
 def load_case(case: str) -> FixtureCase:
     """`load_case("openai_chat/tool_call")`."""
     provider, _, name = case.partition("/")
-    folder = fixtures_root() / provider
+    folder = PROVIDERS / provider
     meta = json.loads((folder / f"{name}.meta.json").read_text(encoding="utf-8"))
     request_file = meta.get("request_file")
     request = (
