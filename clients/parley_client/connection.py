@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from parley_client.errors import DISCONNECTED, ParleyError
-from parley_client.launch import DaemonProcess, Endpoint, StderrTarget, TcpEndpoint
+from parley_client.launch import DaemonProcess, Endpoint, SocketEndpoint, StderrTarget
 from parley_client.permissions import PermissionHandler, deny_all
 from parley_client.rpc import FrameObserver, JsonRpcPeer
 from parley_protocol import PROTOCOL_VERSION
@@ -59,7 +59,7 @@ from parley_protocol.acp import (
     TextContent,
 )
 from parley_protocol.jsonrpc import ErrorCode
-from parley_protocol.parley import PARLEY_META_KEY, SessionSettings
+from parley_protocol.parley import PARLEY_META_KEY, ListenerAuth, SessionSettings
 
 CLIENT_INFO: Final = Implementation(name="parley-client", title="Parley CLI", version="0.1.0")
 
@@ -133,7 +133,8 @@ class Updates:
 
 class ParleyClient:
     """An ACP client for parleyd: spawns the daemon (the default) or connects to
-    one over TCP (`ParleyClient.connect_tcp`). Use as an async context manager."""
+    one that listens (`ParleyClient.connect_tcp`, `ParleyClient.connect_unix`).
+    Use as an async context manager."""
 
     def __init__(
         self,
@@ -155,6 +156,8 @@ class ParleyClient:
         self._subscribers: set[Updates] = set()
         # Permission handler calls in progress, per session: a session/cancel answers them.
         self._asking: defaultdict[str, set[asyncio.Future[str | None]]] = defaultdict(set)
+        # Sent in initialize's `_meta`: a TCP listener's token.
+        self._initialize_meta: dict[str, Any] | None = None
 
     @classmethod
     def connect_tcp(
@@ -162,11 +165,35 @@ class ParleyClient:
         host: str,
         port: int,
         *,
+        token_file: Path,
+        permission_handler: PermissionHandler = deny_all,
+        frame_observer: FrameObserver | None = None,
+    ) -> ParleyClient:
+        """`token_file` is the one `parleyd --listen tcp://...` printed on start."""
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise ParleyError(
+                DISCONNECTED, f"cannot read the parleyd token file {token_file}: {exc.strerror}"
+            ) from exc
+        client = cls(
+            endpoint=SocketEndpoint.tcp(host, port),
+            permission_handler=permission_handler,
+            frame_observer=frame_observer,
+        )
+        client._initialize_meta = {PARLEY_META_KEY: msgspec.to_builtins(ListenerAuth(token=token))}
+        return client
+
+    @classmethod
+    def connect_unix(
+        cls,
+        path: Path,
+        *,
         permission_handler: PermissionHandler = deny_all,
         frame_observer: FrameObserver | None = None,
     ) -> ParleyClient:
         return cls(
-            endpoint=TcpEndpoint(host, port),
+            endpoint=SocketEndpoint.unix(path),
             permission_handler=permission_handler,
             frame_observer=frame_observer,
         )
@@ -216,6 +243,7 @@ class ParleyClient:
             protocol_version=PROTOCOL_VERSION,
             client_capabilities=capabilities or ClientCapabilities(),
             client_info=CLIENT_INFO,
+            meta=self._initialize_meta,
         )
         return await self._call(INITIALIZE, params, InitializeResponse)
 

@@ -1,4 +1,4 @@
-"""Where the daemon runs: a child process on stdio pipes, or a TCP address.
+"""Where the daemon runs: a child process on stdio pipes, or a socket it listens on.
 
 Both give the JSON-RPC layer a reader/writer pair, close it, and say in words
 why the stream ended, so a dead daemon surfaces as a sentence, not a hang.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import subprocess
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final, Literal, Protocol, TypeAlias
+
+from parley_client.scripts import daemon_command
 
 # The daemon's own frame limit: a tool output up to this size arrives as one line.
 MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
@@ -27,15 +27,6 @@ StderrTarget: TypeAlias = Literal["capture"] | Path | int | IO[Any] | None
 """Where the daemon's stderr goes: None inherits ours; "capture" keeps its last
 lines in memory for the error raised when it dies; a Path is appended to; an int
 (`subprocess.DEVNULL`) or an open file is handed to the process as is."""
-
-
-def daemon_command() -> list[str]:
-    """`parleyd` next to the running interpreter (a venv's console script), else
-    the same entry point through this interpreter."""
-    script = Path(sys.executable).with_name("parleyd")
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-c", "from parleyd.main import main; main()"]
 
 
 class Endpoint(Protocol):
@@ -151,23 +142,38 @@ class DaemonProcess:
         return f"{reason}: {last}" if last else reason
 
 
-class TcpEndpoint:
-    """A daemon already serving `parleyd --listen tcp://HOST:PORT`."""
+class SocketEndpoint:
+    """A daemon already serving `parleyd --listen tcp://HOST:PORT` or `--listen unix:PATH`."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
+    def __init__(
+        self,
+        address: str,
+        connect: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]],
+    ) -> None:
+        self.address = address
+        self._connect = connect
         self._writer: asyncio.StreamWriter | None = None
         self._closing = False
 
+    @classmethod
+    def tcp(cls, host: str, port: int) -> SocketEndpoint:
+        return cls(
+            f"{host}:{port}", lambda: asyncio.open_connection(host, port, limit=MAX_FRAME_BYTES)
+        )
+
+    @classmethod
+    def unix(cls, path: Path) -> SocketEndpoint:
+        return cls(
+            f"unix:{path}",
+            lambda: asyncio.open_unix_connection(str(path), limit=MAX_FRAME_BYTES),
+        )
+
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            reader, self._writer = await asyncio.open_connection(
-                self.host, self.port, limit=MAX_FRAME_BYTES
-            )
+            reader, self._writer = await self._connect()
         except OSError as exc:
             raise OSError(
-                f"cannot connect to parleyd at {self.host}:{self.port}: {exc.strerror or exc}"
+                f"cannot connect to parleyd at {self.address}: {exc.strerror or exc}"
             ) from exc
         return reader, self._writer
 
@@ -181,4 +187,4 @@ class TcpEndpoint:
     async def describe_end(self) -> str:
         if self._closing:
             return "the connection to parleyd was closed by the client"
-        return f"parleyd at {self.host}:{self.port} closed the connection"
+        return f"parleyd at {self.address} closed the connection"

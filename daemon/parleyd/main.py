@@ -1,4 +1,4 @@
-"""`parleyd`: serve ACP over stdio (the default) or a TCP port."""
+"""`parleyd`: serve ACP over stdio (the default), a TCP port or a Unix socket."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import os
 import signal
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from parleyd import __version__
 from parleyd.acp_agent import AcpAgent
 from parleyd.config import ConfigError, Settings, data_home, load_settings
+from parleyd.redaction import RedactingFormatter
+from parleyd.rpc.access import AccessToken
 from parleyd.rpc.framing import FrameReader
+from parleyd.rpc.listen import ListenAddress, ListenError, listen, parse_address
 from parleyd.rpc.server import RpcServer
 from parleyd.rpc.transport import ByteSink, FrameWriter, claim_stdout, open_stdio
 
@@ -32,8 +34,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--listen",
-        metavar="tcp://HOST:PORT",
-        help="serve on a TCP port instead of stdio (one ACP connection per client)",
+        type=_listen_address,
+        metavar="ADDRESS",
+        help="serve tcp://HOST:PORT (clients present a token) or unix:PATH (a 0600 socket) "
+        "instead of stdio, one ACP connection per client",
     )
     parser.add_argument("--log-file", type=Path, help="log here instead of stderr")
     parser.add_argument(
@@ -45,23 +49,34 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _listen_address(text: str) -> ListenAddress:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 async def serve_connection(
-    reader: asyncio.StreamReader, sink: ByteSink, settings: Settings, home: Path
+    reader: asyncio.StreamReader,
+    sink: ByteSink,
+    settings: Settings,
+    home: Path,
+    access: AccessToken | None = None,
 ) -> None:
     """One client, start to end: when it closes its end, running turns are
-    cancelled (each records what it had) and every log is synced and closed."""
-    server = RpcServer()
+    cancelled (each records what it had), every request already received is
+    answered, every log is synced and closed, and the answers are out of the
+    daemon's buffers before this returns."""
+    server = RpcServer(access)
     agent = AcpAgent(server, settings, home)
     writer = FrameWriter(sink)
     try:
         await server.serve(FrameReader(reader, MAX_FRAME_BYTES), writer)
-        # The client closed its end. Turns stop (keeping what they said), and
-        # every request already received still gets its answer.
         agent.cancel_turns()
         await server.finish_requests()
     finally:
         await agent.shutdown()
-        writer.close()
+        await writer.close()
 
 
 async def _serve_stdio(settings: Settings, home: Path) -> None:
@@ -70,21 +85,13 @@ async def _serve_stdio(settings: Settings, home: Path) -> None:
     await serve_connection(reader, sink, settings, home)
 
 
-async def _serve_tcp(address: str, settings: Settings, home: Path) -> None:
-    parts = urlsplit(address)
-    if parts.scheme != "tcp" or not parts.hostname or parts.port is None:
-        raise SystemExit(f"parleyd: --listen wants tcp://HOST:PORT, got {address!r}")
+async def _serve_listener(address: ListenAddress, settings: Settings, home: Path) -> None:
+    async def connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, access: AccessToken | None
+    ) -> None:
+        await serve_connection(reader, writer, settings, home, access)
 
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_connection(reader, writer, settings, home)
-
-    server = await asyncio.start_server(connection, parts.hostname, parts.port)
-    bound = server.sockets[0].getsockname()
-    # Written to stderr so scripts can find the port when they asked for port 0.
-    sys.stderr.write(f"parleyd listening on tcp://{bound[0]}:{bound[1]}\n")
-    sys.stderr.flush()
-    async with server:
-        await server.serve_forever()
+    await listen(address, home / "listen", connection)
 
 
 async def _run(arguments: argparse.Namespace, settings: Settings, home: Path) -> None:
@@ -95,7 +102,7 @@ async def _run(arguments: argparse.Namespace, settings: Settings, home: Path) ->
         loop.add_signal_handler(signum, main.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         if arguments.listen:
-            await _serve_tcp(arguments.listen, settings, home)
+            await _serve_listener(arguments.listen, settings, home)
         else:
             await _serve_stdio(settings, home)
 
@@ -112,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=[handler],
     )
+    handler.setFormatter(RedactingFormatter(handler.formatter))
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -119,7 +127,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     home = data_home()
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    asyncio.run(_run(arguments, settings, home))
+    try:
+        asyncio.run(_run(arguments, settings, home))
+    except ListenError as exc:
+        sys.stderr.write(f"parleyd: {exc}\n")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

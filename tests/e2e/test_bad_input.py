@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.daemon import PARLEYD, offline_env, replay_env
-from tests.support.raw_daemon import RawDaemon, raw_daemon
+from tests.support.raw_daemon import RawDaemon, raw_daemon, split_frames
 from tests.support.replay_server import ReplayServer
 
 
@@ -44,8 +46,11 @@ async def test_malformed_frames_get_errors_and_the_daemon_goes_on(
         assert no_version["error"]["code"] == -32600 and no_version["id"] == 8
         assert "jsonrpc" in no_version["error"]["message"]
 
+        # A batch of three things that are no requests: three errors, in one array.
         await daemon.send_bytes(daemon.frame(b"[1, 2, 3]"))
-        assert (await daemon.receive())["error"]["code"] in (-32600, -32700)
+        batch = await daemon.receive_frame()
+        assert isinstance(batch, list)
+        assert [(answer["id"], answer["error"]["code"]) for answer in batch] == [(None, -32600)] * 3
 
         unknown = await daemon.request("session/dance", {})
         assert unknown["error"]["code"] == -32601
@@ -190,9 +195,10 @@ async def test_closing_stdin_mid_turn_saves_what_was_said_and_exits(
         json.loads(line)
         for line in (home / "sessions" / session_id / "log.jsonl").read_text().splitlines()
     ]
-    assistant = [r for r in records if r["type"] == "assistant"]
-    assert assistant and assistant[-1]["interrupted"] is True
-    assert len(assistant[-1]["chunks"]) >= 20
+    responses = [r for r in records if r["type"] == "response"]
+    assert responses and responses[-1]["interrupted"] is True
+    (text,) = [p["text"] for p in responses[-1]["message"]["parts"] if p["type"] == "text"]
+    assert len(text) >= 20  # at least the 20 chunks seen, one part
     assert records[-1] == {**records[-1], "type": "turn_end", "stop_reason": "cancelled"}
 
 
@@ -240,27 +246,79 @@ async def test_a_stream_that_fails_mid_tool_call_closes_the_call(
         assert [m["role"] for m in second] == ["system", "user", "user"]
 
 
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}}
+
+
+def frame_as(framing: str, message: object) -> bytes:
+    body = json.dumps(message).encode()
+    if framing == "content-length":
+        return b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+    return body + b"\n"
+
+
+def run_piped(home: Path, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    """parleyd with `stdin` piped in and closed, and its stdout a pipe, as in
+    `printf ... | parleyd | cat`."""
+    return subprocess.run(
+        PARLEYD, input=stdin, env=offline_env(home), capture_output=True, timeout=60, check=False
+    )
+
+
+def answers_in(framing: str, stdout: bytes) -> dict[Any, dict[str, Any]]:
+    return {frame["id"]: frame for frame in split_frames(stdout, framing)}
+
+
+@pytest.mark.parametrize("framing", ["ndjson", "content-length"])
+def test_a_single_piped_request_is_answered_before_the_daemon_exits(
+    tmp_path: Path, framing: str
+) -> None:
+    run = run_piped(tmp_path / "home", frame_as(framing, INITIALIZE))
+    assert run.returncode == 0, run.stderr
+    assert answers_in(framing, run.stdout)[1]["result"]
+
+
+@pytest.mark.parametrize("framing", ["ndjson", "content-length"])
 def test_requests_piped_in_before_stdin_closes_are_all_answered(
-    tmp_path: Path, workspace: Path
+    tmp_path: Path, workspace: Path, framing: str
 ) -> None:
     requests = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}},
+        INITIALIZE,
         {"jsonrpc": "2.0", "id": 2, "method": "session/new", "params": {"cwd": str(workspace)}},
         {"jsonrpc": "2.0", "id": 3, "method": "session/list", "params": {}},
+        {"jsonrpc": "2.0", "id": 4, "method": "session/dance", "params": {}},
     ]
-    run = subprocess.run(
-        PARLEYD,
-        input="".join(json.dumps(r) + "\n" for r in requests),
-        env=offline_env(tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = run_piped(tmp_path / "home", b"".join(frame_as(framing, r) for r in requests))
     assert run.returncode == 0, run.stderr
-    answers = {frame["id"]: frame for frame in map(json.loads, run.stdout.splitlines())}
-    assert sorted(answers) == [1, 2, 3]
-    assert all("result" in answer for answer in answers.values()), answers
+    answers = answers_in(framing, run.stdout)
+    assert set(answers) == {1, 2, 3, 4}
+    assert all("result" in answers[n] for n in (1, 2, 3)), answers
+    assert answers[4]["error"]
+
+
+def test_stdin_from_dev_null_exits_at_once_and_quietly(tmp_path: Path) -> None:
+    with Path(os.devnull).open("rb") as nothing:
+        run = subprocess.run(
+            PARLEYD,
+            stdin=nothing,
+            env=offline_env(tmp_path / "home"),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert (run.returncode, run.stdout) == (0, b"")
+    assert b"Traceback" not in run.stderr, run.stderr.decode()
+
+
+@pytest.mark.parametrize("first_line", [b"hello\n", b"\n", b"Content-Length 12\n", b"}{\n"])
+def test_a_garbage_first_line_does_not_lose_the_connection(
+    tmp_path: Path, first_line: bytes
+) -> None:
+    run = run_piped(tmp_path / "home", first_line + frame_as("ndjson", INITIALIZE))
+    assert run.returncode == 0, run.stderr
+    answers = answers_in("ndjson", run.stdout)
+    assert answers[1]["result"]
+    errors = [answer for key, answer in answers.items() if key is None]
+    assert len(errors) == (0 if first_line == b"\n" else 1)
 
 
 async def test_unknown_session_settings_are_refused_by_name(
@@ -300,4 +358,53 @@ async def test_an_unreachable_provider_names_what_to_set(tmp_path: Path, workspa
         assert answer["error"]["code"] == -32010
         assert "OPENAI_BASE_URL" in answer["error"]["message"]
         assert answer["error"]["data"]["kind"] == "network"
+        await _still_alive(daemon)
+
+
+async def test_a_frame_nested_ten_thousand_deep_is_a_parse_error(tmp_path: Path) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        await daemon.initialize()
+        depth = 10_000
+        deep = b'{"jsonrpc": "2.0", "id": 5, "method": "session/list", "params": {"cwd": '
+        await daemon.send_bytes(daemon.frame(deep + b"[" * depth + b"]" * depth + b"}}"))
+        answer = await daemon.receive()
+        assert (answer["id"], answer["error"]["code"]) == (None, -32700)
+        assert "nested too deeply" in answer["error"]["message"]
+        await _still_alive(daemon)
+
+
+async def test_content_length_recovers_at_the_next_header_block(tmp_path: Path) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home"), "content-length") as daemon:
+        await daemon.initialize()
+        request = json.dumps({"jsonrpc": "2.0", "id": 6, "method": "session/list"}).encode()
+        for bad in (b"Content-Length: six", b"Content-Type: application/json"):
+            await daemon.send_bytes(bad + b"\r\n\r\n" + request)
+            answer = await daemon.receive()
+            assert (answer["id"], answer["error"]["code"]) == (None, -32700)
+            await _still_alive(daemon)
+
+
+async def test_a_batch_is_answered_as_one_array(tmp_path: Path) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        batch = [
+            INITIALIZE,
+            {"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": "sess_x"}},
+            {"jsonrpc": "2.0", "id": 2, "method": "session/list", "params": {}},
+        ]
+        await daemon.send_batch(batch)
+        answers = await daemon.receive_frame()
+        assert isinstance(answers, list)
+        assert [answer["id"] for answer in answers] == [1, 2]
+        assert all("result" in answer for answer in answers)
+
+
+async def test_a_ten_megabyte_cwd_is_invalid_params_with_a_short_message(
+    tmp_path: Path,
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        await daemon.initialize()
+        answer = await daemon.request("session/new", {"cwd": "/" + "d" * 10_000_000})
+        assert answer["error"]["code"] == -32602
+        assert "cwd" in answer["error"]["message"]
+        assert len(answer["error"]["message"]) < 400
         await _still_alive(daemon)

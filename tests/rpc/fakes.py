@@ -9,20 +9,25 @@ from parleyd.rpc.framing import FrameReader, FramingError
 
 
 class CollectingSink:
-    """A `ByteSink` that keeps everything written to it."""
+    """A `ByteSink` that keeps everything written to it; `written` wakes readers."""
 
     def __init__(self) -> None:
         self.data = bytearray()
         self.closed = False
+        self.written = asyncio.Event()
 
     def write(self, data: bytes) -> None:
         self.data += data
+        self.written.set()
 
     async def drain(self) -> None:
         return None
 
     def close(self) -> None:
         self.closed = True
+
+    async def wait_closed(self) -> None:
+        return None
 
 
 class TricklingReader(asyncio.StreamReader):

@@ -3,10 +3,12 @@ read boundaries, and staying in sync after a bad frame."""
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import pytest
 
-from parleyd.rpc.framing import Framing, FramingError, frame_bytes
+from parleyd.rpc.framing import FrameReader, Framing, FramingError, frame_bytes
 from parleyd.rpc.transport import FrameWriter
 from tests.rpc.fakes import CollectingSink, read_frames
 
@@ -102,27 +104,103 @@ async def test_content_length_body_may_hold_newlines_and_header_lookalikes() -> 
     assert frames == [body]
 
 
-async def test_bad_content_length_value_is_an_error_naming_it() -> None:
+GOOD = header_frame(b"{}", b"Content-Length: 2")
+
+
+@pytest.mark.parametrize("value", [b"seven", b"-1", b"+2", b"2_0", b"0x2", b""])
+async def test_an_unusable_content_length_is_an_error_and_reading_resyncs(value: bytes) -> None:
+    # The bad block's body has no known end: it is skipped up to the next header block.
+    bad = header_frame(b'{"id": 1}', b"Content-Length: " + value, b"Content-Type: x")
+    frames, _ = await read_frames(bad + GOOD + GOOD, step=3)
+    assert len(frames) == 3
+    assert is_error(frames[0], "Content-Length")
+    assert frames[1:] == [b"{}", b"{}"]
+
+
+async def test_an_unusable_block_is_reported_before_more_input_arrives() -> None:
+    # A client may wait for the error before it sends the next frame.
+    stream = asyncio.StreamReader()
+    stream.feed_data(b"Content-Length: six\r\n\r\n{}")
+    frames = FrameReader(stream, 1 << 20).frames()
+    assert is_error(await asyncio.wait_for(anext(frames), 5), "six")
+    stream.feed_data(GOOD)
+    stream.feed_eof()
+    assert [frame async for frame in frames] == [b"{}"]
+
+
+async def test_two_different_content_lengths_are_an_error() -> None:
     frames, _ = await read_frames(
-        header_frame(b"", b"Content-Length: seven") + header_frame(b"{}", b"Content-Length: 2")
+        header_frame(b"{}", b"Content-Length: 2", b"Content-Length: 7") + GOOD
     )
-    assert is_error(frames[0], "Content-Length", "seven")
-    assert frames[-1] == b"{}"
+    assert len(frames) == 2
+    assert is_error(frames[0], "two different Content-Length values", "2", "7")
+    assert frames[1] == b"{}"
+
+
+async def test_a_repeated_equal_content_length_is_accepted() -> None:
+    frames, _ = await read_frames(header_frame(b"{}", b"Content-Length: 2", b"content-length: 2"))
+    assert frames == [b"{}"]
 
 
 async def test_missing_content_length_is_an_error_and_the_next_frame_comes_through() -> None:
     frames, _ = await read_frames(
-        header_frame(b"", b"Content-Type: application/json")
-        + header_frame(b"{}", b"Content-Length: 2")
+        header_frame(b'{"a":\n1}', b"Content-Type: application/json") + GOOD
     )
     assert len(frames) == 2
     assert is_error(frames[0], "without a Content-Length")
     assert frames[1] == b"{}"
 
 
-async def test_malformed_header_line_is_an_error() -> None:
-    frames, _ = await read_frames(b"Content-Length 2\r\n\r\n")
-    assert is_error(frames[0], "malformed header line")
+async def test_a_line_that_is_no_header_is_an_error_and_reading_resyncs() -> None:
+    frames, _ = await read_frames(GOOD + b"hello world\r\n" + GOOD, step=2)
+    assert len(frames) == 3
+    assert is_error(frames[1], "malformed header line", "hello world")
+    assert frames[0] == frames[2] == b"{}"
+
+
+async def test_a_body_longer_than_its_length_costs_one_error_not_the_next_frame() -> None:
+    # The cut-off tail runs into the next header on the same line; the reader
+    # finds that header inside the line.
+    body = b'{"jsonrpc": "2.0", "id": 1}'
+    data = header_frame(body, b"Content-Length: 10") + GOOD
+    frames, _ = await read_frames(data, step=4)
+    assert len(frames) == 3
+    assert frames[0] == body[:10]
+    assert is_error(frames[1], "malformed header line")
+    assert frames[2] == b"{}"
+
+
+async def test_an_endless_header_block_is_an_error() -> None:
+    flood = b"".join(b"X-Pad-%d: %b\r\n" % (n, b"y" * 100) for n in range(100))
+    frames, _ = await read_frames(b"Content-Length: 2\r\n" + flood + b"\r\n{}" + GOOD)
+    assert len(frames) == 2
+    assert is_error(frames[0], "header block longer than")
+    assert frames[1] == b"{}"
+
+
+async def test_input_ending_inside_a_header_block_is_an_error() -> None:
+    frames, _ = await read_frames(GOOD + b"Content-Length: 5\r\n")
+    assert len(frames) == 2
+    assert frames[0] == b"{}"
+    assert is_error(frames[1], "input ended inside a header")
+
+
+@pytest.mark.parametrize("step", [1, 7, None], ids=["1", "7", "whole"])
+async def test_every_kind_of_bad_block_in_a_row_and_each_costs_one_error(
+    step: int | None,
+) -> None:
+    bad_blocks = [
+        header_frame(b'{"x": 1}', b"Content-Length: nope"),
+        header_frame(b'{"x": 1}', b"Content-Type: application/json"),
+        header_frame(b'{"x": 1}', b"Content-Length: 8", b"Content-Length: 9"),
+        b'{"jsonrpc": "2.0", "id": 3, "method": "ndjson in the wrong framing"}\n',
+        b"garbage without a colon\r\n",
+    ]
+    data = GOOD + b"".join(block + GOOD for block in bad_blocks)
+    frames, _ = await read_frames(data, step=step)
+    assert frames[0::2] == [b"{}"] * (len(bad_blocks) + 1)
+    assert all(isinstance(frame, FramingError) for frame in frames[1::2])
+    assert len(frames) == 2 * len(bad_blocks) + 1
 
 
 @pytest.mark.parametrize("step", [1, 8, None], ids=["1", "8", "whole"])
@@ -171,17 +249,39 @@ async def test_stray_crlf_between_content_length_messages_is_ignored() -> None:
     [
         (b' \r\n\t\n{"a":1}\n', Framing.NDJSON, b'{"a":1}'),
         (b'[{"a":1}]\n', Framing.NDJSON, b'[{"a":1}]'),
-        (header_frame(b"{}", b"Content-Length: 2"), Framing.CONTENT_LENGTH, b"{}"),
-        (b"\r\n  " + header_frame(b"{}", b"Content-Length: 2"), Framing.CONTENT_LENGTH, b"{}"),
+        (GOOD, Framing.CONTENT_LENGTH, b"{}"),
+        (b"\r\n  " + GOOD, Framing.CONTENT_LENGTH, b"{}"),
+        (
+            header_frame(b"{}", b"content-TYPE: x", b"Content-Length: 2"),
+            Framing.CONTENT_LENGTH,
+            b"{}",
+        ),
+        (b"Content-Length 2\r\n\r\n{}", Framing.NDJSON, b"Content-Length 2\r"),
+        (b'hello\n{"a":1}\n', Framing.NDJSON, b"hello"),
+        (b"Content-Len", Framing.NDJSON, b"Content-Len"),
     ],
-    ids=["whitespace-then-brace", "bracket", "header", "whitespace-then-header"],
+    ids=[
+        "whitespace-then-brace",
+        "bracket",
+        "header",
+        "whitespace-then-header",
+        "content-type-first",
+        "no-colon",
+        "garbage",
+        "cut-short-at-eof",
+    ],
 )
-async def test_framing_is_detected_from_the_first_non_blank_byte(
+async def test_content_length_framing_only_when_the_first_line_is_a_header(
     data: bytes, framing: Framing, first: bytes
 ) -> None:
     frames, reader = await read_frames(data, step=1)
     assert reader.framing is framing
-    assert frames == [first]
+    assert frames[0] == first
+
+
+async def test_a_garbage_first_line_costs_one_frame_not_the_connection() -> None:
+    frames, _ = await read_frames(b'hello\n{"id":1}\n')
+    assert frames == [b"hello", b'{"id":1}']
 
 
 @pytest.mark.parametrize("data", [b"", b" \r\n\n\t"])
@@ -205,7 +305,7 @@ async def test_what_the_writer_frames_the_reader_cuts_back(framing: Framing) -> 
     writer = FrameWriter(sink, framing)
     for body in bodies:
         writer.write_nowait(body)
-    writer.close()
+    await writer.close()
     assert sink.closed
 
     frames, reader = await read_frames(bytes(sink.data), step=3)

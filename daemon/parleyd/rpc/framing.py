@@ -1,15 +1,24 @@
 """Splitting the client's byte stream into JSON-RPC frames, in either framing.
 
 ACP clients send newline-delimited JSON; LSP-style clients (pygls, pytest-lsp,
-vscode-jsonrpc) send `Content-Length` headers. The first non-blank byte decides:
-`{` or `[` means NDJSON, anything else a header block. The writer answers in
-the framing detected here.
+vscode-jsonrpc) send `Content-Length` headers. The first line decides: it opens
+a header block only when it starts with `Content-Length:` or `Content-Type:`
+(any case); anything else, garbage included, means NDJSON, so a stray first
+line costs one parse error, not the connection. The writer answers in the
+framing detected here.
+
+Nothing a client sends stops the reader: every unusable frame becomes one
+FramingError and reading goes on in sync. A header block that cannot be used
+(a length that is not a number, missing or given twice with two values, a line
+that is no header) leaves the end of its body unknown, so the reader skips to
+the next header block it finds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -29,6 +38,14 @@ class FramingError:
 
 _READ_SIZE = 1 << 16
 _MAX_HEADER_BLOCK = 8192
+# Where a header block can start. A body's end is not a line end (JSON bodies
+# rarely end in a newline), so after a bad block this is searched anywhere.
+_HEADER_START = re.compile(rb"content-(?:length|type)[ \t]*:", re.IGNORECASE)
+# Enough of a line to tell a header from anything else; also the tail kept
+# while searching, in case a header name is split across two reads.
+_DETECT_BYTES = 64
+# RFC 9110 field names: a "name" with quotes, braces or spaces is not a header.
+_FIELD_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class FrameReader:
@@ -39,19 +56,17 @@ class FrameReader:
         self._max = max_frame_bytes
         self._buffer = bytearray()
         self._eof = False
+        # After an unusable header block: its body's end is unknown.
+        self._lost_sync = False
         self.framing: Framing | None = None
 
     async def frames(self) -> AsyncIterator[bytes | FramingError]:
-        while True:
-            if self.framing is None and not await self._detect():
-                return
-            item = await (
-                self._next_line_frame()
-                if self.framing is Framing.NDJSON
-                else self._next_header_frame()
-            )
-            if item is None:
-                return
+        if not await self._detect():
+            return
+        next_frame = (
+            self._next_line_frame if self.framing is Framing.NDJSON else self._next_header_frame
+        )
+        while (item := await next_frame()) is not None:
             yield item
 
     async def _fill(self) -> bool:
@@ -67,13 +82,13 @@ class FrameReader:
 
     async def _detect(self) -> bool:
         while True:
-            stripped = self._buffer.lstrip()
-            if stripped:
-                del self._buffer[: len(self._buffer) - len(stripped)]
-                self.framing = Framing.NDJSON if stripped[0] in b"{[" else Framing.CONTENT_LENGTH
+            del self._buffer[: len(self._buffer) - len(self._buffer.lstrip())]
+            decidable = b"\n" in self._buffer or len(self._buffer) >= _DETECT_BYTES
+            if self._buffer and (decidable or self._eof):
+                header = _HEADER_START.match(self._buffer) is not None
+                self.framing = Framing.CONTENT_LENGTH if header else Framing.NDJSON
                 return True
-            self._buffer.clear()
-            if not await self._fill():
+            if not await self._fill() and not self._buffer:
                 return False
 
     async def _read_until_newline(self, limit: int) -> tuple[bytes | None, bool]:
@@ -109,32 +124,19 @@ class FrameReader:
                 return line
 
     async def _next_header_frame(self) -> bytes | FramingError | None:
-        length: int | None = None
-        header_bytes = 0
-        while True:
-            line, overflowed = await self._read_until_newline(_MAX_HEADER_BLOCK)
-            if line is None and not overflowed:
-                return None
-            if overflowed or line is None:
-                return FramingError("header line too long")
-            text = line.rstrip(b"\r")
-            header_bytes += len(text)
-            if not text:
-                if length is None:
-                    if header_bytes == 0:
-                        continue  # stray blank line between messages
-                    return FramingError("header block without a Content-Length")
-                break
-            name, sep, value = text.partition(b":")
-            if not sep:
-                return FramingError(f"malformed header line {text[:80]!r}")
-            if name.strip().lower() == b"content-length":
-                try:
-                    length = int(value.strip())
-                except ValueError:
-                    return FramingError(f"bad Content-Length {value.strip()[:40]!r}")
-        if length < 0 or length > self._max:
-            await self._discard(max(length, 0))
+        if self._lost_sync:
+            # Skipped only now, not before the error went out: the client may
+            # well be waiting for that error before it sends anything more.
+            await self._skip_to_next_header()
+            self._lost_sync = False
+        length = await self._read_header_block()
+        if length is None:
+            return None
+        if isinstance(length, FramingError):
+            self._lost_sync = True
+            return length
+        if length > self._max:
+            await self._discard(length)
             return FramingError(f"message of {length} bytes exceeds the {self._max} byte limit")
         while len(self._buffer) < length:
             if not await self._fill():
@@ -142,6 +144,58 @@ class FrameReader:
         body = bytes(self._buffer[:length])
         del self._buffer[:length]
         return body
+
+    async def _read_header_block(self) -> int | FramingError | None:
+        """The body length a header block declares, or why it is unusable; None at
+        end of input. An unusable block is read to its end when it can be, so the
+        search for the next block starts past its headers."""
+        length: int | None = None
+        problem: str | None = None
+        block_bytes = 0
+        while True:
+            line, overflowed = await self._read_until_newline(_MAX_HEADER_BLOCK)
+            if overflowed:
+                return FramingError(f"header line longer than {_MAX_HEADER_BLOCK} bytes")
+            if line is None:
+                return None if block_bytes == 0 else FramingError("input ended inside a header")
+            text = line.rstrip(b"\r")
+            if not text:
+                if block_bytes == 0:
+                    continue  # stray blank line between messages
+                if problem is None and length is None:
+                    problem = "header block without a Content-Length"
+                return length if problem is None else FramingError(problem)
+            block_bytes += len(text)
+            name, colon, value = text.partition(b":")
+            if not colon or not _FIELD_NAME.fullmatch(name.strip()):
+                # Not a header at all: maybe the tail of a body whose length was
+                # wrong. The next block may start inside this very line; it
+                # cannot start at its first byte, or the line would be a header.
+                self._buffer[:0] = text[1:] + b"\n"
+                return FramingError(f"malformed header line {text[:80]!r}")
+            if block_bytes > _MAX_HEADER_BLOCK:
+                problem = problem or f"header block longer than {_MAX_HEADER_BLOCK} bytes"
+            elif name.strip().lower() == b"content-length" and problem is None:
+                declared = value.strip()
+                if not declared.isdigit():
+                    problem = f"bad Content-Length {declared[:40]!r}"
+                elif length is not None and int(declared) != length:
+                    problem = f"two different Content-Length values, {length} and {int(declared)}"
+                else:
+                    length = int(declared)
+
+    async def _skip_to_next_header(self) -> None:
+        """Drop input up to the next `Content-Length:` or `Content-Type:`, wherever
+        it is: the body of an unusable block has no known end."""
+        while True:
+            found = _HEADER_START.search(self._buffer)
+            if found is not None:
+                del self._buffer[: found.start()]
+                return
+            del self._buffer[:-_DETECT_BYTES]
+            if not await self._fill():
+                self._buffer.clear()
+                return
 
     async def _discard(self, count: int) -> None:
         while count > 0:

@@ -3,16 +3,22 @@ with msgspec doing every byte of decoding and encoding.
 
 pygls 2.1's own pipeline is bypassed where it is slow or lossy: its cattrs
 converter turns params into namedtuples that lose `_meta`, its notify encodes
-with json.dumps and writes stdout with blocking flushes, and async notification
-handlers leak entries in `_request_futures`. What is kept: `_handle_request`
-(handler lookup, futures per request id, result/error callbacks),
-`_handle_cancel_notification` and `_handle_response`. These are internals of the
-pinned minor version; tests/rpc exercises every one of them.
+with json.dumps and writes stdout with blocking flushes, async notification
+handlers leak entries in `_request_futures`, and it has no batches. What is
+kept: `_handle_request` (handler lookup via `fm.features`, a future per request
+id in `_request_futures`, `msg_id` in a context variable), `_send_handler_result`
+as the done-callback that answers, and `_handle_cancel_notification`. These are
+internals of the pinned minor version; tests/rpc exercises every one of them.
+
+Whether a request has been answered is tracked here, not read off pygls'
+futures: a handler can be finished while the done-callback that writes its
+answer has yet to run, and the daemon must not exit in between.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import itertools
 import logging
@@ -35,6 +41,8 @@ from parley_protocol.jsonrpc import (
     RequestId,
     Response,
 )
+from parley_protocol.parley import ListenerAuth
+from parleyd.rpc.access import AccessToken
 from parleyd.rpc.framing import FrameReader, FramingError
 from parleyd.rpc.transport import FrameWriter
 
@@ -45,10 +53,12 @@ RequestHandler = Callable[[P], Awaitable[Any]]
 NotificationHandler = Callable[[P], Awaitable[None]]
 
 # How long requests still running when the client closes its end may take.
-_FINISH_SECONDS = 10.0
+FINISH_SECONDS = 10.0
 
 _encoder = msgspec.json.Encoder()
+_frame_decoder = msgspec.json.Decoder(Incoming | list[msgspec.Raw])
 _incoming_decoder = msgspec.json.Decoder(Incoming)
+_TOO_DEEP = "JSON nested too deeply"
 
 
 class RpcError(JsonRpcException):
@@ -72,6 +82,64 @@ def decode_params(raw: msgspec.Raw, params_type: type[P]) -> P:
         return msgspec.json.decode(bytes(raw) if len(raw) else b"{}", type=params_type)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
         raise JsonRpcInvalidParams(message=f"Invalid params: {exc}") from None
+    except RecursionError:
+        raise JsonRpcInvalidParams(message=f"Invalid params: {_TOO_DEEP}") from None
+
+
+class _ParleyAuthMeta(msgspec.Struct):
+    parley: ListenerAuth | None = None
+
+
+class _InitializeAuth(msgspec.Struct):
+    meta: _ParleyAuthMeta | None = msgspec.field(default=None, name="_meta")
+
+
+def _presented_token(params: msgspec.Raw) -> str | None:
+    """`_meta.parley.token` of an initialize request, if it is there and a string."""
+    try:
+        auth = msgspec.json.decode(bytes(params) if len(params) else b"{}", type=_InitializeAuth)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return auth.meta.parley.token if auth.meta and auth.meta.parley else None
+
+
+class _Batch:
+    """The answers to one JSON-RPC batch: sent together, as one array in the
+    order of the batch's elements, once its last request is answered. A batch
+    of notifications only gets no answer at all, as JSON-RPC 2.0 says."""
+
+    def __init__(self, send: Callable[[bytes], None]) -> None:
+        self._send = send
+        self._answers: list[bytes] = []
+        self._missing = 0
+        self._sealed = False
+
+    def reserve(self) -> int:
+        """A place for the answer of a request that is answered later."""
+        self._answers.append(b"")
+        self._missing += 1
+        return len(self._answers) - 1
+
+    def fill(self, index: int, body: bytes) -> None:
+        self._answers[index] = body
+        self._missing -= 1
+        self._send_when_complete()
+
+    def add(self, body: bytes) -> None:
+        self._answers.append(body)
+
+    def seal(self) -> None:
+        """Every element has been dispatched: no more places will be reserved."""
+        self._sealed = True
+        self._send_when_complete()
+
+    def _send_when_complete(self) -> None:
+        if self._sealed and not self._missing and self._answers:
+            self._send(b"[" + b",".join(self._answers) + b"]")
+
+
+# Where a request's answer goes: straight to the wire, or into its batch's place.
+_AnswerSlot = tuple[_Batch, int] | None
 
 
 class ParleyProtocol(JsonRPCProtocol):
@@ -81,6 +149,8 @@ class ParleyProtocol(JsonRPCProtocol):
         super().__init__(server, converter)
         self.frame_writer: FrameWriter | None = None
         self.initialized = False
+        # Set for a connection any local process can open (a TCP listener).
+        self.access: AccessToken | None = None
         self._ids = itertools.count(1)
         # Our own requests to the client, apart from pygls' `_request_futures`
         # (the client's requests): both sides number their ids from 1.
@@ -92,6 +162,12 @@ class ParleyProtocol(JsonRPCProtocol):
         # Request id -> hook that turns a `$/cancel_request` into a semantic
         # cancel (session/prompt answers `cancelled`, not an error).
         self.cancel_hooks: dict[RequestId, Callable[[], None]] = {}
+        # Every request accepted and not yet answered; an id in here is in use.
+        self._unanswered: dict[RequestId, _AnswerSlot] = {}
+        self._all_answered = asyncio.Event()
+        self._all_answered.set()
+        # The batch whose elements are being dispatched, which collects their answers.
+        self._batch: _Batch | None = None
 
     # -- incoming ---------------------------------------------------------
 
@@ -100,14 +176,37 @@ class ParleyProtocol(JsonRPCProtocol):
             self._send_error(None, ErrorCode.PARSE_ERROR, f"Parse error: {frame.message}")
             return
         try:
-            message = _incoming_decoder.decode(frame)
+            message = _frame_decoder.decode(frame)
         except msgspec.ValidationError as exc:
             self._send_error(None, ErrorCode.INVALID_REQUEST, f"Invalid Request: {exc}")
             return
         except msgspec.DecodeError as exc:
             self._send_error(None, ErrorCode.PARSE_ERROR, f"Parse error: {exc}")
             return
-        self._dispatch(message)
+        except RecursionError:
+            self._send_error(None, ErrorCode.PARSE_ERROR, f"Parse error: {_TOO_DEEP}")
+            return
+        if isinstance(message, list):
+            self._receive_batch(message)
+        else:
+            self._dispatch(message)
+
+    def _receive_batch(self, elements: list[msgspec.Raw]) -> None:
+        if not elements:
+            self._send_error(None, ErrorCode.INVALID_REQUEST, "Invalid Request: an empty batch")
+            return
+        batch = self._batch = _Batch(self._write_body)
+        try:
+            for element in elements:
+                try:
+                    message = _incoming_decoder.decode(element)
+                except msgspec.DecodeError as exc:
+                    self._send_error(None, ErrorCode.INVALID_REQUEST, f"Invalid Request: {exc}")
+                else:
+                    self._dispatch(message)
+        finally:
+            self._batch = None
+        batch.seal()
 
     def _dispatch(self, message: Incoming) -> None:
         if message.jsonrpc != "2.0":
@@ -131,20 +230,48 @@ class ParleyProtocol(JsonRPCProtocol):
             )
 
     def _request(self, msg_id: RequestId, method: str, params: msgspec.Raw) -> None:
+        if msg_id in self._unanswered:
+            self._send_error(
+                msg_id,
+                ErrorCode.INVALID_REQUEST,
+                "Invalid Request: this id belongs to a request still in progress",
+            )
+            return
+        refusal = self._admission(method, params)
+        if refusal is not None:
+            self._send_error(msg_id, *refusal)
+            return
+        self._unanswered[msg_id] = (
+            None if self._batch is None else (self._batch, self._batch.reserve())
+        )
+        self._all_answered.clear()
+        self._handle_request(msg_id, method, params)
+
+    def _admission(self, method: str, params: msgspec.Raw) -> tuple[ErrorCode, str] | None:
+        """Why the connection may not make this request yet, if it may not."""
         if method == "initialize":
+            if self.access is not None and not self.access.admits(_presented_token(params)):
+                return ErrorCode.AUTH_REQUIRED, self.access.how_to_present
             # Set here, not in the handler: a client may pipeline session/new
             # right behind initialize, and handlers run as tasks in order.
             self.initialized = True
-        elif not self.initialized:
-            self._send_error(
-                msg_id,
-                ErrorCode.NOT_INITIALIZED,
-                f"'{method}' was sent before 'initialize': send initialize first",
-            )
-            return
-        self._handle_request(msg_id, method, params)
+            return None
+        if self.initialized:
+            return None
+        if self.access is not None:
+            before = f"'{method}' was sent before an accepted 'initialize'"
+            return ErrorCode.AUTH_REQUIRED, f"{before}: {self.access.how_to_present}"
+        return (
+            ErrorCode.NOT_INITIALIZED,
+            f"'{method}' was sent before 'initialize': send initialize first",
+        )
 
     def _notification(self, method: str, params: msgspec.Raw) -> None:
+        if not self.initialized:
+            # Nothing a notification could act on exists yet, and on a TCP
+            # listener the sender may not even be admitted.
+            log.warning("ignoring notification %r sent before initialize", method)
+            return
         if method in ("$/cancel_request", "$/cancelRequest"):
             self._cancel_request(method, params)
             return
@@ -168,7 +295,7 @@ class ParleyProtocol(JsonRPCProtocol):
         key = "requestId" if method == "$/cancel_request" else "id"
         try:
             target = msgspec.json.decode(bytes(params) or b"{}", type=dict[str, RequestId])[key]
-        except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
+        except (msgspec.DecodeError, KeyError, RecursionError):
             log.warning("ignoring %s with bad params %r", method, bytes(params)[:200])
             return
         if (hook := self.cancel_hooks.get(target)) is not None:
@@ -188,7 +315,7 @@ class ParleyProtocol(JsonRPCProtocol):
         else:
             future.set_result(result)
 
-    # -- outgoing ---------------------------------------------------------
+    # -- answers ----------------------------------------------------------
 
     def _send_handler_result(self, future: Any, *, msg_id: RequestId) -> None:
         """Answer a finished request. pygls logs every error answer with a
@@ -205,22 +332,58 @@ class ParleyProtocol(JsonRPCProtocol):
     def _send_response(
         self, msg_id: RequestId, result: Any = None, error: ResponseError | None = None
     ) -> None:
+        """Answer an accepted request: pygls' path for every answer, whatever
+        the outcome. A request is answered once; a later answer is dropped."""
+        if msg_id not in self._unanswered:
+            log.debug("request %r was answered already; dropping another answer", msg_id)
+            return
+        slot = self._unanswered.pop(msg_id)
+        if not self._unanswered:
+            self._all_answered.set()
         self.cancel_hooks.pop(msg_id, None)
+        message: ErrorResponse | Response
         if error is not None:
             # Internal errors carry a traceback in `data`: that goes to the log, not the client.
             data = msgspec.UNSET if error.code == ErrorCode.INTERNAL_ERROR else error.data
-            self._write(
-                ErrorResponse(id=msg_id, error=ErrorObject(error.code, error.message, data))
-            )
+            message = ErrorResponse(id=msg_id, error=ErrorObject(error.code, error.message, data))
         else:
-            self._write(Response(id=msg_id, result=result))
+            message = Response(id=msg_id, result=result)
+        body = _encoder.encode(message)
+        if slot is None:
+            self._write_body(body)
+        else:
+            batch, index = slot
+            batch.fill(index, body)
 
     def _send_error(self, msg_id: RequestId | None, code: ErrorCode, message: str) -> None:
-        self._write(ErrorResponse(id=msg_id, error=ErrorObject(int(code), message)))
+        """Refuse a message that was never accepted as a request."""
+        body = _encoder.encode(ErrorResponse(id=msg_id, error=ErrorObject(int(code), message)))
+        if self._batch is not None:
+            self._batch.add(body)
+        else:
+            self._write_body(body)
+
+    async def finish(self, grace: float) -> None:
+        """Answer every accepted request: with its handler's answer if it comes
+        within `grace` seconds, else by cancelling the handler and saying so."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_answered.wait(), grace)
+        for msg_id in list(self._unanswered):
+            if (future := self._request_futures.get(msg_id)) is not None:
+                future.cancel()
+            reason = f"cancelled: the connection closed and the request took over {grace:g} s"
+            self._send_response(
+                msg_id, error=ResponseError(int(ErrorCode.REQUEST_CANCELLED), reason)
+            )
+
+    # -- outgoing ---------------------------------------------------------
+
+    def _write_body(self, body: bytes) -> None:
+        if self.frame_writer is not None:
+            self.frame_writer.write_nowait(body)
 
     def _write(self, message: object) -> None:
-        if self.frame_writer is not None:
-            self.frame_writer.write_nowait(_encoder.encode(message))
+        self._write_body(_encoder.encode(message))
 
     async def send_notification(self, method: str, params: Any) -> None:
         """Send and wait while the client lags: streaming backpressure."""
@@ -262,8 +425,9 @@ class RpcServer(JsonRPCServer):
 
     protocol: ParleyProtocol
 
-    def __init__(self) -> None:
+    def __init__(self, access: AccessToken | None = None) -> None:
         super().__init__(ParleyProtocol, converter_factory=_no_converter)
+        self.protocol.access = access
 
     def request(
         self, method: str, params_type: type[P]
@@ -303,17 +467,10 @@ class RpcServer(JsonRPCServer):
             self.protocol.receive(frame)
         self.protocol.fail_pending_requests("the client closed the connection")
 
-    async def finish_requests(self) -> None:
-        """Let the requests already received be answered: a script may pipe its
-        requests in and close stdin before the answers are written."""
-        # pygls types these as concurrent futures; for coroutine handlers,
-        # the only kind registered here, they are asyncio tasks.
-        futures: list[Any] = list(self.protocol._request_futures.values())
-        running: list[asyncio.Future[Any]] = [
-            task for task in futures if isinstance(task, asyncio.Future) and not task.done()
-        ]
-        if running:
-            await asyncio.wait(running, timeout=_FINISH_SECONDS)
+    async def finish_requests(self, grace: float = FINISH_SECONDS) -> None:
+        """Answer every request already received: a script may pipe its requests
+        in and close stdin before the answers are written."""
+        await self.protocol.finish(grace)
 
 
 def _no_converter() -> Any:

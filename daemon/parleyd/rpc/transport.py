@@ -1,8 +1,10 @@
-"""Byte streams for the wire: stdio pipes, regular files, TCP.
+"""Byte streams for the wire: stdio pipes, regular files, sockets.
 
 Outgoing frames go through an asyncio transport: `write` never blocks the event
 loop, and `drain` makes a streaming producer wait while the client is not
 reading (backpressure) without holding up the handling of other requests.
+Closing waits until the transport has handed every queued byte to the OS, so
+an answer written just before the daemon exits is not lost in its buffer.
 """
 
 from __future__ import annotations
@@ -10,29 +12,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import selectors
 import stat
 import sys
 from typing import BinaryIO, Protocol
 
+from parleyd.redaction import redact_bytes
 from parleyd.rpc.framing import Framing, frame_bytes
 
 # Above this much unsent output, streaming producers wait for the client.
-_HIGH_WATER = 1 << 20
+HIGH_WATER = 1 << 20
 # At most this many frames share one write(2); ~32 deltas is well under 1 ms.
 _BATCH_FRAMES = 32
+# How long a client that stopped reading may hold up closing the connection.
+_CLOSE_SECONDS = 10.0
 
 
 class ByteSink(Protocol):
+    """Where frames go; asyncio.StreamWriter is one."""
+
     def write(self, data: bytes) -> None: ...
 
     async def drain(self) -> None: ...
 
     def close(self) -> None: ...
 
+    async def wait_closed(self) -> None: ...
+
 
 class _BlockingFileSink:
-    """stdout redirected to a regular file: writes to disk do not stall, and
-    asyncio pipe transports refuse regular files."""
+    """stdout redirected to a regular file or /dev/null: such writes do not stall,
+    and the event loop cannot watch such a descriptor."""
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
@@ -47,10 +57,14 @@ class _BlockingFileSink:
     def close(self) -> None:
         self._file.close()
 
+    async def wait_closed(self) -> None:
+        return None
+
 
 class FrameWriter:
     """Frames encoded JSON bodies in the client's framing and writes them.
 
+    Every frame goes through `write_nowait`, and every byte through `flush`.
     Frames written in one turn of the event loop go out in one write(2): a
     provider's network read often holds dozens of deltas, and a system call
     per frame was the daemon's largest own cost while streaming. The batch is
@@ -67,7 +81,7 @@ class FrameWriter:
     def write_nowait(self, body: bytes) -> None:
         if self.closed:
             return
-        self._pending.append(frame_bytes(body, self.framing))
+        self._pending.append(frame_bytes(redact_bytes(body), self.framing))
         if len(self._pending) >= _BATCH_FRAMES:
             self.flush()
         elif self._flush_scheduled is None:
@@ -96,38 +110,51 @@ class FrameWriter:
             except (ConnectionError, OSError):
                 self.closed = True
 
-    def close(self) -> None:
-        if not self.closed:
-            self.flush()
-            self.closed = True
-            with contextlib.suppress(OSError, RuntimeError):
-                self._sink.close()
+    async def close(self) -> None:
+        """Write what is queued, close, and wait until the OS has every byte (or
+        `_CLOSE_SECONDS` have passed: the client may have stopped reading)."""
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        with contextlib.suppress(OSError, RuntimeError):
+            self._sink.close()
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(self._sink.wait_closed(), _CLOSE_SECONDS)
 
 
-def _is_regular_file(file: BinaryIO) -> bool:
-    return stat.S_ISREG(os.fstat(file.fileno()).st_mode)
+def _watchable(file: BinaryIO, events: int) -> bool:
+    """Whether the event loop can wait on this descriptor: pipes, sockets and
+    ttys, yes; regular files and /dev/null, no (epoll refuses them)."""
+    if stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        return False
+    with selectors.DefaultSelector() as selector:
+        try:
+            selector.register(file.fileno(), events)
+        except OSError:
+            return False
+    return True
 
 
 async def open_stdio(stdin: BinaryIO, stdout: BinaryIO) -> tuple[asyncio.StreamReader, ByteSink]:
-    """Wrap the daemon's stdin/stdout (pipes, ttys, sockets or regular files)."""
+    """Wrap the daemon's stdin/stdout: pipes, ttys, sockets, regular files or /dev/null."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=_HIGH_WATER)
-    if _is_regular_file(stdin):
+    reader = asyncio.StreamReader(limit=HIGH_WATER)
+    if _watchable(stdin, selectors.EVENT_READ):
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+    else:
         feeder = loop.create_task(_feed_from_file(reader, stdin))
         _feeders.add(feeder)
         feeder.add_done_callback(_feeders.discard)
-    else:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
-    sink: ByteSink
-    if _is_regular_file(stdout):
-        sink = _BlockingFileSink(stdout)
-    else:
-        transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, stdout
-        )
-        transport.set_write_buffer_limits(high=_HIGH_WATER)
-        sink = asyncio.StreamWriter(transport, protocol, None, loop)
-    return reader, sink
+    if not _watchable(stdout, selectors.EVENT_WRITE):
+        return reader, _BlockingFileSink(stdout)
+    # StreamReaderProtocol, not a bare flow-control protocol, so that the
+    # StreamWriter's wait_closed() can tell when the pipe is flushed and closed.
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), stdout
+    )
+    transport.set_write_buffer_limits(high=HIGH_WATER)
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 _feeders: set[asyncio.Task[None]] = set()

@@ -1,0 +1,141 @@
+"""`parleyd --listen`: ACP over a TCP port or a Unix socket, one connection per client.
+
+`tcp://HOST:PORT`: any local process can connect, so every connection must
+present the listener's token at `initialize` (see `access.py`); the token file
+is `<folder>/tcp-HOST-PORT.token`. `unix:PATH`: the socket is created 0600, so
+only its owner can connect, and no token is needed. Either way the address
+(and the token file) is printed on stderr once clients can connect, and the
+token file or socket is removed when the daemon stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import stat
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from parleyd.rpc.access import AccessToken
+
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter, AccessToken | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TcpAddress:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class UnixAddress:
+    path: Path
+
+
+ListenAddress = TcpAddress | UnixAddress
+
+
+class ListenError(Exception):
+    """The address cannot be listened on; the message says why."""
+
+
+def parse_address(text: str) -> ListenAddress:
+    if text.startswith("unix:"):
+        if not text.removeprefix("unix:"):
+            raise ValueError("unix: wants a socket path, as in unix:/run/user/1000/parley.sock")
+        return UnixAddress(Path(text.removeprefix("unix:")).expanduser())
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "tcp" or not parts.hostname or port is None:
+        raise ValueError(f"want tcp://HOST:PORT or unix:PATH, got {text!r}")
+    return TcpAddress(parts.hostname, port)
+
+
+async def listen(address: ListenAddress, token_folder: Path, serve: Serve) -> None:
+    """Serve connections until cancelled."""
+    if isinstance(address, TcpAddress):
+        await _listen_tcp(address, token_folder, serve)
+    else:
+        await _listen_unix(address.path, serve)
+
+
+async def _listen_tcp(address: TcpAddress, token_folder: Path, serve: Serve) -> None:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    try:
+        sock = socket.create_server((address.host, address.port), family=family)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {address.host}:{address.port}: {exc}") from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    # The port is known only now (port 0 picks one), and the file is named after it.
+    with AccessToken.issued(token_folder / f"tcp-{host}-{port}.token") as access:
+        server = await asyncio.start_server(
+            lambda reader, writer: serve(reader, writer, access), sock=sock
+        )
+        _announce(f"parleyd listening on tcp://{shown}:{port} token-file {access.file}")
+        async with server:
+            await server.serve_forever()
+
+
+async def _listen_unix(path: Path, serve: Serve) -> None:
+    with _unix_socket(path) as sock:
+        server = await asyncio.start_unix_server(
+            lambda reader, writer: serve(reader, writer, None), sock=sock
+        )
+        _announce(f"parleyd listening on unix:{path}")
+        async with server:
+            await server.serve_forever()
+
+
+@contextlib.contextmanager
+def _unix_socket(path: Path) -> Iterator[socket.socket]:
+    """A socket bound at `path`, only its owner may connect to, removed on exit."""
+    _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The socket file takes its mode from the umask at bind(): 0600 from the
+    # start, so no other user can connect even for an instant.
+    mask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on unix:{path}: {exc}") from None
+    finally:
+        os.umask(mask)
+    try:
+        yield sock
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket left by a daemon that died is removed; anything else is kept."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ListenError(f"cannot listen on unix:{path}: it exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()
+            return
+        except OSError as exc:
+            raise ListenError(f"cannot listen on unix:{path}: {exc}") from None
+    raise ListenError(f"cannot listen on unix:{path}: another daemon is listening there")
+
+
+def _announce(line: str) -> None:
+    # On stderr, so scripts can find the port when they asked for port 0.
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
