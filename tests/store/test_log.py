@@ -1,7 +1,9 @@
-"""`log.jsonl` and its lock: what survives a crash, a bad line, a second daemon."""
+"""`log.jsonl` and its lock: what survives a crash, a bad line, a second daemon, a
+write that fails."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -11,17 +13,26 @@ from pathlib import Path
 
 import pytest
 
-from parleyd.providers.messages import AssistantMessage, ToolCall
-from parleyd.store.log import LOCK_NAME, LOG_NAME, SessionLocked, SessionLog, read_log
+from parleyd.providers.messages import AssistantMessage, TextPart, ThinkingPart, ToolCall
+from parleyd.store.log import (
+    LOCK_NAME,
+    LOG_NAME,
+    SessionLocked,
+    SessionLog,
+    StoreError,
+    read_log,
+)
 from parleyd.store.records import (
-    AssistantTurn,
+    AssistantResponse,
     ConversationStarted,
+    PermissionRemembered,
     Record,
     SessionStarted,
     TitleSet,
     ToolCallView,
     ToolOutcome,
     TurnEnded,
+    TurnStarted,
     UsageRecorded,
     UserTurn,
 )
@@ -41,26 +52,29 @@ def every_record_type() -> list[tuple[Record, str]]:
             CHILD,
         ),
         (TitleSet(title="Fix the bug"), ROOT),
+        (TurnStarted(turn="turn_1"), ROOT),
         (
             UserTurn(
                 text="read a.txt",
                 content=[{"type": "text", "text": "read a.txt"}],
                 message_id="msg_1",
+                turn="turn_1",
             ),
             ROOT,
         ),
         (
-            AssistantTurn(
+            AssistantResponse(
                 message=AssistantMessage(
-                    text="Reading.",
-                    thinking="the user wants a.txt",
-                    thinking_signature="sig",
-                    tool_calls=(call,),
+                    parts=(
+                        ThinkingPart(text="the user wants a.txt", signature="sig"),
+                        TextPart("Reading."),
+                        call,
+                    )
                 ),
-                chunks=[("thought", "the user wants a.txt"), ("text", "Reading.")],
                 message_id="msg_2",
                 model="gpt-4o",
                 tool_views=[ToolCallView(call_id="call_1", title="Read a.txt", kind="read")],
+                abandoned_calls=[ToolCallView(call_id="call_2", title="write", kind="edit")],
                 interrupted=True,
             ),
             ROOT,
@@ -93,6 +107,7 @@ def every_record_type() -> list[tuple[Record, str]]:
             ),
             CHILD,
         ),
+        (PermissionRemembered(tool="run_shell", allowed=True), ROOT),
         (TurnEnded(stop_reason="cancelled", error="provider went away"), ROOT),
     ]
 
@@ -236,3 +251,97 @@ def test_lock_held_by_another_process_blocks(folder: Path) -> None:
         holder.communicate(timeout=10)
     log, _ = SessionLog.open(folder)
     log.close()
+
+
+# -- writes that fail --------------------------------------------------------------
+
+
+def test_a_short_write_is_completed(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, _ = SessionLog.open(folder)
+    write = os.write
+    calls = 0
+
+    def at_most_seven_bytes(fd: int, data: bytes) -> int:
+        nonlocal calls
+        calls += 1
+        return write(fd, data[:7])
+
+    monkeypatch.setattr(os, "write", at_most_seven_bytes)
+    written = [log.append(record, conv) for record, conv in every_record_type()]
+    monkeypatch.undo()
+    log.close()
+
+    contents = read_log(folder)
+    assert contents.records == written
+    assert (contents.malformed_lines, contents.torn_bytes) == (0, 0)
+    assert calls > len(written)
+
+
+# Appends, then lowers the file size limit so the next line fits only in part
+# (write() takes what fits, then fails with EFBIG), then lifts it and appends
+# again. Python ignores SIGXFSZ, so the limit fails the write instead of
+# killing the process.
+_APPEND_PAST_THE_SIZE_LIMIT = """
+import os, resource, sys
+from pathlib import Path
+from parleyd.store.log import LOG_NAME, SessionLog, StoreError
+from parleyd.store.records import UserTurn
+
+folder = Path(sys.argv[1])
+log, _ = SessionLog.open(folder)
+log.append(UserTurn(text="before", content=[], message_id="m1"), "conv_root")
+_, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+room = os.path.getsize(folder / LOG_NAME) + 100
+resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
+try:
+    log.append(UserTurn(text="x" * 10_000, content=[], message_id="m2"), "conv_root")
+except StoreError as exc:
+    print(exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+print(log.append(UserTurn(text="after", content=[], message_id="m3"), "conv_root").seq)
+log.close()
+"""
+
+
+def test_a_write_that_fails_midway_leaves_no_broken_line(folder: Path) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", _APPEND_PAST_THE_SIZE_LIMIT, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    error, seq = child.stdout.splitlines()
+    assert error == "session sess_1: could not append to log.jsonl: File too large"
+    # The failed record's seq went to the next one.
+    assert seq == "2"
+    contents = read_log(folder)
+    assert (contents.malformed_lines, contents.torn_bytes) == (0, 0)
+    assert texts_of(folder) == ["before", "after"]
+    assert [r.seq for r in contents.records] == [1, 2]
+
+
+def test_a_broken_line_whose_undo_failed_is_cut_by_the_next_append(
+    folder: Path, opened: SessionLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened.append(user_turn("one"), ROOT)
+    write = os.write
+
+    def half_then_io_error(fd: int, data: bytes) -> int:
+        write(fd, data[: len(data) // 2])
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    def io_error(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "write", half_then_io_error)
+    monkeypatch.setattr(os, "ftruncate", io_error)
+    with pytest.raises(StoreError, match=r"could not append to log\.jsonl: Input/output error"):
+        opened.append(user_turn("lost"), ROOT)
+    monkeypatch.undo()
+    assert read_log(folder).torn_bytes > 0
+
+    opened.append(user_turn("two"), ROOT)
+    contents = read_log(folder)
+    assert (contents.malformed_lines, contents.torn_bytes) == (0, 0)
+    assert texts_of(folder) == ["one", "two"]
