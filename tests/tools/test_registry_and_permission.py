@@ -127,7 +127,7 @@ def test_ask_mode_asks_until_always() -> None:
     assert policy.record("run_shell", "allow_always").allowed
     assert not policy.needs_asking(shell)
     assert policy.standing_decision(shell) == Decision(
-        True, "the user allowed run_shell for this session"
+        True, "the user allowed run_shell for this session", lasting=True
     )
     # Remembered per tool name.
     assert policy.needs_asking(tool("write_file"))

@@ -9,6 +9,7 @@ import pytest
 
 from parleyd.tools import shell
 from parleyd.tools.base import ToolContext, ToolError
+from parleyd.tools.environment import child_environment
 from parleyd.tools.shell import RunShell
 
 pytestmark = pytest.mark.skipif(
@@ -89,6 +90,36 @@ async def test_nonzero_exit_is_an_error_result(tmp_path: Path) -> None:
 async def test_runs_in_the_workspace_with_empty_stdin(tmp_path: Path) -> None:
     result = await RunShell().run({"command": "pwd; cat; echo done"}, ctx(tmp_path))
     assert result.output == f"{tmp_path}\ndone\n[exit code 0]"
+
+
+def env_names(output: str) -> set[str]:
+    return {line.split("=", 1)[0] for line in output.splitlines() if "=" in line}
+
+
+@pytest.fixture
+def secrets_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-daemon-key-0123456789")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-test-0123456789")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-test-0123456789")
+    monkeypatch.setenv("NPM_AUTH_TOKEN", "npm-test-0123456789")
+    monkeypatch.setenv("KEYBOARD_LAYOUT", "dvorak")
+
+
+@pytest.mark.usefixtures("secrets_in_environment")
+async def test_the_command_inherits_no_key_or_token(tmp_path: Path) -> None:
+    result = await RunShell().run({"command": "env"}, ctx(tmp_path))
+    names = env_names(result.output)
+    assert {"KEYBOARD_LAYOUT", "PATH", "HOME"} <= names
+    assert not names & {"OPENAI_API_KEY", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "NPM_AUTH_TOKEN"}
+    assert "0123456789" not in result.output
+
+
+@pytest.mark.usefixtures("secrets_in_environment")
+async def test_allowed_variables_reach_the_command(tmp_path: Path) -> None:
+    allowed = child_environment(allow=["GITHUB_TOKEN", "OPENAI_API_KEY"])
+    result = await RunShell().run({"command": "env"}, ToolContext(tmp_path, environment=allowed))
+    assert "GITHUB_TOKEN=ghp-test-0123456789" in result.output.splitlines()
+    assert not env_names(result.output) & {"OPENAI_API_KEY", "NPM_AUTH_TOKEN"}
 
 
 async def test_symlinked_workspace_is_the_named_cwd(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
-import msgspec
+from .environment import child_environment
 
 # ACP's ToolKind: lets clients pick an icon and a treatment for the call.
 ToolKind = Literal["read", "edit", "delete", "move", "search", "execute", "think", "fetch", "other"]
@@ -41,10 +41,13 @@ class ToolResult:
 class ToolContext:
     """What a running tool may know. `cwd` is the session's workspace root: every
     path a tool touches must resolve inside it. `report_progress` streams partial
-    output (a shell command's lines) to the client while the tool runs."""
+    output (a shell command's lines) to the client while the tool runs.
+    `environment` is what a process the tool starts inherits: by default the
+    daemon's own without its secrets, and without the user's allow list."""
 
     cwd: Path
     report_progress: Callable[[str], Awaitable[None]] = field(default=lambda _text: _noop())
+    environment: Mapping[str, str] = field(default_factory=child_environment)
 
 
 async def _noop() -> None:
@@ -69,49 +72,8 @@ class Tool(Protocol):
         cancellation arrives as asyncio.CancelledError and must stop the work."""
         ...
 
-
-ArgumentsT = TypeVar("ArgumentsT", bound=msgspec.Struct)
-
-
-def arguments_schema(arguments_type: type[msgspec.Struct]) -> dict[str, Any]:
-    """The JSON Schema of a tool's arguments Struct, with every `$ref` inlined:
-    providers want a plain `{"type": "object", "properties": ...}` and several
-    reject `$defs`."""
-    generated = msgspec.json.schema(arguments_type)
-    definitions: dict[str, Any] = generated.get("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        if "$ref" in node:
-            return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
-        # A Struct's class name means nothing to the model; its docstring repeats the
-        # tool's description. `properties` is keyed by field names, which stay.
-        return {
-            key: {name: inline(sub) for name, sub in value.items()}
-            if key == "properties"
-            else inline(value)
-            for key, value in node.items()
-            if key not in ("title", "$defs")
-        }
-
-    schema: dict[str, Any] = inline(generated)
-    schema.pop("description", None)
-    return schema
-
-
-def decode_arguments(
-    tool_name: str, arguments_type: type[ArgumentsT], arguments: Mapping[str, Any]
-) -> ArgumentsT:
-    """Validate the model's arguments against the tool's Struct. The error names the
-    offending field and lists the accepted ones, so the model can correct its call."""
-    try:
-        # Lax: models often send numbers and booleans as strings ("5", "true").
-        return msgspec.convert(dict(arguments), arguments_type, strict=False)
-    except msgspec.ValidationError as err:
-        accepted = ", ".join(arguments_type.__struct_fields__)
-        raise ToolError(
-            f"invalid arguments for {tool_name}: {err} (accepted: {accepted})"
-        ) from None
+    async def preview(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
+        """What the call would do, shown to the user who is asked to allow it
+        (a write's diff, a command and where it runs). Changes nothing; a
+        ToolError means the call would fail, and it is asked about as it is."""
+        ...

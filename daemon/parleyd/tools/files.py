@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -22,15 +22,8 @@ import anyio.to_thread
 import msgspec
 from msgspec import Meta
 
-from .base import (
-    FileDiff,
-    ToolContext,
-    ToolError,
-    ToolKind,
-    ToolResult,
-    arguments_schema,
-    decode_arguments,
-)
+from .base import FileDiff, ToolContext, ToolError, ToolKind, ToolResult
+from .builtin import WorkspaceTool
 from .paths import Workspace, fs_error
 
 # What the model gets from one read: enough for most source files, small enough
@@ -89,6 +82,16 @@ def _lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[bytes, bool]
         yield line, cut
 
 
+async def _text_in_worker(
+    workspace: Workspace, raw_path: str, produce: Callable[[Path, str], str]
+) -> ToolResult:
+    """What `produce` makes of one path of the workspace (given as the real path and
+    as the model is shown it), with that path as the result's location."""
+    real = workspace.resolve(raw_path)
+    output = await anyio.to_thread.run_sync(produce, real, workspace.relative(real))
+    return ToolResult(output, locations=(workspace.client_path(real),))
+
+
 class ReadFileArguments(msgspec.Struct, forbid_unknown_fields=True):
     path: PathArgument
     offset: Annotated[int, Meta(ge=1, description="First line to read, counting from 1")] = 1
@@ -97,27 +100,24 @@ class ReadFileArguments(msgspec.Struct, forbid_unknown_fields=True):
     ] = MAX_READ_LINES
 
 
-class ReadFile:
+class ReadFile(WorkspaceTool[ReadFileArguments]):
     name = "read_file"
     description = (
         "Read a text file of the workspace. Returns its lines as they are, at most "
         f"{MAX_READ_LINES} lines or {MAX_READ_BYTES // 1024} KiB per call; when more "
         "follows, the result ends with the offset to continue from."
     )
-    parameters: Mapping[str, Any] = arguments_schema(ReadFileArguments)
+    arguments_type = ReadFileArguments
     kind: ToolKind = "read"
     needs_permission = False
 
     def title(self, arguments: Mapping[str, Any]) -> str:
         return f"Read {arguments.get('path', '')}"
 
-    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
-        args = decode_arguments(self.name, ReadFileArguments, arguments)
-        workspace = Workspace.at(context.cwd)
-        real = workspace.resolve(args.path)
-        shown = workspace.relative(real)
-        output = await anyio.to_thread.run_sync(partial(self._read, real, shown, args))
-        return ToolResult(output, locations=(workspace.client_path(real),))
+    async def execute(
+        self, args: ReadFileArguments, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
+        return await _text_in_worker(workspace, args.path, partial(self._read, args=args))
 
     @staticmethod
     def _read(real: Path, shown: str, args: ReadFileArguments) -> str:
@@ -180,7 +180,7 @@ class ListDirectoryArguments(msgspec.Struct, forbid_unknown_fields=True):
     ] = 1
 
 
-class ListDirectory:
+class ListDirectory(WorkspaceTool[ListDirectoryArguments]):
     name = "list_directory"
     description = (
         "List a directory of the workspace, sorted; directories end with '/', symlinks "
@@ -188,20 +188,17 @@ class ListDirectory:
         f"directory. .git is left out; {', '.join(sorted(SKIPPED_DIRS - HIDDEN_DIRS))} "
         f"are shown but not descended into. At most {MAX_LIST_ENTRIES} entries."
     )
-    parameters: Mapping[str, Any] = arguments_schema(ListDirectoryArguments)
+    arguments_type = ListDirectoryArguments
     kind: ToolKind = "read"
     needs_permission = False
 
     def title(self, arguments: Mapping[str, Any]) -> str:
         return f"List {arguments.get('path', '.')}"
 
-    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
-        args = decode_arguments(self.name, ListDirectoryArguments, arguments)
-        workspace = Workspace.at(context.cwd)
-        real = workspace.resolve(args.path)
-        shown = workspace.relative(real)
-        output = await anyio.to_thread.run_sync(partial(self._list, real, shown, args.depth))
-        return ToolResult(output, locations=(workspace.client_path(real),))
+    async def execute(
+        self, args: ListDirectoryArguments, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
+        return await _text_in_worker(workspace, args.path, partial(self._list, depth=args.depth))
 
     @staticmethod
     def _list(real: Path, shown: str, depth: int) -> str:
@@ -263,22 +260,32 @@ class WriteFileArguments(msgspec.Struct, forbid_unknown_fields=True):
     content: Annotated[str, Meta(description="The file's complete new content")]
 
 
-class WriteFile:
+class WriteFile(WorkspaceTool[WriteFileArguments]):
     name = "write_file"
     description = (
         "Create or overwrite a file of the workspace with the given content, creating "
         "missing parent directories. The whole file is replaced at once."
     )
-    parameters: Mapping[str, Any] = arguments_schema(WriteFileArguments)
+    arguments_type = WriteFileArguments
     kind: ToolKind = "edit"
     needs_permission = True
 
     def title(self, arguments: Mapping[str, Any]) -> str:
         return f"Write {arguments.get('path', '')}"
 
-    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
-        args = decode_arguments(self.name, WriteFileArguments, arguments)
-        workspace = Workspace.at(context.cwd)
+    async def describe(self, args: WriteFileArguments, workspace: Workspace) -> ToolResult:
+        real = workspace.resolve(args.path)
+        client_path = workspace.client_path(real)
+        _, old_text = await anyio.to_thread.run_sync(
+            partial(_current, real, workspace.relative(real))
+        )
+        return ToolResult(
+            "", locations=(client_path,), diff=FileDiff(client_path, old_text, args.content)
+        )
+
+    async def execute(
+        self, args: WriteFileArguments, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
         real = workspace.resolve(args.path)
         shown = workspace.relative(real)
         old_text = await anyio.to_thread.run_sync(partial(_write, real, shown, args.content))
@@ -294,20 +301,25 @@ class WriteFile:
         )
 
 
+def _current(real: Path, shown: str) -> tuple[int | None, str | None]:
+    """The mode and text a write would replace; (None, None) for a new file."""
+    status = regular_file(real, shown, "write", missing_ok=True)
+    if status is None:
+        return None, None
+    try:
+        return stat.S_IMODE(status.st_mode), real.read_bytes().decode("utf-8", errors="replace")
+    except OSError as err:
+        raise fs_error("write", shown, err) from None
+
+
 def _write(real: Path, shown: str, content: str) -> str | None:
     """Replace the file's content atomically (a reader sees the old file or the new
     one, never half of it) and return the previous text, None for a new file."""
-    status = regular_file(real, shown, "write", missing_ok=True)
-    old_text: str | None = None
-    mode = 0o666  # the umask applies, as for any newly created file
-    if status is not None:
-        mode = stat.S_IMODE(status.st_mode)  # keep an executable script executable
-        try:
-            old_text = real.read_bytes().decode("utf-8", errors="replace")
-        except OSError as err:
-            raise fs_error("write", shown, err) from None
-        if old_text == content:
-            return old_text
+    # An existing file keeps its mode (an executable script stays executable).
+    existing_mode, old_text = _current(real, shown)
+    if old_text == content:
+        return old_text
+    mode = 0o666 if existing_mode is None else existing_mode  # the umask applies to new files
     temporary = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
@@ -317,7 +329,7 @@ def _write(real: Path, shown: str, content: str) -> str | None:
                 stream.write(content.encode("utf-8"))
                 stream.flush()
                 os.fsync(stream.fileno())
-            if status is not None:
+            if existing_mode is not None:
                 temporary.chmod(mode)  # os.open's mode went through the umask
             temporary.replace(real)
         except BaseException:

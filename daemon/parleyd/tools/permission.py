@@ -34,10 +34,13 @@ class PermissionOption:
 
 @dataclass(frozen=True)
 class Decision:
-    """`reason` says, for the model, why a call was not run (or how it was allowed)."""
+    """`reason` says, for the model, why a call was not run (or how it was allowed).
+    `lasting`: the answer holds for the tool until the session ends, and is
+    stored with it."""
 
     allowed: bool
     reason: str
+    lasting: bool = False
 
 
 # The option ids are the kinds themselves: any id a client echoes back maps to
@@ -78,10 +81,15 @@ class PermissionPolicy:
             case "allow_once":
                 return Decision(True, "the user allowed this call")
             case "allow_always":
-                decision = Decision(True, f"the user allowed {tool_name} for this session")
+                return self.remember(tool_name, allowed=True)
             case "reject_always":
-                decision = Decision(False, f"the user rejected {tool_name} for this session")
+                return self.remember(tool_name, allowed=False)
             case _:
                 return Decision(False, "the user rejected this call")
+
+    def remember(self, tool_name: str, *, allowed: bool) -> Decision:
+        """Answer every later call of this tool the same way, without asking."""
+        verb = "allowed" if allowed else "rejected"
+        decision = Decision(allowed, f"the user {verb} {tool_name} for this session", lasting=True)
         self._remembered[tool_name] = decision
         return decision

@@ -17,7 +17,8 @@ import anyio.to_thread
 import msgspec
 from msgspec import Meta
 
-from .base import ToolContext, ToolError, ToolKind, ToolResult, arguments_schema, decode_arguments
+from .base import ToolContext, ToolError, ToolKind, ToolResult
+from .builtin import WorkspaceTool
 from .files import SKIPPED_DIRS, PathArgument, looks_binary
 from .paths import Workspace
 
@@ -49,7 +50,7 @@ class _Found:
     capped: bool = False
 
 
-class SearchText:
+class SearchText(WorkspaceTool[SearchTextArguments]):
     name = "search_text"
     description = (
         "Search the workspace's text files for a string (or a regular expression with "
@@ -57,15 +58,16 @@ class SearchText:
         f"{', '.join(sorted(SKIPPED_DIRS))}, symlinks, binary files and files over "
         f"{MAX_SEARCHED_FILE_BYTES // (1024 * 1024)} MB."
     )
-    parameters: Mapping[str, Any] = arguments_schema(SearchTextArguments)
+    arguments_type = SearchTextArguments
     kind: ToolKind = "search"
     needs_permission = False
 
     def title(self, arguments: Mapping[str, Any]) -> str:
         return f"Search for {arguments.get('pattern', '')!r} in {arguments.get('path', '.')}"
 
-    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
-        args = decode_arguments(self.name, SearchTextArguments, arguments)
+    async def execute(
+        self, args: SearchTextArguments, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
         try:
             matcher = re.compile(
                 args.pattern if args.regex else re.escape(args.pattern),
@@ -73,7 +75,6 @@ class SearchText:
             )
         except re.error as err:
             raise ToolError(f"invalid regular expression {args.pattern!r}: {err}") from None
-        workspace = Workspace.at(context.cwd)
         start = workspace.resolve(args.path)
         if not start.exists():
             raise ToolError(f"{workspace.relative(start)} does not exist")

@@ -21,7 +21,8 @@ import anyio
 import msgspec
 from msgspec import Meta
 
-from .base import ToolContext, ToolError, ToolKind, ToolResult, arguments_schema, decode_arguments
+from .base import ToolContext, ToolError, ToolKind, ToolResult
+from .builtin import WorkspaceTool
 from .paths import Workspace
 
 MAX_TIMEOUT_SECONDS = 1800
@@ -114,7 +115,7 @@ class _Capture:
             await self._emit(pending)
 
 
-class RunShell:
+class RunShell(WorkspaceTool[RunShellArguments]):
     name = "run_shell"
     description = (
         "Run a command with /bin/sh in the workspace root; stdin is empty. Returns the "
@@ -123,7 +124,7 @@ class RunShell:
         "on cancel; background processes that keep the output open are stopped when "
         "the command exits (redirect their output, `cmd > log 2>&1 &`, to keep them)."
     )
-    parameters: Mapping[str, Any] = arguments_schema(RunShellArguments)
+    arguments_type = RunShellArguments
     kind: ToolKind = "execute"
     needs_permission = True
 
@@ -134,12 +135,20 @@ class RunShell:
             first_line = first_line[:79] + "…"
         return f"Run {first_line}"
 
-    async def run(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
-        args = decode_arguments(self.name, RunShellArguments, arguments)
-        workspace = Workspace.at(context.cwd)
+    async def describe(self, args: RunShellArguments, workspace: Workspace) -> ToolResult:
+        return ToolResult(f"$ {args.command}\n(in {workspace.root})", locations=(workspace.root,))
+
+    async def execute(
+        self, args: RunShellArguments, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
         # Nothing can answer a pager or a prompt: stdin is /dev/null. PWD makes `pwd`
         # print the workspace as the client named it, not the daemon's own cwd.
-        env = {**os.environ, "PAGER": "cat", "GIT_PAGER": "cat", "PWD": str(workspace.root)}
+        env = {
+            **context.environment,
+            "PAGER": "cat",
+            "GIT_PAGER": "cat",
+            "PWD": str(workspace.root),
+        }
         try:
             process = await asyncio.create_subprocess_exec(
                 "/bin/sh",
