@@ -13,21 +13,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import shlex
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Final, NoReturn
 
 from rich.console import Console
+from rich.text import Text
 
 from parley_client.connection import ParleyClient
 from parley_client.demo import run_demo
 from parley_client.errors import ParleyError
 from parley_client.permissions import PermissionHandler, allow_all, deny_all
 from parley_client.render import Renderer, print_sessions
+from parley_client.scripts import parley_command
 from parley_client.terminal import Interrupts, answer_by_flag, ask_on_terminal
+from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import SessionSettings
+from parleyd.config import PROVIDERS, data_home
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -52,7 +58,10 @@ def _common_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None
     it, an option left out must not reset what was given before it."""
     default = argparse.SUPPRESS if inherited else None
     parser.add_argument(
-        "--provider", default=default, help="provider for new sessions (openai, offline)"
+        "--provider",
+        default=default,
+        choices=PROVIDERS,
+        help=f"provider for new sessions ({', '.join(PROVIDERS)})",
     )
     parser.add_argument("--model", default=default, help="model for new sessions")
     parser.add_argument(
@@ -135,13 +144,14 @@ async def _prompt(arguments: argparse.Namespace, console: Console, interrupts: I
         cwd = Path.cwd()
         if arguments.session:
             session_id = arguments.session
-            if arguments.replay:
-                await client.run_with_updates(
-                    client.load_session(session_id, cwd), renderer.feed, session_id
-                )
-                renderer.finish()
-            else:
-                await client.load_session(session_id, cwd)
+            with _unknown_session_refused(session_id):
+                if arguments.replay:
+                    await client.run_with_updates(
+                        client.load_session(session_id, cwd), renderer.feed, session_id
+                    )
+                    renderer.finish()
+                else:
+                    await client.load_session(session_id, cwd)
         else:
             session_id = await client.new_session(cwd, _settings(arguments))
 
@@ -157,10 +167,36 @@ async def _prompt(arguments: argparse.Namespace, console: Console, interrupts: I
         )
         await asyncio.gather(*cancelling)
         renderer.finish(response.stop_reason)
-        if not console.is_terminal:
-            # Scripts need the id to continue; a person can find it with `parley sessions`.
+        if console.is_terminal:
+            # Unwrapped, so the command pastes into a shell whole.
+            continuing = f"session {session_id} · {_continue_command(arguments, session_id)}"
+            console.print(Text(continuing, style="dim"), soft_wrap=True)
+        else:
             renderer.note(f"[session] {session_id}")
     return EXIT_INTERRUPTED if response.stop_reason == "cancelled" else EXIT_OK
+
+
+def _continue_command(arguments: argparse.Namespace, session_id: str) -> str:
+    """What to type to continue this session, its next prompt left to fill in."""
+    home = ["--home", os.environ["PARLEY_HOME"]] if arguments.home is not None else []
+    command = [*parley_command(), *home, "prompt", "--session", session_id]
+    return f'{shlex.join(command)} "..."'
+
+
+def _unknown_session(session_id: str) -> CliError:
+    """Every command words an unknown session id alike."""
+    return CliError(f"no session {session_id} in {data_home()} (see `parley sessions --all`)")
+
+
+@contextlib.contextmanager
+def _unknown_session_refused(session_id: str) -> Iterator[None]:
+    """The daemon's not-found answer to loading `session_id`, in the CLI's words."""
+    try:
+        yield
+    except ParleyError as exc:
+        if exc.code == ErrorCode.RESOURCE_NOT_FOUND:
+            raise _unknown_session(session_id) from None
+        raise
 
 
 def _existing_dir(path: str) -> Path:
@@ -184,7 +220,7 @@ async def _show(arguments: argparse.Namespace, console: Console, _: Interrupts) 
         stored = {info.session_id: info for info in await client.all_sessions()}
         info = stored.get(arguments.session)
         if info is None:
-            raise CliError(f"no session {arguments.session} (see `parley sessions --all`)")
+            raise _unknown_session(arguments.session)
         renderer.note(f"{info.session_id} · {info.title or 'untitled'} · {info.cwd}", "bold")
         await client.run_with_updates(
             client.load_session(info.session_id, _existing_dir(info.cwd)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from parley_client.connection import ParleyClient
 from parley_client.launch import DaemonProcess
 from parley_client.permissions import allow_all
 from parley_client.render import Renderer
+from parley_client.scripts import parley_command
 from parley_client.terminal import answer_by_flag
 from parley_client.transcript import KindComparison, compare_replay
 from parley_protocol.acp import AgentMessageChunk, InitializeResponse, SessionNotification
@@ -53,8 +55,11 @@ if __name__ == "__main__":
     print(greet(sys.argv[1] if len(sys.argv) > 1 else "sailor"))
 """
 # Why live and replayed counts may differ while the content is the same.
+_WHOLE: Final = "live streams each message in pieces; a replay sends it whole"
 _COUNT_NOTES: Final = {
     "user_message_chunk": "the client sent these prompts itself; only a replay carries them",
+    "agent_message_chunk": _WHOLE,
+    "agent_thought_chunk": _WHOLE,
     "tool_call_update": "live also streams each call's transient in_progress step",
 }
 
@@ -253,14 +258,16 @@ class Demo:
         self.step("Summary")
         folder = self.scratch.home / "sessions" / self.session_id
         where = folder if folder.is_dir() else self.scratch.home
+        show = [*parley_command(), "show", "--home", str(self.scratch.home), self.session_id]
         self.console.print(
             "3 prompts to the scripted model: a read, a write allowed once, "
             "a story cancelled midway.\n"
             f"The session survived a daemon restart and replayed as it streamed.\n"
-            f"It lives in {where}\n"
-            f"See it again:  parley show --home {self.scratch.home} {self.session_id}\n"
-            f"The scratch directory {self.scratch.root} is yours to delete."
+            f"It lives in {where}"
         )
+        # Not wrapped, and not read as markup: the command must paste into a shell whole.
+        self.console.print(Text(f"See it again:  {shlex.join(show)}"), soft_wrap=True)
+        self.console.print(f"The scratch directory {self.scratch.root} is yours to delete.")
         if self.problems:
             self.console.print(
                 Text(

@@ -67,6 +67,8 @@ class JsonRpcPeer:
         self._pending: dict[RequestId, asyncio.Future[msgspec.Raw]] = {}
         # The daemon's requests in progress, by id, so `$/cancel_request` can stop one.
         self._serving: dict[RequestId, asyncio.Task[None]] = {}
+        # Our requests whose caller stopped waiting: their answers are expected, not strays.
+        self._abandoned: set[RequestId] = set()
         self._end: ParleyError | None = None
         self._reading = asyncio.create_task(self._read())
 
@@ -86,6 +88,10 @@ class JsonRpcPeer:
         try:
             await self._send(Request(id=msg_id, method=method, params=params))
             return await future
+        except asyncio.CancelledError:
+            # The answer may still come (a prompt's, once the daemon has ended the turn).
+            self._abandoned.add(msg_id)
+            raise
         finally:
             self._pending.pop(msg_id, None)
 
@@ -147,6 +153,9 @@ class JsonRpcPeer:
             self._serving[message.id] = task
 
     def _resolve(self, message: Incoming) -> None:
+        if message.id in self._abandoned:
+            self._abandoned.discard(message.id)
+            return
         future = self._pending.get(message.id) if message.id is not None else None
         if future is None or future.done():
             log.warning("ignoring a response to no request of ours (id %r)", message.id)

@@ -17,6 +17,9 @@ from typing import Any, Literal
 
 import platformdirs
 
+from parley_protocol.names import describe_unknown
+from parleyd.redaction import register_provider_keys
+
 ProviderName = Literal["openai", "offline"]
 PROVIDERS: tuple[ProviderName, ...] = ("openai", "offline")
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -38,6 +41,8 @@ class Settings:
     max_output_tokens: int | None = None
     idle_timeout: float = 120.0
     max_model_calls_per_turn: int = 50
+    # Secret-looking variables that commands the model runs may still inherit.
+    shell_env_allow: tuple[str, ...] = ()
 
     @property
     def model_name(self) -> str:
@@ -78,6 +83,17 @@ def config_file(environ: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_config_dir("parley")) / "config.toml"
 
 
+class VariableNames(tuple[str, ...]):
+    """Names of environment variables: a TOML array of strings, or comma-separated
+    text (the environment's way to hold a list)."""
+
+    def __new__(cls, value: str | list[str]) -> VariableNames:
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise TypeError(f"not a list of names: {value!r}")
+        return super().__new__(cls, (name.strip() for name in names if name.strip()))
+
+
 # Each setting's type, for values that arrive as text (environment) or loosely
 # typed (TOML, JSON).
 _CONVERTERS: dict[str, type] = {
@@ -89,6 +105,7 @@ _CONVERTERS: dict[str, type] = {
     "max_output_tokens": int,
     "idle_timeout": float,
     "max_model_calls_per_turn": int,
+    "shell_env_allow": VariableNames,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
 _ENV_KEYS = {
@@ -96,6 +113,7 @@ _ENV_KEYS = {
     "PARLEY_MODEL": "model",
     "OPENAI_BASE_URL": "base_url",
     "OPENAI_API_KEY": "api_key",
+    "PARLEY_SHELL_ENV_ALLOW": "shell_env_allow",
 }
 # session/new `_meta.parley` keys (camelCase, as on the wire).
 _SESSION_KEYS = {
@@ -105,6 +123,14 @@ _SESSION_KEYS = {
     "contextSize": "context_size",
     "maxOutputTokens": "max_output_tokens",
 }
+
+
+def _refuse_unknown(values: Mapping[str, Any], keys: Mapping[str, str], origin: str) -> None:
+    """A misspelt setting that silently does nothing is worse than an error naming it."""
+    unknown = [key for key in values if key not in keys]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(f"{origin}: unknown setting{plural} {describe_unknown(unknown, keys)}")
 
 
 def _apply(
@@ -119,7 +145,7 @@ def _apply(
         # bool is an int to Python, and containers convert to nonsense strings.
         # A fraction for a whole number would be silently truncated by int().
         fraction = convert is int and isinstance(value, float) and not value.is_integer()
-        if isinstance(value, bool | dict | list) or fraction:
+        if (isinstance(value, bool | dict | list) and convert is not VariableNames) or fraction:
             raise ConfigError(f"{origin}: {key} must be a {convert.__name__}, got {value!r}")
         try:
             changes[attribute] = convert(value)
@@ -147,7 +173,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"cannot read {path}: {exc}") from None
         if "api_key" in document:
             raise ConfigError(f"{path}: keys do not belong in files; set OPENAI_API_KEY instead")
+        _refuse_unknown(document, _FILE_KEYS, str(path))
         settings = _apply(settings, document, _FILE_KEYS, str(path))
+    register_provider_keys(environ)
     return _apply(settings, environ, _ENV_KEYS, "environment")
 
 
@@ -155,10 +183,5 @@ def with_session_overrides(settings: Settings, overrides: Mapping[str, Any] | No
     """Apply a session's `_meta.parley` settings on top of the daemon's."""
     if not overrides:
         return settings
-    unknown = set(overrides) - set(_SESSION_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"_meta.parley: unknown setting(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(_SESSION_KEYS)}"
-        )
+    _refuse_unknown(overrides, _SESSION_KEYS, "_meta.parley")
     return _apply(settings, overrides, _SESSION_KEYS, "_meta.parley")

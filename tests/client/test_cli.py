@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from tests.support.daemon import offline_env
 
 PARLEY = Path(sys.executable).with_name("parley")
 SESSION_LINE = re.compile(r"^\[session\] (sess_\w+)$", re.MULTILINE)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @pytest.fixture
@@ -42,6 +46,41 @@ def parley(
         timeout=timeout,
         check=False,
     )
+
+
+def shell(command: str, *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`command` typed into a shell, as a person would paste it."""
+    return subprocess.run(
+        command,
+        shell=True,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def on_terminal(argv: list[str], *, cwd: Path, env: dict[str, str]) -> str:
+    """What `argv` shows with a terminal for its stdout, without the ANSI styling."""
+    controller, terminal = pty.openpty()
+    with subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.PIPE
+    ) as process:
+        os.close(terminal)
+        shown = bytearray()
+        while select.select([controller], [], [], 30)[0]:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # EIO: the process closed its end of the terminal
+                break
+            if not data:
+                break
+            shown += data
+        os.close(controller)
+        assert process.wait(timeout=30) == 0, process.stderr
+    return ANSI.sub("", shown.decode()).replace("\r\n", "\n")
 
 
 def test_prompt_prints_plain_text_the_tool_line_and_usage(
@@ -99,16 +138,70 @@ def test_sessions_show_and_continue(workspace: Path, env: dict[str, str], tmp_pa
     assert shown.stdout.count("[usage] ") == 2
 
 
-def test_errors_are_one_line_without_traceback(workspace: Path, env: dict[str, str]) -> None:
-    run = parley("--home", str(workspace / "empty"), "show", "sess_missing", cwd=workspace, env=env)
+@pytest.mark.parametrize(
+    "command",
+    [("show", "sess_missing"), ("prompt", "--session", "sess_missing", "hi")],
+    ids=["show", "prompt"],
+)
+def test_an_unknown_session_is_one_line_worded_alike(
+    workspace: Path, env: dict[str, str], command: tuple[str, ...]
+) -> None:
+    home = workspace / "empty"
+    run = parley("--home", str(home), *command, cwd=workspace, env=env)
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines() == [
-        "parley: no session sess_missing (see `parley sessions --all`)"
+    assert run.stderr.splitlines() == [
+        f"parley: no session sess_missing in {home} (see `parley sessions --all`)"
     ]
 
-    unknown = parley("prompt", "--session", "sess_nope", "hi", cwd=workspace, env=env)
-    assert unknown.returncode == 1
-    assert unknown.stderr.startswith("parley: ") and "Traceback" not in unknown.stderr
+
+def test_a_bad_provider_is_refused_without_protocol_words(
+    workspace: Path, env: dict[str, str]
+) -> None:
+    run = parley("--provider", "gemini", "prompt", "hi", cwd=workspace, env=env)
+    assert run.returncode == 1
+    (line,) = run.stderr.splitlines()
+    assert "invalid choice: 'gemini' (choose from 'openai', 'offline')" in line
+    assert "_meta" not in line and "params" not in line.lower()
+
+
+def test_stdout_closed_early_ends_quietly(workspace: Path, env: dict[str, str]) -> None:
+    """`parley prompt ... | head -1`: the reader goes away while the answer streams."""
+    process = subprocess.Popen(
+        [str(PARLEY), "prompt", "Tell me a long story"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()
+    errors = process.stderr.read()
+    assert process.wait(timeout=30) == 0
+    assert errors == b""
+
+
+def test_on_a_terminal_the_turn_ends_with_the_command_that_continues_it(
+    workspace: Path, env: dict[str, str]
+) -> None:
+    plain_shell = {**env, "PATH": os.defpath}
+    output = on_terminal([str(PARLEY), "prompt", "hi"], cwd=workspace, env=plain_shell)
+    last = output.strip().splitlines()[-1]
+    match = re.fullmatch(r"session (sess_\w+) · (.+)", last)
+    assert match, output
+    session_id, command = match.groups()
+    assert command == f'{PARLEY} prompt --session {session_id} "..."'
+    assert "[session]" not in output
+    # As printed, from a plain shell: `.venv/bin` is not on its PATH.
+    continued = shell(command, cwd=workspace, env=plain_shell)
+    assert continued.returncode == 0, continued.stderr
+    assert f"[session] {session_id}" in continued.stdout
+
+
+def test_on_path_the_command_is_plain_parley(workspace: Path, env: dict[str, str]) -> None:
+    on_path = {**env, "PATH": f"{PARLEY.parent}{os.pathsep}{os.defpath}"}
+    output = on_terminal([str(PARLEY), "prompt", "hi"], cwd=workspace, env=on_path)
+    assert re.search(r'· parley prompt --session sess_\w+ "\.\.\."$', output.strip()), output
 
 
 def test_ctrl_c_cancels_the_turn(workspace: Path, env: dict[str, str]) -> None:
@@ -141,6 +234,16 @@ def test_demo(tmp_path: Path, env: dict[str, str]) -> None:
     assert "[permission] answered allow_once" in out
     assert "stopReason: cancelled" in out
     assert "Live stream vs replay" in out
-    assert re.search(r"^agent_message_chunk\s+(\d+)\s+\1\s+same$", out, re.M)
+    assert re.search(r"^agent_message_chunk\s+\d+\s+\d+\s+same  \(.*whole\)$", out, re.M)
     assert "DIFFERENT" not in out and "✗" not in out
     assert (tmp_path / "demo" / "workspace" / "NOTES.md").is_file()
+
+
+def test_the_demo_hint_works_from_a_plain_shell(tmp_path: Path, env: dict[str, str]) -> None:
+    plain_shell = {**env, "PATH": os.defpath}
+    run = parley("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path, env=plain_shell, timeout=60)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    (hint,) = re.findall(r"^See it again:  (.+)$", run.stdout, re.M)
+    shown = shell(hint, cwd=tmp_path, env=plain_shell)
+    assert shown.returncode == 0, shown.stderr
+    assert "> Summarize README.md" in shown.stdout

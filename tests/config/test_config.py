@@ -3,11 +3,13 @@ and keeping the API key out of everything that gets written or shown."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import platformdirs
 import pytest
 
+from parley_protocol.jsonrpc import ErrorCode
 from parleyd.config import (
     ConfigError,
     Settings,
@@ -15,6 +17,8 @@ from parleyd.config import (
     load_settings,
     with_session_overrides,
 )
+from tests.support.daemon import PARLEYD, daemon_env, offline_env
+from tests.support.raw_daemon import raw_daemon
 
 SECRET = "sk-test-do-not-print"
 
@@ -139,9 +143,73 @@ def test_bad_type_in_session_overrides_names_key_and_origin(
         with_session_overrides(Settings(), overrides)
 
 
-def test_unknown_session_setting_is_refused() -> None:
-    with pytest.raises(ConfigError, match="apiKey, temperature"):
-        with_session_overrides(Settings(), {"temperature": 0.2, "apiKey": SECRET, "model": "m"})
+def test_unknown_session_settings_are_refused_by_name() -> None:
+    with pytest.raises(ConfigError) as caught:
+        with_session_overrides(Settings(), {"temperature": 0.2, "modle": "m", "model": "m"})
+    assert str(caught.value) == (
+        "_meta.parley: unknown settings 'temperature', 'modle' (did you mean 'model'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('modle = "m"', "unknown setting 'modle' (did you mean 'model'?)"),
+        ("idle_timout = 5", "unknown setting 'idle_timout' (did you mean 'idle_timeout'?)"),
+        # Spelt as on the wire: the file's own spelling is suggested.
+        (
+            "maxOutputTokens = 5",
+            "unknown setting 'maxOutputTokens' (did you mean 'max_output_tokens'?)",
+        ),
+        ("temperature = 0.2", "unknown setting 'temperature'"),
+    ],
+)
+def test_unknown_file_setting_is_refused_with_the_closest_one(
+    config_path: Path, line: str, message: str
+) -> None:
+    config_path.write_text('model = "m"\n' + line + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"PARLEY_CONFIG": str(config_path)})
+    assert str(caught.value) == f"{config_path}: {message}"
+
+
+def test_every_unknown_file_setting_is_named_in_one_line(config_path: Path) -> None:
+    config_path.write_text('modle = "m"\nidle_timout = 5\nprovider = "offline"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"PARLEY_CONFIG": str(config_path)})
+    assert str(caught.value) == (
+        f"{config_path}: unknown settings 'modle' (did you mean 'model'?), "
+        "'idle_timout' (did you mean 'idle_timeout'?)"
+    )
+
+
+def test_parleyd_stops_on_a_misspelt_setting_with_one_line(tmp_path: Path) -> None:
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('provider = "offline"\nmodle = "m"\n')
+    env = daemon_env(tmp_path / "home", PARLEY_CONFIG=str(config_path))
+    run = subprocess.run(
+        PARLEYD, env=env, input="", capture_output=True, text=True, timeout=30, check=False
+    )
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.splitlines() == [
+        f"parleyd: {config_path}: unknown setting 'modle' (did you mean 'model'?)"
+    ]
+
+
+async def test_a_misspelt_session_setting_is_refused_with_the_closest_one(tmp_path: Path) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        await daemon.initialize()
+        params = {"cwd": str(tmp_path), "mcpServers": [], "_meta": {"parley": {"modle": "m"}}}
+        answer = await daemon.request("session/new", params)
+        assert answer["error"]["code"] == ErrorCode.INVALID_PARAMS
+        assert (
+            "unknown field `modle` (did you mean `model`?) - at `_meta.parley`"
+            in (answer["error"]["message"])
+        )
+        # The daemon is still there for a corrected request.
+        params["_meta"] = {"parley": {"model": "m"}}
+        assert "sessionId" in (await daemon.request("session/new", params))["result"]
 
 
 def test_unknown_provider_in_the_file_is_refused_with_the_choices(config_path: Path) -> None:

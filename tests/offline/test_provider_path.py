@@ -24,6 +24,8 @@ from parleyd.providers.messages import (
     AssistantMessage,
     Message,
     ModelRequest,
+    TextPart,
+    ThinkingPart,
     ToolCall,
     ToolResultMessage,
     ToolSpec,
@@ -85,9 +87,11 @@ async def test_thinking_text_tool_call_then_an_answer_from_the_result(
     history = (
         question,
         AssistantMessage(
-            text=text,
-            thinking=thinking,
-            tool_calls=(ToolCall(id=end.call_id, name=end.name, arguments=end.arguments),),
+            parts=(
+                ThinkingPart(thinking),
+                TextPart(text),
+                ToolCall(id=end.call_id, name=end.name, arguments=end.arguments),
+            )
         ),
         ToolResultMessage(
             call_id=end.call_id, name=end.name, content="# Parley\n\nAn agent daemon.\n"

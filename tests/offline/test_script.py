@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 import msgspec
 import pytest
 
+from parleyd.agent import DECLINED
 from parleyd.offline.script import (
     BENCH_DELTA,
     INTRO,
@@ -16,6 +19,7 @@ from parleyd.offline.script import (
     classify_tool_result,
     plan_reply,
 )
+from parleyd.tools.paths import fs_error
 
 ALL_TOOLS = ("read_file", "list_directory", "search_text", "write_file", "run_shell")
 
@@ -137,17 +141,26 @@ def test_declined_write_is_reported_plainly_without_retrying() -> None:
     prompt = "create a note in todo.txt"
     first = ask(prompt)
     assert first.tool_calls[0].arguments["path"] == "todo.txt"
-    declined = follow_up(prompt, first, "The user declined this tool call.")
+    declined = follow_up(prompt, first, DECLINED)
     assert declined.tool_calls == ()
     assert declined.finish_reason == "stop"
     assert "You declined the `write_file` call" in declined.text
+    assert "failed" not in declined.text
 
 
 def test_failed_tool_is_reported_with_its_error() -> None:
     first = ask("read missing.md")
     failed = follow_up("read missing.md", first, "Error: missing.md: no such file")
     assert failed.tool_calls == ()
-    assert "`read_file` did not succeed: Error: missing.md: no such file" in failed.text
+    assert "`read_file` failed: Error: missing.md: no such file." in failed.text
+
+
+def test_a_write_the_filesystem_refused_is_a_failure_not_a_refusal() -> None:
+    prompt = "create a note in todo.txt"
+    first = ask(prompt)
+    denied = follow_up(prompt, first, "cannot write todo.txt: Permission denied")
+    assert "`write_file` failed: cannot write todo.txt: Permission denied." in denied.text
+    assert "declined" not in denied.text
 
 
 def test_run_calls_run_shell_and_summarises_its_output() -> None:
@@ -227,10 +240,25 @@ def test_argument_pieces_join_to_the_arguments_json() -> None:
 
 
 @pytest.mark.parametrize(
+    "error",
+    [errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOTDIR, errno.EEXIST],
+    ids=errno.errorcode.get,
+)
+def test_every_filesystem_failure_of_a_write_is_an_error(error: int) -> None:
+    # Exactly the text Parley's write_file gives the model for that OSError.
+    result = str(fs_error("write", "NOTES.md", OSError(error, os.strerror(error))))
+    assert classify_tool_result(result) == "error"
+
+
+@pytest.mark.parametrize(
     ("content", "outcome"),
     [
-        ("The user declined this tool call.", "declined"),
+        (DECLINED, "declined"),
         ("Permission denied by the user", "declined"),
+        ("Tool call declined.", "declined"),
+        ("Error: the user rejected this tool call", "declined"),
+        ("Permission denied", "error"),
+        ("Connection refused", "error"),
         ("Error: path is outside the workspace", "error"),
         ("cannot read missing.md: No such file or directory", "error"),
         ("docs is a directory; use list_directory to see its entries", "error"),

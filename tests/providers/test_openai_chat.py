@@ -14,6 +14,9 @@ from parleyd.providers.events import Done, ProviderEvent, StreamError, TextDelta
 from parleyd.providers.messages import (
     AssistantMessage,
     ModelRequest,
+    RefusalPart,
+    TextPart,
+    ThinkingPart,
     ToolCall,
     ToolResultMessage,
     ToolSpec,
@@ -71,15 +74,17 @@ async def test_request_body_converts_the_whole_conversation(server: ReplayServer
         messages=(
             UserMessage("Read a.txt"),
             AssistantMessage(
-                text="Reading it.",
-                thinking="not sent back",
-                tool_calls=(ToolCall("call_1", "read", '{"path":"a.txt"}'),),
+                parts=(
+                    ThinkingPart("not sent back"),
+                    TextPart("Reading it."),
+                    ToolCall("call_1", "read", '{"path":"a.txt"}'),
+                )
             ),
             ToolResultMessage(call_id="call_1", name="read", content="hello"),
-            AssistantMessage(tool_calls=(ToolCall("call_2", "read", "{}"),)),
+            AssistantMessage(parts=(ToolCall("call_2", "read", "{}"),)),
             ToolResultMessage(call_id="call_2", name="read", content="no path", is_error=True),
-            AssistantMessage(refusal="I can't."),
-            AssistantMessage(text="Done."),
+            AssistantMessage(parts=(RefusalPart("I can't."),)),
+            AssistantMessage(parts=(TextPart("Done."),)),
             UserMessage("Thanks"),
         ),
         tools=(ToolSpec(name="read", description="Read a file.", parameters=schema),),
@@ -225,6 +230,45 @@ async def test_500_is_a_retryable_server_error_quoting_the_body(server: ReplaySe
     assert (error.kind, error.status, error.retryable) == ("server", 500, True)
     assert "<h1>upstream exploded</h1>" in error.message
     assert len(error.message) < 700
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "message"),
+    [
+        (
+            400,
+            b": keep-alive\n\nevent: error\n"
+            b'data: {"error":{"message":"Tool call validation failed","code":"tool_use_failed",'
+            b'"type":"invalid_request_error"}}\n\n',
+            "bad_request",
+            "Tool call validation failed",
+        ),
+        (
+            429,
+            b'data: {"error":{"message":"Rate limit reached","code":"rate_limit_exceeded"}}\n\n'
+            b"data: [DONE]\n\n",
+            "rate_limit",
+            "Rate limit reached",
+        ),
+        (502, b'data: {"message":"upstream is down"}', "server", "upstream is down"),
+    ],
+    ids=["error-event", "data-then-done", "bare-message"],
+)
+async def test_an_error_sent_as_an_event_stream_shows_its_message(
+    server: ReplayServer, status: int, body: bytes, kind: str, message: str
+) -> None:
+    server.enqueue(status, SSE, body)
+    error = await failure(f"{server.url}/v1")
+    assert (error.kind, error.status) == (kind, status)
+    assert error.message.endswith(f"answered HTTP {status}: {message}")
+    assert "data:" not in error.message
+
+
+async def test_an_event_stream_error_without_json_is_quoted(server: ReplayServer) -> None:
+    server.enqueue(503, SSE, b"data: overloaded, try later\n\n")
+    error = await failure(f"{server.url}/v1")
+    assert error.kind == "server"
+    assert "data: overloaded, try later" in error.message
 
 
 async def test_400_context_length_is_context_overflow(server: ReplayServer) -> None:

@@ -220,13 +220,16 @@ def _trailing_tool_outcomes(messages: Sequence[Mapping[str, Any]]) -> tuple[Tool
 
 # Chat Completions has no error flag on a tool message, so the outcome can only be
 # read from the text. These match the phrasing of Parley's agent loop and tools
-# ("The user declined this tool call.", "cannot read x: No such file or directory",
+# ("The user declined this tool call.", "cannot write x: Permission denied",
 # "Cancelled by the user ...") and the "Error: ..." prefix of other agents. Failures
 # are short, so long outputs that merely mention such words (a README about
 # permissions) stay "ok".
-_DECLINED = re.compile(
+_REFUSAL = re.compile(
     r"\b(declined|denied|rejected|refused|not (allowed|permitted))\b", re.IGNORECASE
 )
+# Systems fail ("Permission denied", "Operation not permitted", "Connection refused");
+# people decline. A refusal is a person's only when it names one, or says "declined".
+_BY_A_PERSON = re.compile(r"\b(declined|user|you)\b", re.IGNORECASE)
 _ERROR = re.compile(r"^\s*(\[?error\]?\b|failed\b|tool error\b)", re.IGNORECASE)
 _SHORT_ERROR = re.compile(
     r"^\s*(cannot|can't|could not|unable to|cancelled|canceled)\b"
@@ -239,9 +242,10 @@ _SHORT_RESULT = 300
 
 def classify_tool_result(content: str) -> Outcome:
     short = len(content) <= _SHORT_RESULT
-    if short and _DECLINED.search(content):
+    refusal = short and _REFUSAL.search(content) is not None
+    if refusal and _BY_A_PERSON.search(content):
         return "declined"
-    if _ERROR.match(content) or (short and _SHORT_ERROR.search(content)):
+    if refusal or _ERROR.match(content) or (short and _SHORT_ERROR.search(content)):
         return "error"
     return "ok"
 
@@ -447,13 +451,14 @@ def _after_tools(conversation: Conversation) -> _Draft:
     another call, so a declined or failing tool cannot make the script loop."""
     outcomes = conversation.tool_outcomes
     if all(o.outcome != "ok" for o in outcomes):
+        if all(o.outcome == "declined" for o in outcomes):
+            thinking = "The user said no. I'll respect that rather than ask again."
+            opening = "Understood, I stopped there:"
+        else:
+            thinking = "The tool could not do it. I'll say why rather than retry."
+            opening = "I could not complete that, and I will not retry on my own:"
         failures = "\n".join(f"- {_failure(o)}" for o in outcomes)
-        return _Draft(
-            thinking="Nothing came back that I can use. I'll say so rather than retry.",
-            content=_words(
-                f"I could not complete that, and I will not retry on my own:\n\n{failures}"
-            ),
-        )
+        return _Draft(thinking=thinking, content=_words(f"{opening}\n\n{failures}"))
     sections = [
         _SUMMARISERS.get(o.name, _summarise_output)(o) if o.outcome == "ok" else _failure(o)
         for o in outcomes
@@ -466,9 +471,11 @@ def _after_tools(conversation: Conversation) -> _Draft:
 
 
 def _failure(outcome: ToolOutcome) -> str:
+    """An outcome that is not a result, worded for who stopped it: the user or the tool."""
     if outcome.outcome == "declined":
         return f"You declined the `{outcome.name}` call, so nothing was changed."
-    return f"`{outcome.name}` did not succeed: {_first_line(outcome.content) or 'no details'}."
+    reason = _first_line(outcome.content).rstrip(".") or "no details"
+    return f"`{outcome.name}` failed: {reason}."
 
 
 # Parley's read_file appends notices in brackets ("[empty file]", "[... call read_file

@@ -43,7 +43,7 @@ from parleyd.providers.messages import (
     ToolSpec,
     UserMessage,
 )
-from parleyd.providers.sse import SseEvent, read_sse
+from parleyd.providers.sse import SseEvent, parse_sse, read_sse
 from parleyd.providers.think_tags import ThinkTagSplitter
 
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -530,13 +530,19 @@ def http_error(
 
 
 def _error_in_body(body: bytes) -> _WireError:
-    try:
-        envelope = _error_decoder.decode(body)
-    except msgspec.DecodeError:
-        return _WireError()
-    if isinstance(envelope.error, _WireError):
-        return envelope.error
-    return _WireError(message=envelope.error or envelope.message)
+    """What a non-2xx body says went wrong: a JSON error envelope, or one sent as
+    event-stream data by servers that stream every answer, errors included."""
+    candidates: list[bytes | str] = [body, *(event.data for event in parse_sse(body))]
+    for candidate in candidates:
+        try:
+            envelope = _error_decoder.decode(candidate)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(envelope.error, _WireError):
+            return envelope.error
+        if envelope.error or envelope.message:
+            return _WireError(message=envelope.error or envelope.message)
+    return _WireError()
 
 
 def retry_after(headers: httpx.Headers) -> float | None:

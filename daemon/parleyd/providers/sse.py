@@ -86,6 +86,12 @@ class SseParser:
         return [SseEvent(event=event or None, data="\n".join(data))]
 
 
+def parse_sse(body: bytes) -> list[SseEvent]:
+    """The events of a body already read whole."""
+    parser = SseParser()
+    return parser.feed(body) + parser.close()
+
+
 async def read_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
     """The events of a byte stream, as soon as each one is complete."""
     parser = SseParser()
