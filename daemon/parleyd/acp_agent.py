@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +41,26 @@ from parley_protocol.acp import (
 )
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import (
+    TOOL_CALL_CANCEL,
     ParleyCapabilities,
+    ToolCallCancelParams,
+    ToolCallCancelResult,
     parley_meta,
     session_settings_from_meta,
 )
 from parleyd import __version__
 from parleyd.config import ConfigError, Settings
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
-from parleyd.session.failures import TurnFailed
+from parleyd.session.errors import (
+    InvalidCursor,
+    ProviderFailed,
+    SessionBusy,
+    SessionError,
+    TurnCrashed,
+    UnknownSession,
+    UnknownToolCall,
+)
+from parleyd.store.log import StoreError
 
 if TYPE_CHECKING:
     from parleyd.session.manager import SessionManager
@@ -101,12 +115,52 @@ def prompt_text(blocks: list[ContentBlock]) -> str:
 
 
 def _absolute(cwd: str) -> Path:
+    # A path of any length may arrive; the message quotes no more than a line of it.
+    shown = repr(cwd) if len(cwd) <= 200 else f"{cwd[:100]!r}... ({len(cwd)} characters)"
     path = Path(cwd)
     if not path.is_absolute():
-        raise RpcError(ErrorCode.INVALID_PARAMS, f"cwd must be an absolute path, got {cwd!r}")
-    if not path.is_dir():
-        raise RpcError(ErrorCode.INVALID_PARAMS, f"cwd {cwd!r} is not an existing directory")
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"cwd must be an absolute path, got {shown}")
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a name too long for the file system, say
+        raise RpcError(
+            ErrorCode.INVALID_PARAMS, f"cwd {shown} is unusable: {exc.strerror}"
+        ) from None
+    if not is_dir:
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"cwd {shown} is not an existing directory")
     return path
+
+
+_ERROR_CODES: dict[type[Exception], ErrorCode] = {
+    UnknownSession: ErrorCode.RESOURCE_NOT_FOUND,
+    UnknownToolCall: ErrorCode.RESOURCE_NOT_FOUND,
+    SessionBusy: ErrorCode.SESSION_BUSY,
+    InvalidCursor: ErrorCode.INVALID_PARAMS,
+    ConfigError: ErrorCode.CONFIG_ERROR,
+    TurnCrashed: ErrorCode.INTERNAL_ERROR,
+    # A full disk or an index another process keeps locked: not a bug, but
+    # nothing the client can change by asking differently.
+    StoreError: ErrorCode.INTERNAL_ERROR,
+}
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+def answering_errors(handler: Handler) -> Handler:
+    """The one place where session, config and turn errors become JSON-RPC errors."""
+
+    @functools.wraps(handler)
+    async def answer(params: Any) -> Any:
+        try:
+            return await handler(params)
+        except ProviderFailed as failure:
+            error = failure.error
+            data = {"kind": error.kind, "retryable": error.retryable, "status": error.status}
+            raise RpcError(ErrorCode.PROVIDER_ERROR, str(failure), data) from None
+        except (SessionError, ConfigError, TurnCrashed, StoreError) as exc:
+            raise RpcError(_ERROR_CODES[type(exc)], str(exc)) from None
+
+    return answer
 
 
 class AcpAgent:
@@ -127,25 +181,35 @@ class AcpAgent:
         # on first use: `initialize` answers without them, which keeps the
         # editor's start-up wait at about that of a bare pygls server.
         if self._sessions is None:
+            from parleyd.agent import Turn
             from parleyd.providers.hub import ProviderHub
             from parleyd.session.manager import SessionManager
 
             channel = AcpChannel(self.protocol)
-            self._sessions = SessionManager(self.home, self.settings, channel, ProviderHub())
+            self._sessions = SessionManager(
+                self.home, self.settings, channel, ProviderHub(), new_turn=Turn
+            )
         return self._sessions
 
     def _register(self) -> None:
         server = self.server
-        server.request("initialize", InitializeRequest)(self.initialize)
-        server.request("session/new", NewSessionRequest)(self.new_session)
-        server.request("session/load", LoadSessionRequest)(self.load_session)
-        server.request("session/list", ListSessionsRequest)(self.list_sessions)
-        server.request("session/prompt", PromptRequest)(self.prompt)
+        requests: list[tuple[str, type[Any], Handler]] = [
+            ("initialize", InitializeRequest, self.initialize),
+            ("session/new", NewSessionRequest, self.new_session),
+            ("session/load", LoadSessionRequest, self.load_session),
+            ("session/list", ListSessionsRequest, self.list_sessions),
+            ("session/prompt", PromptRequest, self.prompt),
+            (TOOL_CALL_CANCEL, ToolCallCancelParams, self.cancel_tool_call),
+        ]
+        for method, params_type, handler in requests:
+            server.request(method, params_type)(answering_errors(handler))
         server.notification("session/cancel", CancelNotification)(self.cancel)
 
     async def initialize(self, params: InitializeRequest) -> InitializeResponse:
         self.client_capabilities = params.client_capabilities
-        capabilities = ParleyCapabilities(version=__version__, methods=[], features=PARLEY_FEATURES)
+        capabilities = ParleyCapabilities(
+            version=__version__, methods=[TOOL_CALL_CANCEL], features=PARLEY_FEATURES
+        )
         return InitializeResponse(
             # Parley speaks v1 only: the answer to any request is the latest it supports.
             protocol_version=PROTOCOL_VERSION,
@@ -166,18 +230,12 @@ class AcpAgent:
             overrides = msgspec.to_builtins(session_settings_from_meta(params.meta))
         except msgspec.ValidationError as exc:
             raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from None
-        try:
-            session = await self.sessions.create(cwd, overrides)
-        except ConfigError as exc:
-            raise RpcError(ErrorCode.CONFIG_ERROR, str(exc)) from None
+        session = await self.sessions.create(cwd, overrides)
         return NewSessionResponse(session_id=session.id)
 
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
         cwd = _absolute(params.cwd)
-        try:
-            session, replay = await self.sessions.load(params.session_id, cwd)
-        except ConfigError as exc:
-            raise RpcError(ErrorCode.CONFIG_ERROR, str(exc)) from None
+        session, replay = await self.sessions.load(params.session_id, cwd)
         for update in replay:
             await session.send(update)
         return LoadSessionResponse()
@@ -193,18 +251,18 @@ class AcpAgent:
             # `$/cancel_request` on a prompt is a cancel of its turn: the
             # answer is then `cancelled`, as for session/cancel.
             self.protocol.cancel_hooks[request_id] = session.cancel
-        try:
-            stop_reason = await session.prompt(
-                prompt_text(params.prompt), msgspec.to_builtins(params.prompt)
-            )
-        except TurnFailed as failure:
-            error = failure.error
-            raise RpcError(
-                ErrorCode.PROVIDER_ERROR,
-                f"{session.settings.provider} provider error ({error.kind}): {error.message}",
-                {"kind": error.kind, "retryable": error.retryable, "status": error.status},
-            ) from None
+        stop_reason = await session.prompt(
+            prompt_text(params.prompt), msgspec.to_builtins(params.prompt)
+        )
         return PromptResponse(stop_reason=stop_reason)
+
+    async def cancel_tool_call(self, params: ToolCallCancelParams) -> ToolCallCancelResult:
+        session = self.sessions.get(params.session_id)
+        if not session.cancel_tool_call(params.tool_call_id):
+            raise UnknownToolCall(
+                f"no tool call {params.tool_call_id!r} is running in session {session.id}"
+            )
+        return ToolCallCancelResult()
 
     async def cancel(self, params: CancelNotification) -> None:
         session = self.sessions.sessions.get(params.session_id)

@@ -3,20 +3,24 @@
 provider events -> `session/update` notifications and, at each item boundary, a
 record in the session log -> tool calls -> permission -> tools -> results ->
 the next model call, until the model stops, the turn is cancelled, or the
-provider fails.
+provider fails. The loop knows its session only as a `TurnHost`; the session
+owns the turn's state and its ending (see `session/session.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
+
+import anyio
 
 from parley_protocol.acp import (
     PermissionOption,
     RequestPermissionRequest,
+    SessionUpdate,
     StopReason,
     ToolCallUpdate,
 )
@@ -35,31 +39,39 @@ from parleyd.providers.events import (
 from parleyd.providers.messages import (
     AssistantMessage,
     ModelRequest,
+    Part,
+    RefusalPart,
+    TextPart,
+    ThinkingPart,
     ToolCall,
     UserMessage,
 )
 from parleyd.session import updates
 from parleyd.session.conversation import Conversation, new_id
-from parleyd.session.failures import TurnFailed
+from parleyd.session.errors import ProviderFailed
+from parleyd.session.port import TurnHost
 from parleyd.session.usage import context_size_of, price_of
 from parleyd.store.records import (
-    AssistantTurn,
-    ChunkKind,
+    AssistantResponse,
+    PermissionRemembered,
+    Record,
     ToolCallView,
     ToolOutcome,
     ToolStatus,
     UsageRecorded,
-    UserTurn,
 )
 from parleyd.tools.base import Tool, ToolContext, ToolError, ToolResult
+from parleyd.tools.environment import child_environment
 
-if TYPE_CHECKING:
-    from parleyd.session.session import Session
+log = logging.getLogger(__name__)
 
 # Running tools' output reaches the client at most this often, as the last
 # `_PROGRESS_TAIL` characters.
 _PROGRESS_INTERVAL = 0.1
 _PROGRESS_TAIL = 8192
+
+DECLINED = "The user declined this tool call."
+CALL_CANCELLED = "Cancelled by the user while it ran; it may have done part of its work."
 
 
 def system_prompt(cwd: str) -> str:
@@ -71,97 +83,111 @@ def system_prompt(cwd: str) -> str:
     )
 
 
+PartKind = Literal["text", "thought", "refusal"]
+
+
+@dataclass
+class _OpenPart:
+    """A text, thinking or refusal part still streaming: its deltas, joined once."""
+
+    kind: PartKind
+    pieces: list[str] = field(default_factory=list)
+    signature: str | None = None
+    redacted: str | None = None
+
+    def part(self) -> Part:
+        text = "".join(self.pieces)
+        if self.kind == "thought":
+            return ThinkingPart(text=text, signature=self.signature, redacted=self.redacted)
+        return TextPart(text) if self.kind == "text" else RefusalPart(text)
+
+
 @dataclass
 class _ResponseInProgress:
-    """What one model response has streamed so far: recorded even if cut short."""
+    """What one model response has streamed so far, as ordered parts: recorded
+    even if cut short."""
 
     message_id: str
-    chunks: list[tuple[ChunkKind, str]] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    thinking: list[str] = field(default_factory=list)
-    refusal: list[str] = field(default_factory=list)
-    signature: str | None = None
+    parts: list[_OpenPart | ToolCall] = field(default_factory=list)
     views: dict[str, ToolCallView] = field(default_factory=dict)
-    calls: list[ToolCall] = field(default_factory=list)
+
+    def open_part(self, kind: PartKind) -> _OpenPart:
+        """The part a delta of `kind` extends: the last one if it is of that kind."""
+        last = self.parts[-1] if self.parts else None
+        if isinstance(last, _OpenPart) and last.kind == kind:
+            return last
+        opened = _OpenPart(kind)
+        self.parts.append(opened)
+        return opened
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return [part for part in self.parts if isinstance(part, ToolCall)]
 
     def message(self) -> AssistantMessage:
         return AssistantMessage(
-            text="".join(self.text),
-            thinking="".join(self.thinking),
-            thinking_signature=self.signature,
-            refusal="".join(self.refusal) or None,
-            tool_calls=tuple(self.calls),
+            parts=tuple(p.part() if isinstance(p, _OpenPart) else p for p in self.parts)
         )
 
 
 class Turn:
-    """Runs one prompt to its stop reason. Cancelling the task that runs `run`
-    stops the model stream and any running tool at once; `run` then records
-    what was said so far and returns `cancelled`."""
+    """Runs one prompt to its stop reason on behalf of a `TurnHost`."""
 
-    def __init__(self, session: Session, conversation: Conversation) -> None:
-        self.session = session
+    def __init__(self, host: TurnHost, conversation: Conversation, turn_id: str) -> None:
+        self.host = host
         self.conversation = conversation
+        self.turn_id = turn_id
         self._response: _ResponseInProgress | None = None
         self._unfinished_calls: dict[str, str] = {}  # call id -> tool name
+        self._call_scopes: dict[str, anyio.CancelScope] = {}
+        # One permission question at a time, in the order the model made the calls.
+        self._asking = anyio.Lock()
 
-    async def run(self, prompt_text: str, prompt_content: list[dict[str, Any]]) -> StopReason:
-        session, conversation = self.session, self.conversation
-        user = UserTurn(text=prompt_text, content=prompt_content, message_id=new_id("msg"))
-        session.record(user, conversation)
-        conversation.history.append(UserMessage(text=prompt_text))
-        session.ledger.start_turn()
-        try:
-            stop_reason = await self._loop()
-        except asyncio.CancelledError:
-            await self._record_interruption("Cancelled by the user before it finished.")
-            stop_reason = "cancelled"
-        except TurnFailed as failure:
-            await self._record_interruption("Not run: the model provider failed mid-response.")
-            await session.end_turn("error", failure.error.message)
-            raise
-        await session.end_turn(stop_reason)
-        return stop_reason
+    def _record(self, record: Record) -> None:
+        self.host.record(record, self.conversation, self.turn_id)
 
-    async def _loop(self) -> StopReason:
-        settings = self.session.settings
-        for _ in range(settings.max_model_calls_per_turn):
+    async def run(self, text: str) -> StopReason:
+        """Answer the prompt the host has recorded."""
+        self.conversation.history.append(UserMessage(text=text))
+        self.host.ledger.start_turn()
+        for _ in range(self.host.settings.max_model_calls_per_turn):
             done, message = await self._model_call()
             if done.stop_reason != "tool_use":
                 return done.stop_reason
             if not message.tool_calls:
                 return "end_turn"
-            await self._run_tool_calls(message)
+            await self._run_tool_calls(message.tool_calls)
         return "max_turn_requests"
 
     # -- one model response -----------------------------------------------
 
     async def _model_call(self) -> tuple[Done, AssistantMessage]:
-        session, conversation = self.session, self.conversation
+        host = self.host
         request = ModelRequest(
-            model=session.settings.model_name,
-            system=system_prompt(str(session.cwd)),
-            messages=tuple(conversation.history),
-            tools=session.tools.specs(),
-            max_output_tokens=session.settings.max_output_tokens,
+            model=host.settings.model_name,
+            system=system_prompt(str(host.cwd)),
+            messages=tuple(self.conversation.history),
+            tools=host.tools.specs(),
+            max_output_tokens=host.settings.max_output_tokens,
         )
         response = self._response = _ResponseInProgress(message_id=new_id("msg"))
         usage: Usage | None = None
         done: Done | None = None
-        async for event in session.provider.stream(request):
+        async for event in host.provider.stream(request):
             match event:
                 case TextDelta(text=text):
+                    response.open_part("text").pieces.append(text)
                     await self._chunk(response, "text", text)
-                    response.text.append(text)
-                case ThinkingDelta(text=text, signature=signature):
+                case ThinkingDelta(text=text, signature=signature, redacted=redacted):
+                    part = response.open_part("thought")
+                    part.signature = signature or part.signature
+                    part.redacted = redacted or part.redacted
                     if text:
+                        part.pieces.append(text)
                         await self._chunk(response, "thought", text)
-                        response.thinking.append(text)
-                    if signature:
-                        response.signature = signature
                 case RefusalDelta(text=text):
+                    response.open_part("refusal").pieces.append(text)
                     await self._chunk(response, "text", text)
-                    response.refusal.append(text)
                 case ToolCallStart():
                     await self._announce_call(response, event)
                 case ToolCallArgumentsDelta():
@@ -173,25 +199,28 @@ class Turn:
                 case Done():
                     done = event
                 case StreamError():
-                    raise TurnFailed(event)
+                    raise ProviderFailed(host.settings.provider, event)
         if done is None:  # pragma: no cover - providers always end with Done or StreamError
-            raise TurnFailed(StreamError(kind="protocol", message="the stream ended without Done"))
+            ended = StreamError(kind="protocol", message="the stream ended early")
+            raise ProviderFailed(host.settings.provider, ended)
         message = self._record_response(response)
         if usage is not None:
             await self._record_usage(usage)
         return done, message
 
-    async def _chunk(self, response: _ResponseInProgress, kind: ChunkKind, text: str) -> None:
-        response.chunks.append((kind, text))
-        await self.session.send(
+    async def _chunk(
+        self, response: _ResponseInProgress, kind: updates.ChunkKind, text: str
+    ) -> None:
+        await self.host.send(
             updates.chunk_update(kind, text, response.message_id, self.conversation.meta)
         )
 
     def _view(self, call_id: str, name: str, arguments: Mapping[str, Any] | None) -> ToolCallView:
         """How the call is shown; without arguments (still streaming) the title is the name."""
-        if name not in self.session.tools:
+        tools = self.host.tools
+        if name not in tools:
             return ToolCallView(call_id=call_id, title=name, kind="other")
-        tool = self.session.tools.get(name)
+        tool = tools.get(name)
         try:
             title = name if arguments is None else tool.title(arguments)
         except (KeyError, TypeError, ValueError):
@@ -201,7 +230,7 @@ class Turn:
     async def _announce_call(self, response: _ResponseInProgress, event: ToolCallStart) -> None:
         view = self._view(event.call_id, event.name, None)
         response.views[event.call_id] = view
-        await self.session.send(
+        await self.host.send(
             updates.tool_call_announced(
                 event.call_id, event.name, view.kind, self.conversation.meta
             )
@@ -217,33 +246,34 @@ class Turn:
             event.call_id, event.name, raw_input if isinstance(raw_input, dict) else {}
         )
         response.views[event.call_id] = view
-        response.calls.append(
+        response.parts.append(
             ToolCall(id=event.call_id, name=event.name, arguments=event.arguments)
         )
         self._unfinished_calls[event.call_id] = event.name
-        await self.session.send(updates.tool_call_ready(view, raw_input, self.conversation.meta))
+        await self.host.send(updates.tool_call_ready(view, raw_input, self.conversation.meta))
 
     def _record_response(
         self, response: _ResponseInProgress, interrupted: bool = False
     ) -> AssistantMessage:
         message = response.message()
-        self.session.record(
-            AssistantTurn(
+        complete = {call.id for call in message.tool_calls}
+        self._record(
+            AssistantResponse(
                 message=message,
-                chunks=response.chunks,
                 message_id=response.message_id,
-                model=self.session.settings.model_name,
+                model=self.host.settings.model_name,
                 tool_views=[response.views[call.id] for call in message.tool_calls],
+                abandoned_calls=[v for v in response.views.values() if v.call_id not in complete],
                 interrupted=interrupted,
-            ),
-            self.conversation,
+            )
         )
-        self.conversation.history.append(message)
+        if message.parts:  # a response cut off before its first part says nothing
+            self.conversation.history.append(message)
         self._response = None
         return message
 
     async def _record_usage(self, usage: Usage) -> None:
-        settings = self.session.settings
+        settings = self.host.settings
         model = settings.model_name
         record = UsageRecorded(
             model=model,
@@ -256,88 +286,130 @@ class Turn:
             context_used=usage.input_tokens + usage.output_tokens,
             context_size=context_size_of(model, settings.context_size, DEFAULT_CONTEXT_SIZE),
         )
-        self.session.record(record, self.conversation)
-        await self.session.send(
-            updates.usage_update(record, self.session.ledger, self.conversation)
-        )
+        self._record(record)
+        await self.host.send(updates.usage_update(record, self.host.ledger, self.conversation))
 
     # -- tools --------------------------------------------------------------
 
-    async def _run_tool_calls(self, message: AssistantMessage) -> None:
-        for call in message.tool_calls:
-            outcome = await self._run_tool_call(call)
-            self._finish_call(outcome)
-            await self.session.send(updates.tool_call_finished(outcome, self.conversation.meta))
+    async def _run_tool_calls(self, calls: tuple[ToolCall, ...]) -> None:
+        """Every call in its own task and cancel scope, all at once: reads run
+        side by side while a write waits for its permission."""
+        async with anyio.create_task_group() as group:
+            for call in calls:
+                group.start_soon(self._run_and_record, call)
+
+    async def _run_and_record(self, call: ToolCall) -> None:
+        outcome: ToolOutcome | None = None
+        with anyio.CancelScope() as scope:
+            self._call_scopes[call.id] = scope
+            try:
+                outcome = await self._run_tool_call(call)
+            finally:
+                del self._call_scopes[call.id]
+        if outcome is None:  # this call alone was cancelled
+            outcome = updates.interrupted_outcome(call.id, call.name, CALL_CANCELLED)
+        self._finish_call(outcome)
+        await self.host.send(updates.tool_call_finished(outcome, self.conversation.meta))
+
+    def cancel_tool_call(self, call_id: str) -> bool:
+        scope = self._call_scopes.get(call_id)
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
 
     async def _run_tool_call(self, call: ToolCall) -> ToolOutcome:
-        session, meta = self.session, self.conversation.meta
+        host, meta = self.host, self.conversation.meta
         run = _ToolRun(call)
         try:
-            tool = session.tools.get(call.name)
-            arguments = session.tools.parse_arguments(tool, call.arguments)
+            tool = host.tools.get(call.name)
+            arguments = host.tools.parse_arguments(tool, call.arguments)
             if not await self._permitted(tool, call, arguments):
-                return run.outcome("failed", "The user declined this tool call.")
+                return run.outcome("failed", DECLINED)
             run.start()
-            await session.send(updates.tool_call_running(call.id, meta))
+            await host.send(updates.tool_call_running(call.id, meta))
 
             async def report_progress(text: str) -> None:
                 if (snapshot := run.output_so_far(text)) is not None:
-                    await session.send(updates.tool_call_progress(call.id, snapshot, meta))
+                    await host.send(updates.tool_call_progress(call.id, snapshot, meta))
 
-            result = await tool.run(arguments, ToolContext(session.cwd, report_progress))
+            result = await tool.run(arguments, self._context(report_progress=report_progress))
         except ToolError as error:
             return run.outcome("failed", str(error))
+        except Exception as error:
+            # A bug in a tool is still an answer the model can read, and the
+            # turn goes on: the history must pair every call with a result.
+            log.exception("tool %s failed unexpectedly", call.name)
+            return run.outcome("failed", f"{call.name} failed: {type(error).__name__}: {error}")
         return run.outcome("failed" if result.is_error else "completed", result.output, result)
 
+    def _context(self, **extra: Any) -> ToolContext:
+        environment = child_environment(self.host.settings.shell_env_allow)
+        return ToolContext(self.host.cwd, environment=environment, **extra)
+
     async def _permitted(self, tool: Tool, call: ToolCall, arguments: Mapping[str, Any]) -> bool:
-        policy = self.session.permissions
-        standing = policy.standing_decision(tool)
-        if standing is not None:
-            return standing.allowed
-        request = RequestPermissionRequest(
-            session_id=self.session.id,
-            tool_call=ToolCallUpdate(
-                tool_call_id=call.id,
-                title=tool.title(arguments),
-                kind=tool.kind,
-                status="pending",
-                raw_input=dict(arguments),
-            ),
-            options=[
-                PermissionOption(option_id=option.option_id, name=option.name, kind=option.kind)
-                for option in policy.options()
-            ],
-            meta=self.conversation.meta,
-        )
-        option_id = await self.session.channel.request_permission(request)
-        return policy.record(tool.name, option_id or "").allowed
+        async with self._asking:
+            policy = self.host.permissions
+            standing = policy.standing_decision(tool)
+            if standing is not None:
+                return standing.allowed
+            # What the user is asked to allow: the diff of a write, the command
+            # and its directory. A call that would fail is asked about as it is.
+            try:
+                preview = await tool.preview(arguments, self._context())
+            except ToolError:
+                preview = ToolResult("")
+            request = RequestPermissionRequest(
+                session_id=self.host.id,
+                tool_call=ToolCallUpdate(
+                    tool_call_id=call.id,
+                    title=tool.title(arguments),
+                    kind=tool.kind,
+                    status="pending",
+                    content=updates.shown_content(preview) or None,
+                    locations=updates.shown_locations(preview) or None,
+                    raw_input=dict(arguments),
+                ),
+                options=[
+                    PermissionOption(option_id=option.option_id, name=option.name, kind=option.kind)
+                    for option in policy.options()
+                ],
+                meta=self.conversation.meta,
+            )
+            option_id = await self.host.request_permission(request)
+            decision = policy.record(tool.name, option_id or "")
+            if decision.lasting:
+                self._record(PermissionRemembered(tool=tool.name, allowed=decision.allowed))
+            return decision.allowed
 
     def _finish_call(self, outcome: ToolOutcome) -> None:
-        self.session.record(outcome, self.conversation)
+        self._record(outcome)
         self._unfinished_calls.pop(outcome.call_id, None)
         self.conversation.history.append(outcome.message())
 
     # -- endings ------------------------------------------------------------
 
-    async def _record_interruption(self, reason: str) -> None:
+    def close(self, reason: str) -> list[SessionUpdate]:
         """The turn stops early: keep what was said, and answer every tool call
         the model made so the history stays valid for the next model call."""
+        closing: list[SessionUpdate] = []
         response = self._response
         if response is not None:
             # Calls announced whose arguments never finished streaming: close
             # them on the client, which would otherwise show them pending forever.
             finished = {call.id for call in response.calls}
-            for call_id in response.views.keys() - finished:
-                await self.session.send(
-                    updates.tool_call_abandoned(call_id, reason, self.conversation.meta)
-                )
-            if response.chunks or response.calls:
+            closing += [
+                updates.tool_call_abandoned(call_id, self.conversation.meta)
+                for call_id in response.views.keys() - finished
+            ]
+            if response.parts or response.views:
                 self._record_response(response, interrupted=True)
         self._response = None
         for call_id, name in list(self._unfinished_calls.items()):
             outcome = updates.interrupted_outcome(call_id, name, reason)
             self._finish_call(outcome)
-            await self.session.send(updates.tool_call_finished(outcome, self.conversation.meta))
+            closing.append(updates.tool_call_finished(outcome, self.conversation.meta))
+        return closing
 
 
 @dataclass

@@ -5,6 +5,7 @@
   - `UsageDetail` at `_meta.parley.usage` on `usage_update`;
   - `ParleyCapabilities` at `agentCapabilities._meta.parley` in `initialize`;
   - `SessionSettings` accepted at `session/new` `_meta.parley`.
+  - `ListenerAuth` at `initialize` `_meta.parley` from a client of a TCP listener.
 - Methods are named `_parley/...` (constants below).
 
 The payloads Parley *sends* (`ConversationRef`, `UsageTotals`, `UsageDetail`,
@@ -20,6 +21,7 @@ from typing import Annotated, Any, Final, TypeVar
 import msgspec
 
 from ._base import Meta, SessionId, ToolCallId
+from .names import describe_unknown
 
 PARLEY_META_KEY: Final = "parley"
 
@@ -107,6 +109,11 @@ class ToolCallCancelParams(ParleyStruct):
     tool_call_id: ToolCallId
 
 
+class ToolCallCancelResult(ParleyStruct):
+    """`_parley/toolCall/cancel` result: the call was running and is stopping;
+    its `tool_call_update` reports it failed, and the turn goes on."""
+
+
 class SessionPauseParams(ParleyStruct):
     """`_parley/session/pause` params."""
 
@@ -119,6 +126,14 @@ class SessionResumeParams(ParleyStruct):
     session_id: SessionId
 
 
+class ListenerAuth(msgspec.Struct, kw_only=True):
+    """`initialize` `_meta.parley` from a client of `parleyd --listen tcp://...`:
+    the listener's token, read from the 0600 file the daemon names when it
+    starts. Stdio and Unix socket connections need none."""
+
+    token: str
+
+
 class ParleyMeta(msgspec.Struct, omit_defaults=True, kw_only=True):
     """The contents of `_meta.parley` on a message; absent parts are omitted."""
 
@@ -129,6 +144,8 @@ class ParleyMeta(msgspec.Struct, omit_defaults=True, kw_only=True):
 # -- helpers ---------------------------------------------------------------------------
 
 _SECRET_KEYS: Final = frozenset({"apikey", "api_key", "apitoken", "token", "secret", "password"})
+# `_meta.parley`'s keys as they are spelt on the wire (camelCase).
+_SETTING_KEYS: Final = tuple(field.encode_name for field in msgspec.structs.fields(SessionSettings))
 
 
 def parley_meta(
@@ -169,7 +186,9 @@ def session_settings_from_meta(meta: Meta | None) -> SessionSettings:
     Missing `_meta` or `_meta.parley` gives empty settings. Raises
     `msgspec.ValidationError` naming the offending path, e.g.
     "Expected `int`, got `str` - at `_meta.parley.maxOutputTokens`", and
-    refuses API keys outright rather than silently dropping them.
+    refuses API keys outright rather than silently dropping them. An unknown key
+    is named with the closest known one: "unknown field `modle` (did you mean
+    `model`?) - at `_meta.parley`".
     """
     if meta and isinstance(meta.get(PARLEY_META_KEY), dict):
         for key in meta[PARLEY_META_KEY]:
@@ -178,6 +197,12 @@ def session_settings_from_meta(meta: Meta | None) -> SessionSettings:
                     f"`_meta.parley.{key}` is not accepted: Parley never takes API keys or "
                     "other secrets over the wire; set them in the environment or Parley's config"
                 )
+        unknown = [str(key) for key in meta[PARLEY_META_KEY] if key not in _SETTING_KEYS]
+        if unknown:
+            raise msgspec.ValidationError(
+                f"unknown field{'s' if len(unknown) > 1 else ''} "
+                f"{describe_unknown(unknown, _SETTING_KEYS, quote='`')} - at `_meta.parley`"
+            )
     return _convert_parley(meta, SessionSettings, where="_meta.parley")
 
 
@@ -209,6 +234,7 @@ __all__ = [
     "SESSION_RESUME",
     "TOOL_CALL_CANCEL",
     "ConversationRef",
+    "ListenerAuth",
     "ParleyCapabilities",
     "ParleyMeta",
     "ParleyStruct",
@@ -216,6 +242,7 @@ __all__ = [
     "SessionResumeParams",
     "SessionSettings",
     "ToolCallCancelParams",
+    "ToolCallCancelResult",
     "UsageDetail",
     "UsageTotals",
     "parley_meta",

@@ -12,6 +12,7 @@ from acp import text_block
 
 from tests.support.acp_client import RecordingClient, acp_daemon
 from tests.support.daemon import offline_env
+from tests.support.updates import merge_chunks
 
 
 @pytest.fixture
@@ -133,13 +134,12 @@ async def test_list_and_load_after_a_daemon_restart_replay_everything(
         more = await connection.prompt(session_id=session_id, prompt=[text_block("Hello")])
     assert more.stop_reason == "end_turn"
 
-    replay = replayed.updates[: len(live.updates) + 1]
+    expected = merge_chunks([u.model_dump(by_alias=True) for u in live.updates])
+    replay = replayed.updates[: len(expected) + 1]
     assert replay[0].session_update == "user_message_chunk"
     assert replay[0].content.text == "Summarize README.md"
-    # Chunk for chunk and tool call for tool call, as it streamed.
-    assert [u.model_dump(by_alias=True) for u in replay[1:]] == [
-        u.model_dump(by_alias=True) for u in live.updates
-    ]
+    # Part for part and tool call for tool call, as it streamed.
+    assert [u.model_dump(by_alias=True) for u in replay[1:]] == expected
 
 
 async def test_load_of_an_unknown_session_is_a_clear_error(workspace: Path, home: Path) -> None:

@@ -1,10 +1,12 @@
-"""Turn endings over the raw wire: every way to cancel, a pending permission
-request, stop reasons from real recorded streams, a daemon killed mid-turn,
-and a client that stops reading."""
+"""Turn endings over the raw wire: every way to cancel (repeated, with a
+disconnect, of one tool call), a pending permission request and what it shows,
+"always" answers across loads, stop reasons from real recorded streams, and a
+daemon killed mid-turn."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 from tests.support.daemon import offline_env, replay_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 from tests.support.replay_server import ReplayServer
+from tests.support.updates import merge_chunks
 
 
 @pytest.fixture
@@ -48,6 +51,25 @@ async def _until(daemon: RawDaemon, wanted: Any) -> dict[str, Any]:
         frame = await daemon.receive()
         if wanted(frame):
             return frame
+
+
+async def _load(daemon: RawDaemon, session_id: str, workspace: Path) -> dict[str, Any]:
+    await daemon.initialize()
+    return await daemon.request(
+        "session/load", {"sessionId": session_id, "cwd": str(workspace), "mcpServers": []}
+    )
+
+
+async def _prompt(daemon: RawDaemon, session_id: str, text: str) -> dict[str, Any]:
+    """Run a prompt to its answer."""
+    prompt = {"sessionId": session_id, "prompt": [{"type": "text", "text": text}]}
+    return await daemon.request("session/prompt", prompt)
+
+
+async def _answer(daemon: RawDaemon, ask: dict[str, Any], option_id: str) -> None:
+    """Answer a permission request with one of its options."""
+    outcome = {"outcome": "selected", "optionId": option_id}
+    await daemon.send({"jsonrpc": "2.0", "id": ask["id"], "result": {"outcome": outcome}})
 
 
 def _is_chunk(frame: dict[str, Any]) -> bool:
@@ -93,9 +115,7 @@ async def test_cancel_while_permission_is_pending(tmp_path: Path, workspace: Pat
             {"jsonrpc": "2.0", "id": ask["id"], "error": {"code": -32800, "message": "cancelled"}}
         )
         assert not (workspace / "NOTES.md").exists()
-        again = await daemon.request(
-            "session/prompt", {"sessionId": session_id, "prompt": [{"type": "text", "text": "Hi"}]}
-        )
+        again = await _prompt(daemon, session_id, "Hi")
         assert again["result"] == {"stopReason": "end_turn"}
 
 
@@ -114,10 +134,7 @@ async def test_stop_reasons_from_recorded_streams(
         provider.enqueue_fixture(case)
         async with raw_daemon(replay_env(tmp_path / "home", provider.url)) as daemon:
             session_id = await _new_session(daemon, workspace)
-            answer = await daemon.request(
-                "session/prompt",
-                {"sessionId": session_id, "prompt": [{"type": "text", "text": "go"}]},
-            )
+            answer = await _prompt(daemon, session_id, "go")
         sent = provider.requests[0].json
     assert answer["result"] == {"stopReason": stop_reason}
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
@@ -131,10 +148,7 @@ async def test_a_killed_daemon_loses_only_the_unfinished_response(
     home = tmp_path / "home"
     async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _new_session(daemon, workspace)
-        done = await daemon.request(
-            "session/prompt",
-            {"sessionId": session_id, "prompt": [{"type": "text", "text": "Summarize README.md"}]},
-        )
+        done = await _prompt(daemon, session_id, "Summarize README.md")
         assert done["result"] == {"stopReason": "end_turn"}
         live = [f["params"]["update"] for f in daemon.frames if f.get("method")]
         await _start_prompt(daemon, session_id, "Tell me a long story", 70)
@@ -156,43 +170,13 @@ async def test_a_killed_daemon_loses_only_the_unfinished_response(
         loaded = await _until(daemon, lambda frame: frame.get("id") == 80)
         assert loaded["result"] == {}
         replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
-        # The completed turn comes back exactly; of the killed one, its prompt.
-        assert replayed[1 : len(live) + 1] == live
-        assert replayed[len(live) + 1]["content"]["text"] == "Tell me a long story"
-        assert len(replayed) == len(live) + 2
-        again = await daemon.request(
-            "session/prompt", {"sessionId": session_id, "prompt": [{"type": "text", "text": "Hi"}]}
-        )
+        # The completed turn comes back as it streamed; of the killed one, its prompt.
+        expected = merge_chunks(live)
+        assert replayed[1 : len(expected) + 1] == expected
+        assert replayed[len(expected) + 1]["content"]["text"] == "Tell me a long story"
+        assert len(replayed) == len(expected) + 2
+        again = await _prompt(daemon, session_id, "Hi")
         assert again["result"] == {"stopReason": "end_turn"}
-
-
-async def test_a_client_that_stops_reading_does_not_stall_its_requests(
-    tmp_path: Path, workspace: Path
-) -> None:
-    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
-        session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, "Tell me a long story", 90)
-        await _until(daemon, _is_chunk)
-        # Stop reading while the story streams, and keep talking.
-        await asyncio.sleep(1.0)
-        await daemon.send(
-            {"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": session_id}}
-        )
-        await daemon.send(
-            {
-                "jsonrpc": "2.0",
-                "id": 91,
-                "method": "session/new",
-                "params": {"cwd": str(workspace), "mcpServers": []},
-            }
-        )
-        answers: dict[int, dict[str, Any]] = {}
-        while len(answers) < 2:
-            frame = await daemon.receive()
-            if frame.get("id") in (90, 91):
-                answers[frame["id"]] = frame
-        assert answers[90]["result"] == {"stopReason": "cancelled"}
-        assert answers[91]["result"]["sessionId"] != session_id
 
 
 async def test_session_settings_reach_the_provider_and_keys_never_reach_disk(
@@ -223,10 +207,7 @@ async def test_session_settings_reach_the_provider_and_keys_never_reach_disk(
                 },
             )
             session_id = created["result"]["sessionId"]
-            await daemon.request(
-                "session/prompt",
-                {"sessionId": session_id, "prompt": [{"type": "text", "text": "go"}]},
-            )
+            await _prompt(daemon, session_id, "go")
         sent = provider.requests[0]
     assert sent.json["model"] == "gpt-4.1-mini"
     assert sent.json["max_completion_tokens"] == 77
@@ -234,3 +215,182 @@ async def test_session_settings_reach_the_provider_and_keys_never_reach_disk(
     for path in home.rglob("*"):
         if path.is_file():
             assert env["OPENAI_API_KEY"].encode() not in path.read_bytes(), path
+
+
+def _log_records(home: Path, session_id: str) -> list[dict[str, Any]]:
+    log = home / "sessions" / session_id / "log.jsonl"
+    return [json.loads(line) for line in log.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "cancels",
+    [
+        [("session/cancel", "session")] * 3,
+        [("session/cancel", "session"), ("$/cancel_request", "request")],
+        [("$/cancelRequest", "request"), ("session/cancel", "session")] * 2,
+    ],
+    ids=["three-session-cancels", "cancel-and-cancel-request", "interleaved"],
+)
+async def test_repeated_cancels_end_the_turn_once_with_everything_recorded(
+    tmp_path: Path, workspace: Path, cancels: list[tuple[str, str]]
+) -> None:
+    home = tmp_path / "home"
+    async with raw_daemon(offline_env(home)) as daemon:
+        session_id = await _new_session(daemon, workspace)
+        await _start_prompt(daemon, session_id, "Tell me a long story", 50)
+        for _ in range(5):
+            await _until(daemon, _is_chunk)
+        for method, target in cancels:
+            key = {"$/cancel_request": "requestId", "$/cancelRequest": "id"}.get(method)
+            params = {"sessionId": session_id} if target == "session" else {key: 50}
+            await daemon.send({"jsonrpc": "2.0", "method": method, "params": params})
+        answer = await _until(daemon, lambda frame: frame.get("id") == 50)
+        assert answer["result"] == {"stopReason": "cancelled"}
+        streamed = "".join(
+            f["params"]["update"]["content"]["text"] for f in daemon.frames if _is_chunk(f)
+        )
+        again = await _prompt(daemon, session_id, "Hi")
+        assert again["result"] == {"stopReason": "end_turn"}
+    records = _log_records(home, session_id)
+    ends = [r for r in records if r["type"] == "turn_end"]
+    assert [e["stop_reason"] for e in ends] == ["cancelled", "end_turn"]
+    story = next(r for r in records if r["type"] == "response")
+    # The partial answer is kept whole: what the client saw, in the turn it belongs to.
+    texts = [p["text"] for p in story["message"]["parts"] if p["type"] == "text"]
+    assert streamed.startswith("".join(texts)) and texts
+    assert story["interrupted"] is True and story["turn"] == ends[0]["turn"]
+
+
+async def test_cancel_then_disconnect_still_records_the_turn_end(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    async with raw_daemon(offline_env(home)) as daemon:
+        session_id = await _new_session(daemon, workspace)
+        await _start_prompt(daemon, session_id, "Tell me a long story", 50)
+        await _until(daemon, _is_chunk)
+        await daemon.send(
+            {"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": session_id}}
+        )
+        assert daemon.process.stdin is not None
+        daemon.process.stdin.close()
+        assert await asyncio.wait_for(daemon.process.wait(), 30) == 0
+    ends = [r for r in _log_records(home, session_id) if r["type"] == "turn_end"]
+    assert [e["stop_reason"] for e in ends] == ["cancelled"]
+
+
+async def test_a_daemon_killed_inside_a_tool_call_closes_it_on_load(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    async with raw_daemon(offline_env(home)) as daemon:
+        session_id = await _new_session(daemon, workspace)
+        await _start_prompt(daemon, session_id, 'Write a note saying "later"', 60)
+        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        daemon.process.send_signal(signal.SIGKILL)
+        await daemon.process.wait()
+    call_id = ask["params"]["toolCall"]["toolCallId"]
+
+    async with raw_daemon(offline_env(home)) as daemon:
+        loaded = await _load(daemon, session_id, workspace)
+        assert loaded["result"] == {}
+        replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
+        statuses = [u.get("status") for u in replayed if u.get("toolCallId") == call_id]
+        # Announced, then closed: never left pending.
+        assert statuses[0] == "pending" and statuses[-1] == "failed"
+        again = await _prompt(daemon, session_id, "Hi")
+        assert again["result"] == {"stopReason": "end_turn"}
+    ends = [r for r in _log_records(home, session_id) if r["type"] == "turn_end"]
+    assert [e["stop_reason"] for e in ends] == ["interrupted", "end_turn"]
+
+
+async def test_allow_always_holds_after_the_session_is_loaded_again(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    async with raw_daemon(offline_env(home)) as daemon:
+        session_id = await _new_session(daemon, workspace)
+        await _start_prompt(daemon, session_id, "Run `ls` please", 60)
+        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await _answer(daemon, ask, "allow_always")
+        answer = await _until(daemon, lambda frame: frame.get("id") == 60)
+        assert answer["result"] == {"stopReason": "end_turn"}
+
+    async with raw_daemon(offline_env(home)) as daemon:
+        await _load(daemon, session_id, workspace)
+        again = await _prompt(daemon, session_id, "Run `ls` again")
+        assert again["result"] == {"stopReason": "end_turn"}
+        methods = {f.get("method") for f in daemon.frames}
+        assert "session/request_permission" not in methods
+        finished = [
+            f["params"]["update"]
+            for f in daemon.frames
+            if f.get("method") == "session/update"
+            and f["params"]["update"].get("status") == "completed"
+        ]
+        assert finished and "README.md" in finished[-1]["rawOutput"]["output"]
+
+
+async def test_one_tool_call_is_cancelled_and_the_turn_goes_on(
+    tmp_path: Path, workspace: Path
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        session_id = await _new_session(daemon, workspace)
+        capabilities = daemon.frames[0]["result"]["agentCapabilities"]["_meta"]["parley"]
+        assert "_parley/toolCall/cancel" in capabilities["methods"]
+        await _start_prompt(daemon, session_id, "Run `sleep 30` please", 60)
+        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        call_id = ask["params"]["toolCall"]["toolCallId"]
+        await _answer(daemon, ask, "allow_once")
+        await _until(
+            daemon, lambda f: f.get("params", {}).get("update", {}).get("status") == "in_progress"
+        )
+        cancelled = await daemon.request(
+            "_parley/toolCall/cancel", {"sessionId": session_id, "toolCallId": call_id}
+        )
+        assert cancelled["result"] == {}
+        answer = await _until(daemon, lambda frame: frame.get("id") == 60)
+        assert answer["result"] == {"stopReason": "end_turn"}
+        closed = [
+            f["params"]["update"]
+            for f in daemon.frames
+            if f.get("method") == "session/update"
+            and f["params"]["update"].get("toolCallId") == call_id
+        ][-1]
+        assert closed["status"] == "failed"
+        unknown = await daemon.request(
+            "_parley/toolCall/cancel", {"sessionId": session_id, "toolCallId": call_id}
+        )
+        assert unknown["error"]["code"] == -32002
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("Write a note to README.md saying hello", "diff"),
+        ("Run `ls` please", "command"),
+    ],
+)
+async def test_a_permission_request_shows_what_it_asks_to_allow(
+    tmp_path: Path, workspace: Path, prompt: str, expected: str
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        session_id = await _new_session(daemon, workspace)
+        await _start_prompt(daemon, session_id, prompt, 60)
+        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await _answer(daemon, ask, "reject_once")
+        await _until(daemon, lambda frame: frame.get("id") == 60)
+    call = ask["params"]["toolCall"]
+    (content,) = call["content"]
+    if expected == "diff":
+        # The file as it is and as it would be: what CodeCompanion shows as a diff.
+        assert content["type"] == "diff"
+        assert content["path"] == str(workspace / "README.md")
+        assert content["oldText"] == "# Turns\n\nAbout turns.\n"
+        assert content["newText"] == call["rawInput"]["content"]
+        assert call["locations"] == [{"path": str(workspace / "README.md")}]
+    else:
+        assert content["content"]["text"] == f"$ ls\n(in {workspace})"
+        assert call["locations"] == [{"path": str(workspace)}]
+    # Asking changed nothing.
+    assert (workspace / "README.md").read_text() == "# Turns\n\nAbout turns.\n"

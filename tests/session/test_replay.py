@@ -14,21 +14,33 @@ from parley_protocol.acp import (
 )
 from parley_protocol.parley import PARLEY_META_KEY
 from parleyd.providers.events import Usage
-from parleyd.providers.messages import AssistantMessage, ToolCall, ToolResultMessage, UserMessage
-from parleyd.session.replay import NotASession, restore
+from parleyd.providers.messages import (
+    AssistantMessage,
+    Part,
+    TextPart,
+    ThinkingPart,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+)
+from parleyd.session.replay import NotASession, closing_records, restore
 from parleyd.session.usage import UsageLedger, context_size_of, price_of
 from parleyd.store.records import (
-    AnyRecord,
-    AssistantTurn,
+    AssistantResponse,
     ConversationStarted,
+    CurrentRecord,
+    PermissionRemembered,
     SessionStarted,
     TitleSet,
     ToolCallView,
     ToolOutcome,
     TurnEnded,
+    TurnStarted,
     UsageRecorded,
     UserTurn,
 )
+
+AnyRecord = CurrentRecord
 
 ROOT = "conv_root"
 SUB = "conv_sub"
@@ -47,13 +59,14 @@ def user(conv: str, text: str) -> UserTurn:
     )
 
 
-def assistant(conv: str, text: str, *calls: ToolCall) -> AssistantTurn:
-    return AssistantTurn(
-        conv=conv,
-        message=AssistantMessage(text=text, tool_calls=calls),
-        chunks=[("text", text)],
-        message_id=f"a-{text}",
-        model="gpt-4o",
+def message(text: str, *calls: ToolCall) -> AssistantMessage:
+    parts: tuple[Part, ...] = (TextPart(text), *calls)
+    return AssistantMessage(parts=parts)
+
+
+def assistant(conv: str, text: str, *calls: ToolCall) -> AssistantResponse:
+    return AssistantResponse(
+        conv=conv, message=message(text, *calls), message_id=f"a-{text}", model="gpt-4o"
     )
 
 
@@ -93,21 +106,22 @@ def test_histories_are_rebuilt_per_conversation() -> None:
     assert set(restored.conversations) == {ROOT, SUB}
     assert restored.root.history == [
         UserMessage(text="go"),
-        AssistantMessage(text="spawning", tool_calls=(SPAWN,)),
+        message("spawning", SPAWN),
         ToolResultMessage(call_id=SPAWN.id, name="subagent", content="found it"),
-        AssistantMessage(text="done"),
+        message("done"),
     ]
     sub = restored.conversations[SUB]
     assert (sub.parent, sub.parent_tool_call, sub.depth) == (ROOT, SPAWN.id, 1)
-    assert sub.history == [UserMessage(text="look"), AssistantMessage(text="found it")]
-    assert restored.unanswered == []
+    assert sub.history == [UserMessage(text="look"), message("found it")]
+    assert closing_records(records) == []
 
 
 def test_replayed_updates_follow_the_stream_and_name_their_conversation() -> None:
-    thinking = AssistantTurn(
+    thinking = AssistantResponse(
         conv=ROOT,
-        message=AssistantMessage(text="ok", thinking="hmm", tool_calls=(READ,)),
-        chunks=[("thought", "hmm"), ("text", "ok")],
+        message=AssistantMessage(
+            parts=(ThinkingPart("hmm", signature="sig"), TextPart("ok"), READ)
+        ),
         message_id="a-1",
         model="gpt-4o",
         tool_views=[ToolCallView(call_id=READ.id, title="Read a", kind="read")],
@@ -167,15 +181,52 @@ def test_usage_ledger_resets_the_turn_on_each_root_user_turn() -> None:
     assert last.cost is not None and last.cost.amount == 0.75
 
 
-def test_tool_calls_without_a_result_are_reported_unanswered() -> None:
+@pytest.mark.parametrize("turn", ["turn_1", None], ids=["format-2", "format-1"])
+def test_a_turn_without_its_end_is_closed_with_its_unanswered_calls(turn: str | None) -> None:
+    opening: list[AnyRecord] = [TurnStarted(conv=ROOT, turn=turn)] if turn else []
     records = [
         *session(),
+        *opening,
         user(ROOT, "go"),
         assistant(ROOT, "two calls", SPAWN, READ),
         outcome(ROOT, SPAWN, "ok"),
     ]
-    restored = restore(records)
-    assert [(conv.id, call) for conv, call in restored.unanswered] == [(ROOT, READ)]
+    closing = closing_records(records)
+    assert [type(record) for record in closing] == [ToolOutcome, TurnEnded]
+    answered, ended = closing
+    assert isinstance(answered, ToolOutcome) and isinstance(ended, TurnEnded)
+    assert (answered.call_id, answered.status, answered.conv) == (READ.id, "cancelled", ROOT)
+    assert (ended.stop_reason, ended.turn, answered.turn) == ("interrupted", turn, turn)
+    # Closed, the history pairs every call with a result, and the replay ends the call.
+    restored = restore([*records, *closing])
+    assert restored.root.history[-1] == answered.message()
+    last = restored.updates[-1]
+    assert isinstance(last, ToolCallProgress) and last.status == "failed"
+    assert closing_records([*records, *closing]) == []
+
+
+def test_a_turn_ended_before_the_next_one_is_not_closed_again() -> None:
+    records = [
+        *session(),
+        TurnStarted(conv=ROOT, turn="t1"),
+        user(ROOT, "one"),
+        TurnEnded(conv=ROOT, turn="t1", stop_reason="cancelled"),
+        TurnStarted(conv=ROOT, turn="t2"),
+        user(ROOT, "two"),
+        assistant(ROOT, "done"),
+        TurnEnded(conv=ROOT, turn="t2", stop_reason="end_turn"),
+    ]
+    assert closing_records(records) == []
+
+
+def test_always_answers_are_restored() -> None:
+    records = [
+        *session(),
+        PermissionRemembered(conv=ROOT, tool="run_shell", allowed=True),
+        PermissionRemembered(conv=ROOT, tool="write_file", allowed=False),
+        PermissionRemembered(conv=ROOT, tool="run_shell", allowed=False),
+    ]
+    assert restore(records).permissions == {"run_shell": False, "write_file": False}
 
 
 @pytest.mark.parametrize(
@@ -200,7 +251,6 @@ def test_records_of_an_unknown_conversation_do_not_crash() -> None:
     restored = restore(records)
     assert restored.conversations[ghost].history[0] == UserMessage(text="boo")
     assert restored.conversations[ghost].depth == 0
-    assert [call for _, call in restored.unanswered] == [READ]
 
 
 def test_a_root_without_its_conversation_record_is_created() -> None:

@@ -18,10 +18,13 @@ class TextDelta(msgspec.Struct, tag="text", frozen=True):
 
 
 class ThinkingDelta(msgspec.Struct, tag="thinking", frozen=True):
-    """Reasoning text; `signature` arrives on its own delta where the provider signs it."""
+    """Reasoning text; `signature` arrives on its own delta where the provider
+    signs it, and `redacted` carries reasoning the provider hands back only
+    as an opaque payload (kept byte for byte, shown to nobody)."""
 
     text: str
     signature: str | None = None
+    redacted: str | None = None
 
 
 class RefusalDelta(msgspec.Struct, tag="refusal", frozen=True):

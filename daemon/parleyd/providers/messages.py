@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 
-class ToolCall(msgspec.Struct, frozen=True):
+class ToolCall(msgspec.Struct, tag="tool_call", frozen=True):
     """A tool call the model made: `arguments` is the JSON text exactly as streamed."""
 
     id: str
@@ -17,19 +17,52 @@ class ToolCall(msgspec.Struct, frozen=True):
     arguments: str
 
 
+class TextPart(msgspec.Struct, tag="text", frozen=True):
+    text: str
+
+
+class ThinkingPart(msgspec.Struct, tag="thinking", frozen=True, omit_defaults=True):
+    """Reasoning, kept with the message it preceded so providers that need it
+    back get it byte for byte: `signature` signs `text` (Anthropic, Gemini);
+    `redacted` is an opaque payload shown to nobody (Anthropic redacted
+    thinking, Responses `encrypted_content`)."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+
+
+class RefusalPart(msgspec.Struct, tag="refusal", frozen=True):
+    text: str
+
+
+Part = TextPart | ThinkingPart | RefusalPart | ToolCall
+
+
 class UserMessage(msgspec.Struct, tag="user", frozen=True):
     text: str
 
 
 class AssistantMessage(msgspec.Struct, tag="assistant", frozen=True):
-    """One model response. Reasoning stays with the message it preceded, so
-    providers that need it back (DeepSeek, Anthropic signatures) get it."""
+    """One model response as the ordered parts it streamed in."""
 
-    text: str = ""
-    thinking: str = ""
-    thinking_signature: str | None = None
-    refusal: str | None = None
-    tool_calls: tuple[ToolCall, ...] = ()
+    parts: tuple[Part, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "".join(part.text for part in self.parts if isinstance(part, TextPart))
+
+    @property
+    def thinking(self) -> str:
+        return "".join(part.text for part in self.parts if isinstance(part, ThinkingPart))
+
+    @property
+    def refusal(self) -> str | None:
+        return "".join(p.text for p in self.parts if isinstance(p, RefusalPart)) or None
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(part for part in self.parts if isinstance(part, ToolCall))
 
 
 class ToolResultMessage(msgspec.Struct, tag="tool_result", frozen=True):

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from parley_protocol.acp import SessionInfo, SessionUpdate
-from parley_protocol.jsonrpc import ErrorCode
 from parleyd.config import ConfigError, Settings, with_session_overrides
 from parleyd.providers.hub import ProviderHub
-from parleyd.rpc.server import RpcError
-from parleyd.session import updates
 from parleyd.session.conversation import Conversation, new_id
-from parleyd.session.replay import NotASession, restore
+from parleyd.session.errors import InvalidCursor, SessionBusy, UnknownSession
+from parleyd.session.port import TurnFactory
+from parleyd.session.replay import NotASession, closing_records, restore
 from parleyd.session.session import ClientChannel, Session
 from parleyd.session.usage import UsageLedger
 from parleyd.store.index import SessionIndex
@@ -30,12 +29,18 @@ _PAGE_SIZE = 50
 
 class SessionManager:
     def __init__(
-        self, home: Path, settings: Settings, channel: ClientChannel, providers: ProviderHub
+        self,
+        home: Path,
+        settings: Settings,
+        channel: ClientChannel,
+        providers: ProviderHub,
+        new_turn: TurnFactory,
     ) -> None:
         self.home = home
         self.settings = settings
         self.channel = channel
         self.providers = providers
+        self.new_turn = new_turn
         self.index = SessionIndex(home)
         self.sessions: dict[str, Session] = {}
 
@@ -52,6 +57,7 @@ class SessionManager:
         root: Conversation,
         ledger: UsageLedger | None = None,
         title: str | None = None,
+        permissions: PermissionPolicy | None = None,
     ) -> Session:
         try:
             provider = await self.providers.provider_for(settings)
@@ -68,7 +74,8 @@ class SessionManager:
             channel=self.channel,
             provider=provider,
             tools=builtin_registry(),
-            permissions=PermissionPolicy(),
+            permissions=permissions or PermissionPolicy(),
+            new_turn=self.new_turn,
             ledger=ledger,
             title=title,
         )
@@ -97,24 +104,24 @@ class SessionManager:
         if existing is not None:
             if existing.running:
                 self.sessions[session_id] = existing
-                raise RpcError(
-                    ErrorCode.SESSION_BUSY, f"session {session_id} is running a prompt right now"
-                )
+                raise SessionBusy(f"session {session_id} is running a prompt right now")
             await existing.close()
         folder = self._folder(session_id)
         if not _is_session_id(session_id) or not (folder / "log.jsonl").exists():
-            raise RpcError(
-                ErrorCode.RESOURCE_NOT_FOUND, f"no session {session_id!r} in {self.home}"
-            )
+            raise UnknownSession(f"no session {session_id!r} in {self.home}")
         try:
             log_file, contents = SessionLog.open(folder)
         except SessionLocked as exc:
-            raise RpcError(ErrorCode.SESSION_BUSY, str(exc)) from None
+            raise SessionBusy(str(exc)) from None
+        # A turn the daemon died in is closed now, in the log and in the replay.
+        closing = closing_records(contents.records)
+        for record in closing:
+            log_file.append(record, record.conv)
         try:
-            restored = restore(contents.records)
+            restored = restore([*contents.records, *closing])
         except NotASession as exc:
             log_file.close()
-            raise RpcError(ErrorCode.RESOURCE_NOT_FOUND, f"{session_id}: {exc}") from None
+            raise UnknownSession(f"{session_id}: {exc}") from None
         if contents.malformed_lines or contents.torn_bytes:
             log.warning(
                 "session %s: skipped %d malformed line(s), cut a torn tail of %d byte(s)",
@@ -122,13 +129,9 @@ class SessionManager:
                 contents.malformed_lines,
                 contents.torn_bytes,
             )
-        for conversation, call in restored.unanswered:
-            # The daemon stopped while these ran: answer them so the history is valid.
-            outcome = updates.interrupted_outcome(
-                call.id, call.name, "Interrupted: Parley stopped before this tool call finished."
-            )
-            log_file.append(outcome, conversation.id)
-            conversation.history.append(outcome.message())
+        permissions = PermissionPolicy()
+        for tool_name, allowed in restored.permissions.items():
+            permissions.remember(tool_name, allowed=allowed)
         stored = restored.started.settings
         settings = with_session_overrides(
             self.settings, {k: v for k, v in stored.items() if v is not None}
@@ -141,6 +144,7 @@ class SessionManager:
             root=restored.root,
             ledger=restored.ledger,
             title=restored.title,
+            permissions=permissions,
         )
         session.conversations.update(restored.conversations)
         return session, restored.updates
@@ -153,7 +157,7 @@ class SessionManager:
                 if _is_session_id(session_id) and self._folder(session_id).exists()
                 else ""
             )
-            raise RpcError(ErrorCode.RESOURCE_NOT_FOUND, f"unknown session {session_id!r}{hint}")
+            raise UnknownSession(f"unknown session {session_id!r}{hint}")
         return session
 
     def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionInfo], str | None]:
@@ -200,4 +204,4 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         updated_at, session_id = base64.urlsafe_b64decode(cursor).decode().split("|", 1)
         return float(updated_at), session_id
     except (ValueError, UnicodeDecodeError):
-        raise RpcError(ErrorCode.INVALID_PARAMS, f"invalid cursor {cursor!r}") from None
+        raise InvalidCursor(f"invalid cursor {cursor!r}") from None

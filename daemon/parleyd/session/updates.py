@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -18,6 +18,7 @@ from parley_protocol.acp import (
     ContentToolCallContent,
     Cost,
     FileEditToolCallContent,
+    SessionUpdate,
     TextContent,
     ToolCallContent,
     ToolCallLocation,
@@ -27,10 +28,17 @@ from parley_protocol.acp import (
     UserMessageChunk,
 )
 from parley_protocol.content import ContentBlock
+from parleyd.providers.messages import (
+    AssistantMessage,
+    RefusalPart,
+    TextPart,
+    ThinkingPart,
+    ToolCall,
+)
 from parleyd.session.conversation import Conversation
 from parleyd.session.usage import UsageLedger
 from parleyd.store.records import (
-    ChunkKind,
+    AssistantResponse,
     ToolCallView,
     ToolOutcome,
     UsageRecorded,
@@ -38,6 +46,9 @@ from parleyd.store.records import (
 from parleyd.tools.base import ToolResult
 
 Meta = dict[str, Any]
+ChunkKind = Literal["text", "thought"]
+
+ABANDONED = "Not run: the model's response ended before this call was complete."
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +127,50 @@ def _text_content(text: str) -> list[ToolCallContent]:
     return [ContentToolCallContent(content=TextContent(text=text))]
 
 
-def tool_call_abandoned(call_id: str, reason: str, meta: Meta) -> ToolCallProgress:
+def tool_call_abandoned(call_id: str, meta: Meta) -> ToolCallProgress:
     """A call the model never finished asking for: it did not run."""
     return ToolCallProgress(
         tool_call_id=call_id,
         status="failed",
-        content=_text_content(reason),
+        content=_text_content(ABANDONED),
         meta=meta,
     )
 
 
+def response_updates(record: AssistantResponse, meta: Meta) -> list[SessionUpdate]:
+    """A stored response as the client saw it, each part one update: the
+    deltas of a part are merged, so a long answer replays in a few updates."""
+    replayed: list[SessionUpdate] = []
+    message: AssistantMessage = record.message
+    views = {view.call_id: view for view in record.tool_views}
+    for part in message.parts:
+        match part:
+            case TextPart(text=text) | RefusalPart(text=text) if text:
+                replayed.append(chunk_update("text", text, record.message_id, meta))
+            case ThinkingPart(text=text) if text:
+                replayed.append(chunk_update("thought", text, record.message_id, meta))
+            case ToolCall():
+                view = views.get(part.id) or ToolCallView(part.id, part.name, "other")
+                replayed.append(tool_call_announced(part.id, part.name, view.kind, meta))
+                replayed.append(tool_call_ready(view, parse_raw_input(part.arguments), meta))
+    for view in record.abandoned_calls:
+        replayed.append(tool_call_announced(view.call_id, view.title, view.kind, meta))
+        replayed.append(tool_call_abandoned(view.call_id, meta))
+    return replayed
+
+
 def display_content(result: ToolResult) -> list[dict[str, Any]]:
     """How a tool's result is shown to the client, as stored in the log."""
+    built: list[dict[str, Any]] = msgspec.to_builtins(shown_content(result))
+    return built
+
+
+def shown_locations(result: ToolResult) -> list[ToolCallLocation]:
+    return [ToolCallLocation(path=str(path)) for path in result.locations]
+
+
+def shown_content(result: ToolResult) -> list[ToolCallContent]:
+    """A tool's result (or preview) as ACP tool-call content: its diff, its text."""
     content: list[ToolCallContent] = []
     if result.diff is not None:
         content.append(
@@ -139,8 +182,7 @@ def display_content(result: ToolResult) -> list[dict[str, Any]]:
         )
     if result.output:
         content.append(ContentToolCallContent(content=TextContent(text=result.output)))
-    built: list[dict[str, Any]] = msgspec.to_builtins(content)
-    return built
+    return content
 
 
 def interrupted_outcome(call_id: str, name: str, reason: str) -> ToolOutcome:

@@ -2,8 +2,17 @@
 
 Every line carries `seq` (its position in the log), `conv` (the conversation it
 belongs to: the session's root conversation has an id like any other, so
-sub-conversations need no new format) and `ts`. A conversation's `conversation`
-record is written before any record of its own or of its children.
+sub-conversations need no new format), `ts`, and `turn`, the id of the turn
+that wrote it (none for the records that set a session up). A conversation's
+`conversation` record is written before any record of its own or of its
+children.
+
+Format versions: 1 (Parley 0.1's first release) stored an assistant response
+as flat text, thinking and tool-call fields plus every streamed delta, and had
+no turn records. 2 stores a response as its ordered parts and brackets each
+turn with `turn_start` / `turn_end`. Version 1 lines are read by the legacy
+Structs in `migrate.py` and converted on read; nothing is ever dropped for
+being old.
 """
 
 from __future__ import annotations
@@ -14,13 +23,14 @@ import msgspec
 
 from parleyd.providers.messages import AssistantMessage, ToolResultMessage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class Record(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
     seq: int = 0
     conv: str = ""
     ts: float = 0.0
+    turn: str | None = None
 
 
 class SessionStarted(Record, tag="session"):
@@ -41,15 +51,16 @@ class TitleSet(Record, tag="title"):
     title: str
 
 
+class TurnStarted(Record, tag="turn_start"):
+    """A prompt turn begins; every record it writes carries its id in `turn`."""
+
+
 class UserTurn(Record, tag="user"):
     """`text` is what the model reads; `content` the ACP blocks as the client sent them."""
 
     text: str
     content: list[dict[str, Any]]
     message_id: str
-
-
-ChunkKind = Literal["text", "thought"]
 
 
 class ToolCallView(msgspec.Struct, frozen=True):
@@ -60,15 +71,16 @@ class ToolCallView(msgspec.Struct, frozen=True):
     kind: str
 
 
-class AssistantTurn(Record, tag="assistant"):
-    """One model response. `chunks` are the streamed pieces in order, so a
-    loaded session replays them exactly as they streamed."""
+class AssistantResponse(Record, tag="response"):
+    """One model response, as its ordered parts. `interrupted`: cut short by a
+    cancel or a failure; what streamed until then is kept."""
 
     message: AssistantMessage
-    chunks: list[tuple[ChunkKind, str]]
     message_id: str
     model: str
     tool_views: list[ToolCallView] = []
+    # Calls the client saw start whose arguments never finished streaming.
+    abandoned_calls: list[ToolCallView] = []
     interrupted: bool = False
 
 
@@ -110,18 +122,35 @@ class UsageRecorded(Record, tag="usage"):
     context_size: int = 0
 
 
+class PermissionRemembered(Record, tag="permission"):
+    """An "always" answer: it holds for this tool for the rest of the session,
+    across loads."""
+
+    tool: str
+    allowed: bool
+
+
+# How a turn ended: ACP's stop reasons, `error` for a failure, and
+# `interrupted` for a turn the daemon never finished (closed on the next load).
+TurnEnding = Literal[
+    "end_turn", "max_tokens", "max_turn_requests", "refusal", "cancelled", "error", "interrupted"
+]
+
+
 class TurnEnded(Record, tag="turn_end"):
-    stop_reason: str
+    stop_reason: TurnEnding
     error: str | None = None
 
 
-AnyRecord = (
+CurrentRecord = (
     SessionStarted
     | ConversationStarted
     | TitleSet
+    | TurnStarted
     | UserTurn
-    | AssistantTurn
+    | AssistantResponse
     | ToolOutcome
     | UsageRecorded
+    | PermissionRemembered
     | TurnEnded
 )

@@ -1,0 +1,44 @@
+"""How sessions and turns fail. Only the ACP layer maps these to JSON-RPC
+codes; nothing below it knows the wire. Kept apart from the loop so handlers
+can catch them without importing the loop (and everything it needs) at
+start-up."""
+
+from __future__ import annotations
+
+from parleyd.providers.events import StreamError
+
+
+class SessionError(Exception):
+    """A request about a session that cannot be served as asked."""
+
+
+class UnknownSession(SessionError):
+    """No such session, in memory or on disk."""
+
+
+class UnknownToolCall(SessionError):
+    """No tool call of that id is running in the session."""
+
+
+class SessionBusy(SessionError):
+    """A turn is running, or another daemon holds the session."""
+
+
+class InvalidCursor(SessionError):
+    """A `session/list` cursor this daemon did not hand out."""
+
+
+class TurnFailed(Exception):
+    """The turn ended with an error; its end and what it said are recorded."""
+
+
+class ProviderFailed(TurnFailed):
+    """The provider could not produce a response."""
+
+    def __init__(self, provider: str, error: StreamError) -> None:
+        super().__init__(f"{provider} provider error ({error.kind}): {error.message}")
+        self.error = error
+
+
+class TurnCrashed(TurnFailed):
+    """A bug inside the turn (the traceback is in the log, not the message)."""

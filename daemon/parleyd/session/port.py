@@ -1,0 +1,74 @@
+"""The seam between a turn and its host: all a turn may do or know.
+
+The loop (`parleyd.agent`) sees its session only through `TurnHost`, and the
+session drives a turn only through `TurnLoop`, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from parley_protocol.acp import RequestPermissionRequest, SessionUpdate, StopReason
+from parleyd.config import Settings
+from parleyd.providers.base import Provider
+from parleyd.session.conversation import Conversation
+from parleyd.session.usage import UsageLedger
+from parleyd.store.records import Record
+from parleyd.tools.permission import PermissionPolicy
+from parleyd.tools.registry import ToolRegistry
+
+
+class TurnHost(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def cwd(self) -> Path: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def provider(self) -> Provider: ...
+
+    @property
+    def tools(self) -> ToolRegistry: ...
+
+    @property
+    def permissions(self) -> PermissionPolicy: ...
+
+    @property
+    def ledger(self) -> UsageLedger: ...
+
+    async def send(self, update: SessionUpdate) -> None:
+        """Stream an update to the client, waiting while it lags behind."""
+        ...
+
+    def record(self, record: Record, conversation: Conversation, turn: str | None) -> Record:
+        """Append to the session log."""
+        ...
+
+    async def request_permission(self, request: RequestPermissionRequest) -> str | None:
+        """The option the user chose, or None if the question was withdrawn."""
+        ...
+
+
+class TurnLoop(Protocol):
+    """One prompt turn. `run` may be cancelled at any await; `close` then
+    records what was said and answers every open tool call, without awaiting,
+    and returns the updates that tell the client so."""
+
+    async def run(self, text: str) -> StopReason:
+        """Answer the prompt, which the host has recorded."""
+        ...
+
+    def close(self, reason: str) -> list[SessionUpdate]: ...
+
+    def cancel_tool_call(self, call_id: str) -> bool:
+        """Stop one running tool call; the model reads that it was cancelled."""
+        ...
+
+
+TurnFactory = Callable[[TurnHost, Conversation, str], TurnLoop]

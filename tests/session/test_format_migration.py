@@ -1,0 +1,82 @@
+"""A log written by Parley's first release (format 1) loads into the current
+release through the real daemon, with the replay it had then."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from parleyd.store.log import read_log
+from parleyd.store.records import TurnEnded
+from tests.support.daemon import offline_env
+from tests.support.fixtures import FIXTURES
+from tests.support.raw_daemon import raw_daemon
+from tests.support.updates import merge_chunks
+
+LOGS = FIXTURES / "logs"
+# Written by `parleyd` 0.1.0 (format 1) in a four-turn offline session: a read,
+# an allowed write, a declined command and a story cancelled midway; the
+# replay beside it is what that release's `session/load` sent.
+V1_LOG = LOGS / "v1-session.jsonl"
+V1_REPLAY = LOGS / "v1-session.replay.json"
+
+
+def _install(home: Path, lines: list[bytes]) -> str:
+    session_id: str = json.loads(lines[0])["session_id"]
+    folder = home / "sessions" / session_id
+    folder.mkdir(parents=True)
+    (folder / "log.jsonl").write_bytes(b"".join(lines))
+    return session_id
+
+
+async def _load(home: Path, session_id: str, workspace: Path) -> list[dict[str, Any]]:
+    async with raw_daemon(offline_env(home)) as daemon:
+        await daemon.initialize()
+        answer = await daemon.request(
+            "session/load", {"sessionId": session_id, "cwd": str(workspace), "mcpServers": []}
+        )
+        assert answer["result"] == {}
+        replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
+        # The migrated history is valid for the model: the session goes on.
+        more = await daemon.request(
+            "session/prompt",
+            {"sessionId": session_id, "prompt": [{"type": "text", "text": "Hello again"}]},
+        )
+        assert more["result"] == {"stopReason": "end_turn"}
+    return replayed
+
+
+async def test_a_format_1_log_replays_as_it_did(tmp_path: Path) -> None:
+    home, workspace = tmp_path / "home", tmp_path / "workspace"
+    workspace.mkdir()
+    session_id = _install(home, V1_LOG.read_bytes().splitlines(keepends=True))
+    expected = json.loads(V1_REPLAY.read_text())["updates"]
+
+    replayed = await _load(home, session_id, workspace)
+
+    # What the first release replayed delta by delta now comes merged per part.
+    assert replayed == merge_chunks(expected)
+    assert len(replayed) < len(expected)
+
+
+async def test_a_format_1_log_cut_inside_a_tool_call_is_closed_on_load(tmp_path: Path) -> None:
+    home, workspace = tmp_path / "home", tmp_path / "workspace"
+    workspace.mkdir()
+    lines = V1_LOG.read_bytes().splitlines(keepends=True)
+    # Cut right after the response asking for the write: the daemon died
+    # while the permission question was open.
+    cut = next(
+        i
+        for i, line in enumerate(lines)
+        if b'"type":"assistant"' in line and b'"write_file"' in line
+    )
+    session_id = _install(home, lines[: cut + 1])
+
+    replayed = await _load(home, session_id, workspace)
+
+    closed = [u for u in replayed if u.get("status") == "failed"]
+    assert [u["toolCallId"] for u in closed] == ["call_scripted_3_0"]
+    assert "Parley stopped" in closed[0]["content"][0]["content"]["text"]
+    ends = [r for r in read_log(home / "sessions" / session_id).records if isinstance(r, TurnEnded)]
+    assert [e.stop_reason for e in ends] == ["end_turn", "interrupted", "end_turn"]
