@@ -63,7 +63,9 @@ from parleyd.session.errors import (
 from parleyd.store.log import StoreError
 
 if TYPE_CHECKING:
+    from parleyd.session.conversation import Conversation
     from parleyd.session.manager import SessionManager
+    from parleyd.session.port import TurnHost, TurnLoop
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +165,14 @@ def answering_errors(handler: Handler) -> Handler:
     return answer
 
 
+def _new_turn(host: TurnHost, conversation: Conversation, turn_id: str) -> TurnLoop:
+    # The loop is imported with the first prompt: a session only created or
+    # loaded never pays for it.
+    from parleyd.agent import Turn
+
+    return Turn(host, conversation, turn_id)
+
+
 class AcpAgent:
     """Wires every ACP method Parley serves into an RpcServer."""
 
@@ -181,13 +191,12 @@ class AcpAgent:
         # on first use: `initialize` answers without them, which keeps the
         # editor's start-up wait at about that of a bare pygls server.
         if self._sessions is None:
-            from parleyd.agent import Turn
             from parleyd.providers.hub import ProviderHub
             from parleyd.session.manager import SessionManager
 
             channel = AcpChannel(self.protocol)
             self._sessions = SessionManager(
-                self.home, self.settings, channel, ProviderHub(), new_turn=Turn
+                self.home, self.settings, channel, ProviderHub(), new_turn=_new_turn
             )
         return self._sessions
 

@@ -10,16 +10,19 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parleyd import __version__
 from parleyd.acp_agent import AcpAgent
 from parleyd.config import ConfigError, Settings, data_home, load_settings
 from parleyd.redaction import RedactingFormatter
-from parleyd.rpc.access import AccessToken
 from parleyd.rpc.framing import FrameReader
-from parleyd.rpc.listen import ListenAddress, ListenError, listen, parse_address
 from parleyd.rpc.server import RpcServer
 from parleyd.rpc.transport import ByteSink, FrameWriter, claim_stdout, open_stdio
+
+if TYPE_CHECKING:
+    from parleyd.rpc.access import AccessToken
+    from parleyd.rpc.listen import ListenAddress
 
 log = logging.getLogger("parleyd")
 
@@ -50,6 +53,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _listen_address(text: str) -> ListenAddress:
+    # The listeners' modules (and the token's hashing) load only when asked for.
+    from parleyd.rpc.listen import parse_address
+
     try:
         return parse_address(text)
     except ValueError as exc:
@@ -86,12 +92,18 @@ async def _serve_stdio(settings: Settings, home: Path) -> None:
 
 
 async def _serve_listener(address: ListenAddress, settings: Settings, home: Path) -> None:
+    from parleyd.rpc.listen import ListenError, listen
+
     async def connection(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, access: AccessToken | None
     ) -> None:
         await serve_connection(reader, writer, settings, home, access)
 
-    await listen(address, home / "listen", connection)
+    try:
+        await listen(address, home / "listen", connection)
+    except ListenError as exc:
+        sys.stderr.write(f"parleyd: {exc}\n")
+        raise SystemExit(2) from None
 
 
 async def _run(arguments: argparse.Namespace, settings: Settings, home: Path) -> None:
@@ -127,11 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     home = data_home()
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        asyncio.run(_run(arguments, settings, home))
-    except ListenError as exc:
-        sys.stderr.write(f"parleyd: {exc}\n")
-        raise SystemExit(2) from None
+    asyncio.run(_run(arguments, settings, home))
 
 
 if __name__ == "__main__":

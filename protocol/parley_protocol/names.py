@@ -7,7 +7,6 @@ what to write instead. The config file and `_meta.parley` both word it this way.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 # difflib's own default: close enough that the suggestion is the likely intent.
@@ -21,6 +20,8 @@ def _folded(name: str) -> str:
 
 def closest_name(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to `name`, None when none is close."""
+    import difflib  # only a mistake pays for it, not every start-up
+
     by_folded = {_folded(candidate): candidate for candidate in known}
     matches = difflib.get_close_matches(_folded(name), by_folded, n=1, cutoff=_CUTOFF)
     return by_folded[matches[0]] if matches else None

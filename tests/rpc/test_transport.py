@@ -11,7 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+import pytest
+
+from parleyd.rpc.framing import Framing
 from parleyd.rpc.transport import HIGH_WATER, FrameWriter, open_stdio
+from tests.rpc.fakes import CollectingSink
+from tests.support.raw_daemon import split_frames
 
 
 @contextmanager
@@ -86,3 +91,18 @@ async def test_dev_null_stdout_takes_every_frame(tmp_path: Path) -> None:
         await writer.send(b"{}")
         await writer.close()
         assert writer.closed
+
+
+@pytest.mark.parametrize("framing", [Framing.NDJSON, Framing.CONTENT_LENGTH])
+async def test_a_batch_is_redacted_frame_by_frame_and_stays_well_framed(framing: Framing) -> None:
+    sink = CollectingSink()
+    writer = FrameWriter(sink, framing)
+    secret = b'{"error":"Authorization: Bearer abcdefghijklmnop1234"}'
+    plain = [b'{"n":%d}' % n for n in range(3)]
+    for body in (plain[0], secret, *plain[1:]):
+        writer.write_nowait(body)
+    writer.flush()
+
+    frames = split_frames(bytes(sink.data), framing.value)
+    assert [frames[0], *frames[2:]] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert frames[1] == {"error": "Authorization: Bearer [REDACTED]"}

@@ -23,7 +23,7 @@ import contextvars
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from lsprotocol.types import ResponseError
@@ -42,9 +42,12 @@ from parley_protocol.jsonrpc import (
     Response,
 )
 from parley_protocol.parley import ListenerAuth
-from parleyd.rpc.access import AccessToken
 from parleyd.rpc.framing import FrameReader, FramingError
 from parleyd.rpc.transport import FrameWriter
+
+if TYPE_CHECKING:
+    # Only listeners have a token; stdio never imports what issues one.
+    from parleyd.rpc.access import AccessToken
 
 log = logging.getLogger(__name__)
 

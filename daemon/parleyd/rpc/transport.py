@@ -17,7 +17,7 @@ import stat
 import sys
 from typing import BinaryIO, Protocol
 
-from parleyd.redaction import redact_bytes
+from parleyd.redaction import may_hold_secrets, redact_bytes
 from parleyd.rpc.framing import Framing, frame_bytes
 
 # Above this much unsent output, streaming producers wait for the client.
@@ -69,6 +69,8 @@ class FrameWriter:
     provider's network read often holds dozens of deltas, and a system call
     per frame was the daemon's largest own cost while streaming. The batch is
     capped so no frame waits behind more than `_BATCH_FRAMES - 1` others.
+    A batch is redacted (`parleyd.redaction`) as it goes: one scan of the whole
+    batch finds the rare one that may carry a credential.
     """
 
     def __init__(self, sink: ByteSink, framing: Framing = Framing.NDJSON) -> None:
@@ -81,7 +83,7 @@ class FrameWriter:
     def write_nowait(self, body: bytes) -> None:
         if self.closed:
             return
-        self._pending.append(frame_bytes(redact_bytes(body), self.framing))
+        self._pending.append(body)
         if len(self._pending) >= _BATCH_FRAMES:
             self.flush()
         elif self._flush_scheduled is None:
@@ -93,8 +95,13 @@ class FrameWriter:
             self._flush_scheduled = None
         if not self._pending or self.closed:
             return
-        data = b"".join(self._pending)
-        self._pending.clear()
+        bodies, self._pending = self._pending, []
+        joined = b"\n".join(bodies)
+        if may_hold_secrets(joined):  # rare: redact frame by frame, lengths change
+            bodies = [redact_bytes(body) for body in bodies]
+        elif self.framing is Framing.NDJSON:
+            bodies = [joined]  # encoded JSON holds no raw newline
+        data = b"".join(frame_bytes(body, self.framing) for body in bodies)
         try:
             self._sink.write(data)
         except (ConnectionError, RuntimeError, ValueError, OSError):

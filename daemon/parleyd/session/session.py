@@ -104,7 +104,8 @@ class Session:
         self.state = TurnState.IDLE
         self._new_turn = new_turn
         self._turn: TurnLoop | None = None
-        self._scope = anyio.CancelScope()
+        # Made for each turn (anyio's event-loop backend loads with the first).
+        self._scope: anyio.CancelScope | None = None
         self._task: asyncio.Task[StopReason] | None = None
 
     # -- the turn's host ------------------------------------------------------
@@ -133,15 +134,15 @@ class Session:
                 f"session {self.id} is already running a prompt; cancel it or wait for its answer"
             )
         self.state = TurnState.RUNNING
-        self._scope = anyio.CancelScope()
+        scope = self._scope = anyio.CancelScope()
         # Its own task: whatever happens to the request that asked for it,
         # the turn runs to its recorded end.
-        self._task = asyncio.create_task(self._run_turn(new_id("turn"), text, content))
+        self._task = asyncio.create_task(self._run_turn(scope, new_id("turn"), text, content))
         return await asyncio.shield(self._task)
 
     def cancel(self) -> None:
         """Stop the running turn; it answers `cancelled`. Idempotent."""
-        if self.state is TurnState.RUNNING:
+        if self.state is TurnState.RUNNING and self._scope is not None:
             self.state = TurnState.CANCELLING
             self._scope.cancel()
 
@@ -153,7 +154,9 @@ class Session:
             and self._turn.cancel_tool_call(call_id)
         )
 
-    async def _run_turn(self, turn_id: str, text: str, content: list[dict[str, Any]]) -> StopReason:
+    async def _run_turn(
+        self, scope: anyio.CancelScope, turn_id: str, text: str, content: list[dict[str, Any]]
+    ) -> StopReason:
         self.record(TurnStarted(), self.root, turn_id)
         self.record(
             UserTurn(text=text, content=content, message_id=new_id("msg")), self.root, turn_id
@@ -166,7 +169,7 @@ class Session:
         turn = self._turn = self._new_turn(self, self.root, turn_id)
         stop: StopReason = "cancelled"
         failure: TurnFailed | None = None
-        with self._scope:
+        with scope:
             try:
                 stop = await turn.run(text)
             except ProviderFailed as exc:
@@ -174,7 +177,7 @@ class Session:
             except Exception as exc:
                 log.exception("turn %s of session %s failed", turn_id, self.id)
                 failure = TurnCrashed(f"{type(exc).__name__}: {exc}")
-        if self._scope.cancel_called:
+        if scope.cancel_called:
             # ACP: once cancelled, the answer is `cancelled`, whatever else
             # went wrong while the turn stopped.
             stop, failure = "cancelled", None
