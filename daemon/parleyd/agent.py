@@ -71,6 +71,7 @@ _PROGRESS_INTERVAL = 0.1
 _PROGRESS_TAIL = 8192
 
 DECLINED = "The user declined this tool call."
+WITHDRAWN = "Not run: the permission question was withdrawn before the user answered it."
 CALL_CANCELLED = "Cancelled by the user while it ran; it may have done part of its work."
 
 
@@ -324,8 +325,8 @@ class Turn:
         try:
             tool = host.tools.get(call.name)
             arguments = host.tools.parse_arguments(tool, call.arguments)
-            if not await self._permitted(tool, call, arguments):
-                return run.outcome("failed", DECLINED)
+            if (refusal := await self._refusal(tool, call, arguments)) is not None:
+                return run.outcome("failed", refusal)
             run.start()
             await host.send(updates.tool_call_running(call.id, meta))
 
@@ -347,12 +348,15 @@ class Turn:
         environment = child_environment(self.host.settings.shell_env_allow)
         return ToolContext(self.host.cwd, environment=environment, **extra)
 
-    async def _permitted(self, tool: Tool, call: ToolCall, arguments: Mapping[str, Any]) -> bool:
+    async def _refusal(
+        self, tool: Tool, call: ToolCall, arguments: Mapping[str, Any]
+    ) -> str | None:
+        """None if the call may run; else why not, for the model."""
         async with self._asking:
             policy = self.host.permissions
             standing = policy.standing_decision(tool)
             if standing is not None:
-                return standing.allowed
+                return None if standing.allowed else DECLINED
             # What the user is asked to allow: the diff of a write, the command
             # and its directory. A call that would fail is asked about as it is.
             try:
@@ -377,10 +381,12 @@ class Turn:
                 meta=self.conversation.meta,
             )
             option_id = await self.host.request_permission(request)
-            decision = policy.record(tool.name, option_id or "")
+            if option_id is None:  # the client cancelled the question: nobody refused
+                return WITHDRAWN
+            decision = policy.record(tool.name, option_id)
             if decision.lasting:
                 self._record(PermissionRemembered(tool=tool.name, allowed=decision.allowed))
-            return decision.allowed
+            return None if decision.allowed else DECLINED
 
     def _finish_call(self, outcome: ToolOutcome) -> None:
         self._record(outcome)

@@ -394,3 +394,28 @@ async def test_a_permission_request_shows_what_it_asks_to_allow(
         assert call["locations"] == [{"path": str(workspace)}]
     # Asking changed nothing.
     assert (workspace / "README.md").read_text() == "# Turns\n\nAbout turns.\n"
+
+
+async def test_a_permission_question_the_client_cancels_is_not_a_refusal(
+    tmp_path: Path, workspace: Path
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        session_id = await _new_session(daemon, workspace)
+        await _start_prompt(daemon, session_id, 'Write a note saying "later"', 60)
+        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await daemon.send(
+            {"jsonrpc": "2.0", "id": ask["id"], "result": {"outcome": {"outcome": "cancelled"}}}
+        )
+        answer = await _until(daemon, lambda frame: frame.get("id") == 60)
+        assert answer["result"] == {"stopReason": "end_turn"}
+    call_id = ask["params"]["toolCall"]["toolCallId"]
+    closed = [
+        f["params"]["update"]
+        for f in daemon.frames
+        if f.get("method") == "session/update"
+        and f["params"]["update"].get("toolCallId") == call_id
+    ][-1]
+    assert closed["status"] == "failed"
+    assert "withdrawn" in closed["rawOutput"]["output"]
+    assert "declined" not in closed["rawOutput"]["output"]
+    assert not (workspace / "NOTES.md").exists()
