@@ -222,6 +222,20 @@ def _log_records(home: Path, session_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_bytes().splitlines()]
 
 
+def _turn_endings(home: Path, session_id: str) -> list[str]:
+    return [r["stop_reason"] for r in _log_records(home, session_id) if r["type"] == "turn_end"]
+
+
+def _updates(daemon: RawDaemon, **wanted: Any) -> list[dict[str, Any]]:
+    """Every `session/update` received so far whose fields have the `wanted` values."""
+    return [
+        f["params"]["update"]
+        for f in daemon.frames
+        if f.get("method") == "session/update"
+        and all(f["params"]["update"].get(key) == value for key, value in wanted.items())
+    ]
+
+
 @pytest.mark.parametrize(
     "cancels",
     [
@@ -275,8 +289,7 @@ async def test_cancel_then_disconnect_still_records_the_turn_end(
         assert daemon.process.stdin is not None
         daemon.process.stdin.close()
         assert await asyncio.wait_for(daemon.process.wait(), 30) == 0
-    ends = [r for r in _log_records(home, session_id) if r["type"] == "turn_end"]
-    assert [e["stop_reason"] for e in ends] == ["cancelled"]
+    assert _turn_endings(home, session_id) == ["cancelled"]
 
 
 async def test_a_daemon_killed_inside_a_tool_call_closes_it_on_load(
@@ -294,14 +307,12 @@ async def test_a_daemon_killed_inside_a_tool_call_closes_it_on_load(
     async with raw_daemon(offline_env(home)) as daemon:
         loaded = await _load(daemon, session_id, workspace)
         assert loaded["result"] == {}
-        replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
-        statuses = [u.get("status") for u in replayed if u.get("toolCallId") == call_id]
+        statuses = [u.get("status") for u in _updates(daemon, toolCallId=call_id)]
         # Announced, then closed: never left pending.
         assert statuses[0] == "pending" and statuses[-1] == "failed"
         again = await _prompt(daemon, session_id, "Hi")
         assert again["result"] == {"stopReason": "end_turn"}
-    ends = [r for r in _log_records(home, session_id) if r["type"] == "turn_end"]
-    assert [e["stop_reason"] for e in ends] == ["interrupted", "end_turn"]
+    assert _turn_endings(home, session_id) == ["interrupted", "end_turn"]
 
 
 async def test_allow_always_holds_after_the_session_is_loaded_again(
@@ -322,12 +333,7 @@ async def test_allow_always_holds_after_the_session_is_loaded_again(
         assert again["result"] == {"stopReason": "end_turn"}
         methods = {f.get("method") for f in daemon.frames}
         assert "session/request_permission" not in methods
-        finished = [
-            f["params"]["update"]
-            for f in daemon.frames
-            if f.get("method") == "session/update"
-            and f["params"]["update"].get("status") == "completed"
-        ]
+        finished = _updates(daemon, status="completed")
         assert finished and "README.md" in finished[-1]["rawOutput"]["output"]
 
 
@@ -351,12 +357,7 @@ async def test_one_tool_call_is_cancelled_and_the_turn_goes_on(
         assert cancelled["result"] == {}
         answer = await _until(daemon, lambda frame: frame.get("id") == 60)
         assert answer["result"] == {"stopReason": "end_turn"}
-        closed = [
-            f["params"]["update"]
-            for f in daemon.frames
-            if f.get("method") == "session/update"
-            and f["params"]["update"].get("toolCallId") == call_id
-        ][-1]
+        closed = _updates(daemon, toolCallId=call_id)[-1]
         assert closed["status"] == "failed"
         unknown = await daemon.request(
             "_parley/toolCall/cancel", {"sessionId": session_id, "toolCallId": call_id}
@@ -409,12 +410,7 @@ async def test_a_permission_question_the_client_cancels_is_not_a_refusal(
         answer = await _until(daemon, lambda frame: frame.get("id") == 60)
         assert answer["result"] == {"stopReason": "end_turn"}
     call_id = ask["params"]["toolCall"]["toolCallId"]
-    closed = [
-        f["params"]["update"]
-        for f in daemon.frames
-        if f.get("method") == "session/update"
-        and f["params"]["update"].get("toolCallId") == call_id
-    ][-1]
+    closed = _updates(daemon, toolCallId=call_id)[-1]
     assert closed["status"] == "failed"
     assert "withdrawn" in closed["rawOutput"]["output"]
     assert "declined" not in closed["rawOutput"]["output"]
