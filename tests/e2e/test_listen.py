@@ -115,6 +115,18 @@ async def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
             assert "result" in await daemon.initialize()
 
 
+def _listen_and_exit(tmp_path: Path, address: str) -> subprocess.CompletedProcess[str]:
+    """parleyd asked to listen where it must refuse to: it exits at once."""
+    return subprocess.run(
+        [*PARLEYD, "--listen", address],
+        env=offline_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("address", "expected"),
     [
@@ -124,14 +136,7 @@ async def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_address_is_a_usage_error(tmp_path: Path, address: str, expected: str) -> None:
-    run = subprocess.run(
-        [*PARLEYD, "--listen", address],
-        env=offline_env(tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    run = _listen_and_exit(tmp_path, address)
     assert run.returncode == 2
     assert expected in run.stderr
 
@@ -139,14 +144,7 @@ def test_a_bad_address_is_a_usage_error(tmp_path: Path, address: str, expected: 
 def test_a_path_that_is_no_socket_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("keep me")
-    run = subprocess.run(
-        [*PARLEYD, "--listen", f"unix:{path}"],
-        env=offline_env(tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    run = _listen_and_exit(tmp_path, f"unix:{path}")
     assert run.returncode == 2
     assert "not a socket" in run.stderr
     assert path.read_text() == "keep me"

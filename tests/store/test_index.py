@@ -22,6 +22,7 @@ from parleyd.store.records import (
     TitleSet,
     UserTurn,
 )
+from tests.store.holder import held_by_another_process
 
 INDEX = "index.sqlite"
 
@@ -394,19 +395,9 @@ def test_a_locked_index_is_waited_for_and_never_rebuilt(tmp_path: Path) -> None:
     write_session(tmp_path, "sess_a")
     assert listed(tmp_path) == ["sess_a"]
     before = (tmp_path / INDEX).read_bytes()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_INDEX_LOCK, str(tmp_path / INDEX)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
+    with held_by_another_process(_HOLD_INDEX_LOCK, tmp_path / INDEX):
         with pytest.raises(StoreError, match="database is locked"):
             SessionIndex(tmp_path, busy_timeout=0.2)
         assert (tmp_path / INDEX).read_bytes() == before
         assert set_aside(tmp_path) == []
-    finally:
-        holder.communicate(timeout=10)
     assert listed(tmp_path) == ["sess_a"]

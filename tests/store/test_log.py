@@ -36,6 +36,7 @@ from parleyd.store.records import (
     UsageRecorded,
     UserTurn,
 )
+from tests.store.holder import held_by_another_process
 
 ROOT = "conv_root"
 CHILD = "conv_child"
@@ -236,19 +237,11 @@ sys.stdin.read()
 
 def test_lock_held_by_another_process_blocks(folder: Path) -> None:
     folder.mkdir(mode=0o700, parents=True)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(folder / LOCK_NAME)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(SessionLocked, match=rf"pid {holder.pid}\b"):
-            SessionLog.open(folder)
-    finally:
-        holder.communicate(timeout=10)
+    with (
+        held_by_another_process(_HOLD_LOCK, folder / LOCK_NAME) as holder,
+        pytest.raises(SessionLocked, match=rf"pid {holder.pid}\b"),
+    ):
+        SessionLog.open(folder)
     log, _ = SessionLog.open(folder)
     log.close()
 
