@@ -178,12 +178,14 @@ class RpcClient:
         return text[-_STDERR_TAIL:]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident set size in MB (10^6 bytes) from /proc, where the kernel reports it in KiB."""
+def rss_mb(pid: int, *, peak: bool = False) -> float:
+    """Resident set size in MB (10^6 bytes) from /proc, where the kernel reports it in KiB:
+    now, or the highest it has been since the process started (`peak`)."""
+    field = "VmHWM" if peak else "VmRSS"
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024 / 1e6
-    raise PeerError(f"pid {pid} has no VmRSS (a kernel thread, or not Linux?)")
+    raise PeerError(f"pid {pid} has no {field} (a kernel thread, or not Linux?)")
 
 
 def clean_environ() -> dict[str, str]:

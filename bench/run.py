@@ -21,9 +21,13 @@ from pathlib import Path
 
 import cancel
 import memory
+import session_list
+import session_load
 import startup
+import store_append
 import streaming
 from report import Row, table, write_json
+from stored import Shape
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,43 @@ class Sizes:
     stream_repeats: int
     paced_deltas: int
     cancel_runs: int
+    # The first log size is the baseline the others are held against.
+    log_sizes: tuple[int, ...]
+    append_rounds: int
+    stored_sessions: tuple[Shape, ...]
+    load_runs: int
+    listed_sessions: int
+    list_repeats: int
 
 
-FULL = Sizes(startup_runs=15, stream_repeats=5, paced_deltas=1000, cancel_runs=7)
-QUICK = Sizes(startup_runs=5, stream_repeats=3, paced_deltas=250, cancel_runs=3)
+FULL = Sizes(
+    startup_runs=15,
+    stream_repeats=5,
+    paced_deltas=1000,
+    cancel_runs=7,
+    log_sizes=(10, 10_000, 100_000),
+    append_rounds=5,
+    # 100,000 deltas with 100 children: in a few long responses, and in many small ones.
+    stored_sessions=(
+        Shape(turns=100, responses=2, deltas_per_response=500, children=100),
+        Shape(turns=1000, responses=10, deltas_per_response=10, children=100),
+    ),
+    load_runs=5,
+    listed_sessions=1000,
+    list_repeats=15,
+)
+QUICK = Sizes(
+    startup_runs=5,
+    stream_repeats=3,
+    paced_deltas=250,
+    cancel_runs=3,
+    log_sizes=(10, 1000),
+    append_rounds=2,
+    stored_sessions=(Shape(turns=10, responses=10, deltas_per_response=10, children=5),),
+    load_runs=1,
+    listed_sessions=120,
+    list_repeats=2,
+)
 
 
 def _arguments() -> argparse.Namespace:
@@ -63,6 +100,11 @@ async def _main(arguments: argparse.Namespace) -> int:
         "streaming": lambda: streaming.run(sizes.stream_repeats, sizes.paced_deltas, profile_to),
         "cancel": lambda: cancel.run(sizes.cancel_runs),
         "memory": memory.run,
+        "store append": lambda: asyncio.to_thread(
+            store_append.run, sizes.log_sizes, sizes.append_rounds
+        ),
+        "session/load": lambda: session_load.run(sizes.stored_sessions, sizes.load_runs),
+        "session/list": lambda: session_list.run(sizes.listed_sessions, sizes.list_repeats),
     }
     rows: list[Row] = []
     crashed: list[str] = []

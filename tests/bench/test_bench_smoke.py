@@ -28,3 +28,6 @@ def test_quick_bench_measures_everything(tmp_path: Path) -> None:
     assert any("deltas/s" in name for name in measured)
     assert any("cancel" in name for name in measured)
     assert any("RSS" in name for name in measured)
+    assert any(name.startswith("append") for name in measured)
+    assert any(name.startswith("session/load") for name in measured)
+    assert any(name.startswith("session/list") for name in measured)
