@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,8 @@ VENV = ROOT / ".venv"
 MEMBERS = ("protocol", "daemon", "clients")
 STAMP = VENV / ".parley-installed"
 CONSTRAINTS = ROOT / "constraints.txt"
+TS_TESTS = ROOT / "tests" / "ts"
+TS_STAMP = TS_TESTS / "node_modules" / ".parley-installed"
 LOCK_HEADER = """\
 # The exact versions `python3 dev.py` installs: every third-party distribution that
 # the workspace members and the dev dependency group need. Written by
@@ -71,6 +74,22 @@ def ensure_environment() -> None:
     print("dev.py: installing Parley and its dev dependencies into .venv", file=sys.stderr)
     pip_install("-c", str(CONSTRAINTS), *requirements())
     STAMP.write_text(wanted)
+
+
+def ensure_ts_sdk() -> None:
+    """The ACP TypeScript SDK that tests/ts/client.mjs drives the daemon with, at the
+    versions of its package-lock.json; reinstalled only when that lockfile changed."""
+    npm = shutil.which("npm")
+    if npm is None:
+        print("dev.py: npm not found; the TypeScript SDK tests will be skipped", file=sys.stderr)
+        return
+    wanted = hashlib.sha256((TS_TESTS / "package-lock.json").read_bytes()).hexdigest()
+    if TS_STAMP.exists() and TS_STAMP.read_text() == wanted:
+        return
+    print("dev.py: installing the ACP TypeScript SDK into tests/ts", file=sys.stderr)
+    command = [npm, "ci", "--quiet", "--no-audit", "--no-fund"]
+    subprocess.run(command, cwd=TS_TESTS, check=True)
+    TS_STAMP.write_text(wanted)
 
 
 def lock() -> int:
@@ -122,6 +141,7 @@ def main() -> int:
     if command == "demo":
         return run(venv_bin("parley"), "demo", *extra)
     if command == "test":
+        ensure_ts_sdk()
         return test(extra)
     return run(venv_bin("python"), ROOT / "bench" / "run.py", *extra)
 

@@ -1,0 +1,369 @@
+"""The real daemon driven by the official ACP TypeScript SDK (@agentclientprotocol/sdk)
+through tests/ts/client.mjs, on the built-in scripted model. The SDK checks the
+requests and notifications it receives against ACP's schema; the client checks every
+message, answers too, with the SDK's validators, and reports what the SDK would take
+only in part: whatever a strict client could not take as sent fails here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import scripted_agent
+from tests.support.daemon import PARLEYD, offline_env
+from tests.support.updates import merge_chunks
+
+TS = Path(__file__).resolve().parents[1] / "ts"
+NODE = shutil.which("node")
+
+pytestmark = [
+    pytest.mark.skipif(NODE is None, reason="node is not on PATH"),
+    pytest.mark.skipif(
+        not (TS / "node_modules").is_dir(),
+        reason="tests/ts/node_modules is missing: `python3 dev.py test` installs it with npm",
+    ),
+]
+
+Step = dict[str, Any]
+INITIALIZE: Step = {
+    "op": "initialize",
+    "clientCapabilities": {"fs": {"readTextFile": False, "writeTextFile": False}},
+}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "workspace"
+    root.mkdir()
+    (root / "README.md").write_text("# Widget\n\nA widget that frobs.\nSecond line.\n")
+    return root
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def _run_client(
+    steps: Sequence[Step],
+    env: Mapping[str, str],
+    agent: Sequence[str] = PARLEYD,
+    *,
+    unstable: bool = False,
+) -> dict[str, Any]:
+    """What client.mjs recorded running `steps` against `agent`; `unstable` picks the
+    SDK's client that knows ACP's unstable features over its default, stable one."""
+    assert NODE is not None
+    flags = ["--unstable"] if unstable else []
+    done = subprocess.run(
+        [NODE, str(TS / "client.mjs"), *flags, *agent],
+        input=json.dumps(steps),
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        timeout=60,
+        check=False,
+    )
+    # The agent's log and the SDK's complaints, shown with a failing test.
+    sys.stderr.write(done.stderr)
+    assert done.returncode == 0
+    record: dict[str, Any] = json.loads(done.stdout)
+    return record
+
+
+def _described(errors: list[dict[str, Any]]) -> str:
+    """The errors without the messages they quote, which can be long."""
+    return json.dumps(
+        [{k: v for k, v in e.items() if k not in ("message", "issues")} for e in errors]
+    )
+
+
+def _assert_strict(record: dict[str, Any]) -> None:
+    """Everything the agent sent passed the SDK's validation, unchanged."""
+    assert record["validationErrors"] == [], _described(record["validationErrors"])
+    assert record["errors"] == [], _described(record["errors"])
+    assert record["agentExit"] == {"code": 0, "signal": None}
+
+
+def _updates(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [entry["update"] for entry in record["updates"]]
+
+
+def _answer(record: dict[str, Any]) -> str:
+    return "".join(
+        u["content"]["text"]
+        for u in _updates(record)
+        if u["sessionUpdate"] == "agent_message_chunk"
+    )
+
+
+def _start(workspace: Path) -> list[Step]:
+    return [INITIALIZE, {"op": "new", "cwd": str(workspace)}]
+
+
+def _prompt(text: str, **fields: Any) -> Step:
+    return {"op": "prompt", "text": text, **fields}
+
+
+def test_a_turn_that_reads_a_file(workspace: Path, home: Path) -> None:
+    steps = [*_start(workspace), _prompt("Summarize README.md")]
+    record = _run_client(steps, offline_env(home))
+    _assert_strict(record)
+    initialized, created, prompted = record["steps"]
+    assert initialized["result"]["agentCapabilities"]["loadSession"] is True
+    assert created["result"]["sessionId"].startswith("sess_")
+    assert prompted["result"] == {"stopReason": "end_turn"}
+    calls = [u for u in _updates(record) if u["sessionUpdate"] in ("tool_call", "tool_call_update")]
+    assert calls[1]["title"] == "Read README.md" and calls[1]["rawInput"] == {"path": "README.md"}
+    assert [u["status"] for u in calls if u.get("status")] == [
+        "pending",
+        "in_progress",
+        "completed",
+    ]
+    assert "A widget that frobs." in calls[-1]["content"][0]["content"]["text"]
+    assert 'heading:** "Widget"' in _answer(record)
+
+
+def test_every_field_sent_is_one_acp_defines(workspace: Path, home: Path) -> None:
+    """The client that knows ACP's unstable features too drops nothing: Parley adds
+    no field of its own outside `_meta`."""
+    steps = [
+        *_start(workspace),
+        _prompt("Summarize README.md"),
+        {"op": "request", "method": "session/list", "params": {}},
+    ]
+    record = _run_client(steps, offline_env(home), unstable=True)
+    _assert_strict(record)
+    assert record["steps"][-1]["result"]["sessions"][0]["title"] == "Summarize README.md"
+    assert record["ignoredFields"] == []
+
+
+def test_a_write_asks_permission_and_is_allowed(workspace: Path, home: Path) -> None:
+    steps = [
+        *_start(workspace),
+        {"op": "permission", "answer": "allow_once"},
+        _prompt('Write a note saying "ship it"'),
+    ]
+    record = _run_client(steps, offline_env(home))
+    _assert_strict(record)
+    assert record["steps"][-1]["result"] == {"stopReason": "end_turn"}
+    (asked,) = record["permissionRequests"]
+    assert asked["request"]["toolCall"]["title"].startswith("Write")
+    chosen = next(o for o in asked["request"]["options"] if o["kind"] == "allow_once")
+    assert asked["outcome"] == {"outcome": "selected", "optionId": chosen["optionId"]}
+    assert "ship it" in (workspace / "NOTES.md").read_text()
+    final = [u for u in _updates(record) if u["sessionUpdate"] == "tool_call_update"][-1]
+    assert final["status"] == "completed" and final["content"][0]["type"] == "diff"
+
+
+def test_a_story_cancelled_mid_stream(workspace: Path, home: Path) -> None:
+    steps = [
+        *_start(workspace),
+        _prompt("Tell me a long story", background="story"),
+        {"op": "waitFor", "update": {"sessionUpdate": "agent_message_chunk"}, "count": 5},
+        {"op": "cancel"},
+        {"op": "await", "name": "story"},
+        _prompt("Hello"),
+    ]
+    record = _run_client(steps, offline_env(home))
+    _assert_strict(record)
+    waited, _, story, again = record["steps"][3:]
+    assert story["result"] == {"stopReason": "cancelled"}
+    assert again["result"] == {"stopReason": "end_turn"}
+    message_id = _updates(record)[waited["index"]]["messageId"]
+    told = "".join(
+        u["content"]["text"]
+        for u in _updates(record)
+        if u["sessionUpdate"] == "agent_message_chunk" and u["messageId"] == message_id
+    )
+    assert told and "*The end.*" not in told
+
+
+def test_a_fresh_daemon_replays_a_loaded_session_as_it_streamed(
+    workspace: Path, home: Path
+) -> None:
+    live = _run_client([*_start(workspace), _prompt("Summarize README.md")], offline_env(home))
+    _assert_strict(live)
+    session_id = live["steps"][1]["result"]["sessionId"]
+
+    load = {"op": "load", "sessionId": session_id, "cwd": str(workspace)}
+    replayed = _run_client([INITIALIZE, load], offline_env(home))
+    _assert_strict(replayed)
+    assert replayed["steps"][1]["result"] == {}
+    assert {entry["sessionId"] for entry in replayed["updates"]} == {session_id}
+    first, *rest = _updates(replayed)
+    assert first["sessionUpdate"] == "user_message_chunk"
+    assert first["content"] == {"type": "text", "text": "Summarize README.md"}
+    # Part for part and tool call for tool call, as it streamed.
+    assert rest == merge_chunks(_updates(live))
+
+
+TREE = 'Delegate "Summarize README.md" and "delegate `list the files`"'
+
+
+@pytest.mark.parametrize("child_sessions", [False, True], ids=["stable", "child-sessions"])
+def test_sub_conversations_stream_and_replay_as_a_strict_client_takes_them(
+    workspace: Path, home: Path, child_sessions: bool
+) -> None:
+    """Two children in parallel and a grandchild: to the stable client all under
+    the session, with `_meta.parley`; to the client that takes child sessions
+    (the SDK's unstable one), each child as its own session, announced first."""
+    initialize = (
+        {**INITIALIZE, "clientCapabilities": {"subagents": {}}} if child_sessions else INITIALIZE
+    )
+    live = _run_client(
+        [initialize, {"op": "new", "cwd": str(workspace)}, _prompt(TREE)],
+        offline_env(home),
+        unstable=child_sessions,
+    )
+    _assert_strict(live)
+    root = live["steps"][1]["result"]["sessionId"]
+    assert live["steps"][2]["result"] == {"stopReason": "end_turn"}
+    sessions = {entry["sessionId"] for entry in live["updates"]}
+    kinds = {entry["update"]["sessionUpdate"] for entry in live["updates"]}
+    refs = [entry["update"]["_meta"]["parley"]["conversation"] for entry in live["updates"]]
+    children = {ref["id"] for ref in refs if ref["depth"] > 0}
+    assert len(children) == 3
+    if child_sessions:
+        # Nothing the unstable client does not know, and each child its own session.
+        assert live["ignoredFields"] == []
+        assert sessions == children | {root} and "subagent_update" in kinds
+    else:
+        assert sessions == {root} and "subagent_update" not in kinds
+
+    load = {"op": "load", "sessionId": root, "cwd": str(workspace)}
+    replayed = _run_client([initialize, load], offline_env(home), unstable=child_sessions)
+    _assert_strict(replayed)
+
+    def per_session(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for entry in record["updates"]:
+            update = entry["update"]
+            depth = update["_meta"]["parley"]["conversation"]["depth"]
+            if depth == 0 and update["sessionUpdate"] == "user_message_chunk":
+                continue  # the client's own prompt, only replayed
+            key = update["_meta"]["parley"]["conversation"]["id"]
+            grouped.setdefault(key, []).append(update)
+        return {key: merge_chunks(updates) for key, updates in grouped.items()}
+
+    assert per_session(replayed) == per_session(live)
+
+
+SESSION_ID = "sess_scripted"
+STILL_HERE = {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "ok"}}
+
+
+def _update(update: dict[str, Any]) -> dict[str, Any]:
+    params = {"sessionId": SESSION_ID, "update": update}
+    return {"jsonrpc": "2.0", "method": "session/update", "params": params}
+
+
+def _tool_call(**fields: Any) -> dict[str, Any]:
+    return _update({"sessionUpdate": "tool_call", "toolCallId": "call_1", **fields})
+
+
+def _run_scripted(
+    workspace: Path, sent: list[dict[str, Any]], stop_reason: str = "end_turn"
+) -> dict[str, Any]:
+    """The client's record of one prompt to an agent that answers it by sending
+    `sent`, then an update that is fine, then `stop_reason`."""
+    plan = {
+        "initialize": {"result": {"protocolVersion": 1, "agentCapabilities": {}}},
+        "session/new": {"result": {"sessionId": SESSION_ID}},
+        "session/prompt": {
+            "send": [*sent, _update(STILL_HERE)],
+            "result": {"stopReason": stop_reason},
+        },
+    }
+    agent = (sys.executable, scripted_agent.__file__, json.dumps(plan))
+    record = _run_client([*_start(workspace), _prompt("go")], {}, agent)
+    assert record["errors"] == [], _described(record["errors"])
+    # The connection went on: the last update arrived and the prompt was answered.
+    assert _updates(record)[-1] == STILL_HERE
+    assert record["steps"][-1]["result"] == {"stopReason": stop_reason}
+    return record
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """What a scripted agent sends during a prompt, and how the client must take it."""
+
+    sent: list[dict[str, Any]]
+    caught_by: set[str]
+    problem: str
+    stop_reason: str = "end_turn"
+    # How many of the updates sent, the fine one after them included, reach the handler.
+    delivered: int = 1
+
+
+INVALID = {
+    "unknown-update-kind": Invalid(
+        [_update({"sessionUpdate": "telepathy", "content": STILL_HERE["content"]})],
+        {"schema", "sdk-log"},
+        "update.sessionUpdate: expected one of user_message_chunk, ",
+    ),
+    "tool-call-without-title": Invalid(
+        [_tool_call()],
+        {"schema", "sdk-log"},
+        "update.title: Invalid input: expected string",
+    ),
+    "permission-request-without-options": Invalid(
+        [
+            {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "session/request_permission",
+                "params": {"sessionId": SESSION_ID, "toolCall": {"toolCallId": "call_1"}},
+            }
+        ],
+        {"schema", "sdk-refused"},
+        "options: Invalid input: expected array",
+    ),
+    # The SDK drops what is invalid in an optional field and delivers the rest.
+    "tool-call-kind-the-sdk-drops": Invalid(
+        [_tool_call(title="Look", kind="teleport")],
+        {"altered"},
+        'update.kind: sent "teleport", the SDK keeps null',
+        delivered=2,
+    ),
+    "tool-call-content-the-sdk-drops": Invalid(
+        [_tool_call(title="Look", content=[{"type": "hologram"}])],
+        {"altered"},
+        'update.content: sent [{"type":"hologram"}], the SDK keeps []',
+        delivered=2,
+    ),
+    # The SDK hands answers on unchecked: only the client's own check sees this one.
+    "unknown-stop-reason": Invalid(
+        [], {"schema"}, "stopReason: expected one of end_turn, ", "bored"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", INVALID.values(), ids=INVALID.keys())
+def test_what_a_strict_client_cannot_take_is_reported(workspace: Path, case: Invalid) -> None:
+    record = _run_scripted(workspace, case.sent, case.stop_reason)
+    assert {error["source"] for error in record["validationErrors"]} == case.caught_by
+    problems = [p for error in record["validationErrors"] for p in error.get("problems", [])]
+    assert problems and all(problem.startswith(case.problem) for problem in problems)
+    # What the SDK refused never reached the client's handlers.
+    assert len(record["updates"]) == case.delivered
+    assert record["permissionRequests"] == []
+
+
+def test_a_field_the_client_does_not_know_is_ignored_not_refused(workspace: Path) -> None:
+    record = _run_scripted(workspace, [_tool_call(title="Look", mood="curious")])
+    assert record["validationErrors"] == []
+    assert record["ignoredFields"] == [{"method": "session/update", "path": "update.mood"}]
+    assert _updates(record)[0] == {
+        "sessionUpdate": "tool_call",
+        "toolCallId": "call_1",
+        "title": "Look",
+    }
