@@ -13,8 +13,15 @@ import msgspec
 from parley_protocol import PROTOCOL_VERSION
 from parley_protocol.acp import (
     AgentCapabilities,
+    ArchiveSessionRequest,
+    ArchiveSessionResponse,
     CancelNotification,
+    ClientCapabilities,
+    CloseSessionRequest,
+    CloseSessionResponse,
     ContentBlock,
+    DeleteSessionRequest,
+    DeleteSessionResponse,
     EmbeddedResource,
     ImageContent,
     Implementation,
@@ -33,11 +40,25 @@ from parley_protocol.acp import (
     RequestPermissionRequest,
     RequestPermissionResponse,
     ResourceLink,
+    ResumeSessionRequest,
+    ResumeSessionResponse,
+    SessionArchiveCapabilities,
     SessionCapabilities,
+    SessionCloseCapabilities,
+    SessionDeleteCapabilities,
     SessionListCapabilities,
     SessionNotification,
+    SessionResumeCapabilities,
+    SessionStatusCapabilities,
+    SessionStatusRequest,
+    SessionStatusResponse,
+    SessionTitleCapabilities,
+    SetSessionTitleRequest,
+    SetSessionTitleResponse,
     TextContent,
     TextResourceContents,
+    UnarchiveSessionRequest,
+    UnarchiveSessionResponse,
 )
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import (
@@ -53,9 +74,11 @@ from parleyd.config import ConfigError, Settings
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
 from parleyd.session.errors import (
     InvalidCursor,
+    InvalidValue,
     ProviderFailed,
     SessionBusy,
     SessionError,
+    StorageFailed,
     TurnCrashed,
     UnknownSession,
     UnknownToolCall,
@@ -70,7 +93,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AGENT_INFO = Implementation(name="parley", title="Parley", version=__version__)
-PARLEY_FEATURES = ["conversationMeta", "usageDetail", "sessionSettings"]
+PARLEY_FEATURES = ["conversationMeta", "usageDetail", "sessionSettings", "subagents"]
+# archive, status and title are unstable: each stands for the methods the
+# unstable schema puts behind it.
+SESSION_CAPABILITIES = SessionCapabilities(
+    list=SessionListCapabilities(),
+    delete=SessionDeleteCapabilities(),
+    resume=SessionResumeCapabilities(),
+    close=SessionCloseCapabilities(),
+    archive=SessionArchiveCapabilities(),
+    status=SessionStatusCapabilities(),
+    title=SessionTitleCapabilities(),
+)
 
 
 class AcpChannel:
@@ -78,6 +112,12 @@ class AcpChannel:
 
     def __init__(self, protocol: ParleyProtocol) -> None:
         self._protocol = protocol
+        self.client_capabilities: ClientCapabilities | None = None
+
+    @property
+    def subagents(self) -> bool:
+        capabilities = self.client_capabilities
+        return capabilities is not None and capabilities.supports_subagents
 
     async def send_update(self, notification: SessionNotification) -> None:
         await self._protocol.send_notification("session/update", notification)
@@ -134,12 +174,13 @@ def _absolute(cwd: str) -> Path:
 
 
 _ERROR_CODES: dict[type[Exception], ErrorCode] = {
-    UnknownSession: ErrorCode.RESOURCE_NOT_FOUND,
     UnknownToolCall: ErrorCode.RESOURCE_NOT_FOUND,
     SessionBusy: ErrorCode.SESSION_BUSY,
     InvalidCursor: ErrorCode.INVALID_PARAMS,
+    InvalidValue: ErrorCode.INVALID_PARAMS,
     ConfigError: ErrorCode.CONFIG_ERROR,
     TurnCrashed: ErrorCode.INTERNAL_ERROR,
+    StorageFailed: ErrorCode.INTERNAL_ERROR,
     # A full disk or an index another process keeps locked: not a bug, but
     # nothing the client can change by asking differently.
     StoreError: ErrorCode.INTERNAL_ERROR,
@@ -159,7 +200,11 @@ def answering_errors(handler: Handler) -> Handler:
             error = failure.error
             data = {"kind": error.kind, "retryable": error.retryable, "status": error.status}
             raise RpcError(ErrorCode.PROVIDER_ERROR, str(failure), data) from None
-        except (SessionError, ConfigError, TurnCrashed, StoreError) as exc:
+        except UnknownSession as exc:
+            # ACP names the session asked for in `data` (session/status says so).
+            unknown = {"sessionId": exc.session_id}
+            raise RpcError(ErrorCode.RESOURCE_NOT_FOUND, str(exc), unknown) from None
+        except (SessionError, ConfigError, TurnCrashed, StorageFailed, StoreError) as exc:
             raise RpcError(_ERROR_CODES[type(exc)], str(exc)) from None
 
     return answer
@@ -181,7 +226,7 @@ class AcpAgent:
         self.protocol = server.protocol
         self.settings = settings
         self.home = home
-        self.client_capabilities: Any = None
+        self.channel = AcpChannel(self.protocol)
         self._sessions: SessionManager | None = None
         self._register()
 
@@ -194,9 +239,8 @@ class AcpAgent:
             from parleyd.providers.hub import ProviderHub
             from parleyd.session.manager import SessionManager
 
-            channel = AcpChannel(self.protocol)
             self._sessions = SessionManager(
-                self.home, self.settings, channel, ProviderHub(), new_turn=_new_turn
+                self.home, self.settings, self.channel, ProviderHub(), new_turn=_new_turn
             )
         return self._sessions
 
@@ -209,13 +253,20 @@ class AcpAgent:
             ("session/list", ListSessionsRequest, self.list_sessions),
             ("session/prompt", PromptRequest, self.prompt),
             (TOOL_CALL_CANCEL, ToolCallCancelParams, self.cancel_tool_call),
+            ("session/resume", ResumeSessionRequest, self.resume_session),
+            ("session/close", CloseSessionRequest, self.close_session),
+            ("session/delete", DeleteSessionRequest, self.delete_session),
+            ("session/status", SessionStatusRequest, self.session_status),
+            ("session/archive", ArchiveSessionRequest, self.archive_session),
+            ("session/unarchive", UnarchiveSessionRequest, self.unarchive_session),
+            ("session/set_title", SetSessionTitleRequest, self.set_session_title),
         ]
         for method, params_type, handler in requests:
             server.request(method, params_type)(answering_errors(handler))
         server.notification("session/cancel", CancelNotification)(self.cancel)
 
     async def initialize(self, params: InitializeRequest) -> InitializeResponse:
-        self.client_capabilities = params.client_capabilities
+        self.channel.client_capabilities = params.client_capabilities
         capabilities = ParleyCapabilities(
             version=__version__, methods=[TOOL_CALL_CANCEL], features=PARLEY_FEATURES
         )
@@ -226,7 +277,7 @@ class AcpAgent:
                 load_session=True,
                 prompt_capabilities=PromptCapabilities(embedded_context=True),
                 mcp_capabilities=McpCapabilities(),
-                session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
+                session_capabilities=SESSION_CAPABILITIES,
                 meta=parley_meta(capabilities=capabilities),
             ),
             auth_methods=[],
@@ -245,12 +296,12 @@ class AcpAgent:
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
         cwd = _absolute(params.cwd)
         session, replay = await self.sessions.load(params.session_id, cwd)
-        for update in replay:
-            await session.send(update)
+        for update, conversation in replay:
+            await session.send(update, conversation)
         return LoadSessionResponse()
 
     async def list_sessions(self, params: ListSessionsRequest) -> ListSessionsResponse:
-        sessions, next_cursor = self.sessions.list(params.cwd, params.cursor)
+        sessions, next_cursor = self.sessions.list(params.cwd, params.cursor, params.archived)
         return ListSessionsResponse(sessions=sessions, next_cursor=next_cursor)
 
     async def prompt(self, params: PromptRequest) -> PromptResponse:
@@ -275,10 +326,16 @@ class AcpAgent:
 
     async def cancel(self, params: CancelNotification) -> None:
         session = self.sessions.sessions.get(params.session_id)
-        if session is None:
-            log.warning("session/cancel for unknown session %r", params.session_id)
+        if session is not None:
+            session.cancel()
             return
-        session.cancel()
+        # A child session: its work stops, its parent's turn goes on.
+        if not any(
+            s.cancel_conversation(params.session_id) for s in self.sessions.sessions.values()
+        ):
+            log.warning(
+                "session/cancel for %r: no such session or running child", params.session_id
+            )
 
     def cancel_turns(self) -> None:
         """Stop every running turn: each records what it has and answers `cancelled`."""
@@ -289,3 +346,33 @@ class AcpAgent:
     async def shutdown(self) -> None:
         if self._sessions is not None:
             await self._sessions.close_all()
+
+    async def resume_session(self, params: ResumeSessionRequest) -> ResumeSessionResponse:
+        await self.sessions.resume(params.session_id, _absolute(params.cwd))
+        return ResumeSessionResponse()
+
+    async def close_session(self, params: CloseSessionRequest) -> CloseSessionResponse:
+        await self.sessions.close(params.session_id)
+        return CloseSessionResponse()
+
+    async def delete_session(self, params: DeleteSessionRequest) -> DeleteSessionResponse:
+        await self.sessions.delete(params.session_id)
+        return DeleteSessionResponse()
+
+    async def session_status(self, params: SessionStatusRequest) -> SessionStatusResponse:
+        # "open": in this daemon's memory. A session another daemon has open is
+        # "saved" here, as ACP has each agent answer for itself.
+        is_open = self.sessions.is_open(params.session_id)
+        return SessionStatusResponse(status="open" if is_open else "saved")
+
+    async def archive_session(self, params: ArchiveSessionRequest) -> ArchiveSessionResponse:
+        await self.sessions.set_archived(params.session_id, archived=True)
+        return ArchiveSessionResponse()
+
+    async def unarchive_session(self, params: UnarchiveSessionRequest) -> UnarchiveSessionResponse:
+        await self.sessions.set_archived(params.session_id, archived=False)
+        return UnarchiveSessionResponse()
+
+    async def set_session_title(self, params: SetSessionTitleRequest) -> SetSessionTitleResponse:
+        title = await self.sessions.set_title(params.session_id, params.title)
+        return SetSessionTitleResponse(title=title)

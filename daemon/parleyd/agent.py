@@ -51,16 +51,19 @@ from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import ProviderFailed
 from parleyd.session.port import TurnHost
 from parleyd.session.usage import context_size_of, price_of
+from parleyd.session.wire import Outgoing
+from parleyd.store.log import StoreError
 from parleyd.store.records import (
     AssistantResponse,
     PermissionRemembered,
     Record,
     ToolCallView,
     ToolOutcome,
+    ToolStarted,
     ToolStatus,
     UsageRecorded,
 )
-from parleyd.tools.base import Tool, ToolContext, ToolError, ToolResult
+from parleyd.tools.base import ChildTask, Tool, ToolContext, ToolError, ToolResult
 from parleyd.tools.environment import child_environment
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,10 @@ _PROGRESS_TAIL = 8192
 DECLINED = "The user declined this tool call."
 WITHDRAWN = "Not run: the permission question was withdrawn before the user answered it."
 CALL_CANCELLED = "Cancelled by the user while it ran; it may have done part of its work."
+SUBAGENT_PROMPT = (
+    "You are a sub-agent: another agent gave you the task in the user message. It sees only "
+    "your final answer, so end with a complete, self-contained one."
+)
 
 
 def system_prompt(cwd: str) -> str:
@@ -111,6 +118,7 @@ class _ResponseInProgress:
     message_id: str
     parts: list[_OpenPart | ToolCall] = field(default_factory=list)
     views: dict[str, ToolCallView] = field(default_factory=dict)
+    call_starts: dict[str, int] = field(default_factory=dict)
 
     def open_part(self, kind: PartKind) -> _OpenPart:
         """The part a delta of `kind` extends: the last one if it is of that kind."""
@@ -141,16 +149,27 @@ class Turn:
         self._response: _ResponseInProgress | None = None
         self._unfinished_calls: dict[str, str] = {}  # call id -> tool name
         self._call_scopes: dict[str, anyio.CancelScope] = {}
+        # A finished call's last update until the client has it: a cancel that
+        # lands while it is sent leaves it to the closing.
+        self._unsent: dict[str, SessionUpdate] = {}
+        self._closing = False
         # One permission question at a time, in the order the model made the calls.
         self._asking = anyio.Lock()
+        self.tools = host.tools_for(conversation)
 
     def _record(self, record: Record) -> None:
-        self.host.record(record, self.conversation, self.turn_id)
+        try:
+            self.host.record(record, self.conversation, self.turn_id)
+        except StoreError as exc:
+            # Closing, the turn answers everything it can whatever the log
+            # takes; the session closes what the log lacks before the next turn.
+            if not self._closing:
+                raise
+            log.error("turn %s could not record its closing: %s", self.turn_id, exc)
 
     async def run(self, text: str) -> StopReason:
         """Answer the prompt the host has recorded."""
         self.conversation.history.append(UserMessage(text=text))
-        self.host.ledger.start_turn()
         for _ in range(self.host.settings.max_model_calls_per_turn):
             done, message = await self._model_call()
             if done.stop_reason != "tool_use":
@@ -164,11 +183,16 @@ class Turn:
 
     async def _model_call(self) -> tuple[Done, AssistantMessage]:
         host = self.host
+        system = system_prompt(str(host.cwd))
+        if self.conversation.instructions:
+            system = f"{system}\n\n{SUBAGENT_PROMPT}\n\nYour role: {self.conversation.instructions}"
+        elif not self.conversation.is_root:
+            system = f"{system}\n\n{SUBAGENT_PROMPT}"
         request = ModelRequest(
             model=host.settings.model_name,
-            system=system_prompt(str(host.cwd)),
+            system=system,
             messages=tuple(self.conversation.history),
-            tools=host.tools.specs(),
+            tools=self.tools.specs(),
             max_output_tokens=host.settings.max_output_tokens,
         )
         response = self._response = _ResponseInProgress(message_id=new_id("msg"))
@@ -212,13 +236,13 @@ class Turn:
     async def _chunk(
         self, response: _ResponseInProgress, kind: updates.ChunkKind, text: str
     ) -> None:
-        await self.host.send(
+        await self._send(
             updates.chunk_update(kind, text, response.message_id, self.conversation.meta)
         )
 
     def _view(self, call_id: str, name: str, arguments: Mapping[str, Any] | None) -> ToolCallView:
         """How the call is shown; without arguments (still streaming) the title is the name."""
-        tools = self.host.tools
+        tools = self.tools
         if name not in tools:
             return ToolCallView(call_id=call_id, title=name, kind="other")
         tool = tools.get(name)
@@ -231,7 +255,8 @@ class Turn:
     async def _announce_call(self, response: _ResponseInProgress, event: ToolCallStart) -> None:
         view = self._view(event.call_id, event.name, None)
         response.views[event.call_id] = view
-        await self.host.send(
+        response.call_starts[event.call_id] = len(response.parts)
+        await self._send(
             updates.tool_call_announced(
                 event.call_id, event.name, view.kind, self.conversation.meta
             )
@@ -251,13 +276,17 @@ class Turn:
             ToolCall(id=event.call_id, name=event.name, arguments=event.arguments)
         )
         self._unfinished_calls[event.call_id] = event.name
-        await self.host.send(updates.tool_call_ready(view, raw_input, self.conversation.meta))
+        await self._send(updates.tool_call_ready(view, raw_input, self.conversation.meta))
 
     def _record_response(
         self, response: _ResponseInProgress, interrupted: bool = False
     ) -> AssistantMessage:
         message = response.message()
         complete = {call.id for call in message.tool_calls}
+        # In the history first: the next model call is valid whatever the log takes.
+        if message.parts:  # a response cut off before its first part says nothing
+            self.conversation.history.append(message)
+        self._response = None
         self._record(
             AssistantResponse(
                 message=message,
@@ -266,11 +295,9 @@ class Turn:
                 tool_views=[response.views[call.id] for call in message.tool_calls],
                 abandoned_calls=[v for v in response.views.values() if v.call_id not in complete],
                 interrupted=interrupted,
+                call_starts=response.call_starts,
             )
         )
-        if message.parts:  # a response cut off before its first part says nothing
-            self.conversation.history.append(message)
-        self._response = None
         return message
 
     async def _record_usage(self, usage: Usage) -> None:
@@ -288,16 +315,22 @@ class Turn:
             context_size=context_size_of(model, settings.context_size, DEFAULT_CONTEXT_SIZE),
         )
         self._record(record)
-        await self.host.send(updates.usage_update(record, self.host.ledger, self.conversation))
+        lineage = self.host.lineage(self.conversation)
+        for update, conversation in updates.usage_updates(self.host.ledger, lineage):
+            await self.host.send(update, conversation)
 
     # -- tools --------------------------------------------------------------
 
     async def _run_tool_calls(self, calls: tuple[ToolCall, ...]) -> None:
         """Every call in its own task and cancel scope, all at once: reads run
         side by side while a write waits for its permission."""
-        async with anyio.create_task_group() as group:
-            for call in calls:
-                group.start_soon(self._run_and_record, call)
+        try:
+            async with anyio.create_task_group() as group:
+                for call in calls:
+                    group.start_soon(self._run_and_record, call)
+        except* StoreError as failed:
+            # The log cannot be written: the turn stops, saying so, not as a crash.
+            raise failed.exceptions[0] from None
 
     async def _run_and_record(self, call: ToolCall) -> None:
         outcome: ToolOutcome | None = None
@@ -309,8 +342,12 @@ class Turn:
                 del self._call_scopes[call.id]
         if outcome is None:  # this call alone was cancelled
             outcome = updates.interrupted_outcome(call.id, call.name, CALL_CANCELLED)
+        finished = self._unsent[call.id] = updates.tool_call_finished(
+            outcome, self.conversation.meta
+        )
         self._finish_call(outcome)
-        await self.host.send(updates.tool_call_finished(outcome, self.conversation.meta))
+        await self._send(finished)
+        del self._unsent[call.id]
 
     def cancel_tool_call(self, call_id: str) -> bool:
         scope = self._call_scopes.get(call_id)
@@ -320,21 +357,28 @@ class Turn:
         return True
 
     async def _run_tool_call(self, call: ToolCall) -> ToolOutcome:
-        host, meta = self.host, self.conversation.meta
+        meta = self.conversation.meta
         run = _ToolRun(call)
         try:
-            tool = host.tools.get(call.name)
-            arguments = host.tools.parse_arguments(tool, call.arguments)
+            tool = self.tools.get(call.name)
+            arguments = self.tools.parse_arguments(tool, call.arguments)
             if (refusal := await self._refusal(tool, call, arguments)) is not None:
                 return run.outcome("failed", refusal)
-            run.start()
-            await host.send(updates.tool_call_running(call.id, meta))
+        except ToolError as error:
+            return run.outcome("failed", str(error))
+        # Outside the tools' own failures: a log that cannot be written stops the turn.
+        run.start()
+        self._record(ToolStarted(call_id=call.id))
+        await self._send(updates.tool_call_running(call.id, meta))
+        try:
 
             async def report_progress(text: str) -> None:
                 if (snapshot := run.output_so_far(text)) is not None:
-                    await host.send(updates.tool_call_progress(call.id, snapshot, meta))
+                    await self._send(updates.tool_call_progress(call.id, snapshot, meta))
 
-            result = await tool.run(arguments, self._context(report_progress=report_progress))
+            children = _Children(self.host, self.conversation, call.id)
+            context = self._context(report_progress=report_progress, children=children)
+            result = await tool.run(arguments, context)
         except ToolError as error:
             return run.outcome("failed", str(error))
         except Exception as error:
@@ -342,7 +386,13 @@ class Turn:
             # turn goes on: the history must pair every call with a result.
             log.exception("tool %s failed unexpectedly", call.name)
             return run.outcome("failed", f"{call.name} failed: {type(error).__name__}: {error}")
-        return run.outcome("failed" if result.is_error else "completed", result.output, result)
+        status: ToolStatus = "completed"
+        if result.is_error:
+            status = "cancelled" if result.cancelled else "failed"
+        return run.outcome(status, result.output, result)
+
+    async def _send(self, update: SessionUpdate) -> None:
+        await self.host.send(update, self.conversation)
 
     def _context(self, **extra: Any) -> ToolContext:
         environment = child_environment(self.host.settings.shell_env_allow)
@@ -380,7 +430,7 @@ class Turn:
                 ],
                 meta=self.conversation.meta,
             )
-            option_id = await self.host.request_permission(request)
+            option_id = await self.host.request_permission(request, self.conversation)
             if option_id is None:  # the client cancelled the question: nobody refused
                 return WITHDRAWN
             decision = policy.record(tool.name, option_id)
@@ -389,16 +439,20 @@ class Turn:
             return None if decision.allowed else DECLINED
 
     def _finish_call(self, outcome: ToolOutcome) -> None:
-        self._record(outcome)
+        # The history pairs the call with its result even if the log cannot
+        # take it: the next model call in this daemon stays valid.
         self._unfinished_calls.pop(outcome.call_id, None)
         self.conversation.history.append(outcome.message())
+        self._record(outcome)
 
     # -- endings ------------------------------------------------------------
 
-    def close(self, reason: str) -> list[SessionUpdate]:
+    def close(self, reason: str) -> list[Outgoing]:
         """The turn stops early: keep what was said, and answer every tool call
         the model made so the history stays valid for the next model call."""
-        closing: list[SessionUpdate] = []
+        self._closing = True
+        closing: list[Outgoing] = [*self._unsent.values()]
+        self._unsent.clear()
         response = self._response
         if response is not None:
             # Calls announced whose arguments never finished streaming: close
@@ -413,9 +467,21 @@ class Turn:
         self._response = None
         for call_id, name in list(self._unfinished_calls.items()):
             outcome = updates.interrupted_outcome(call_id, name, reason)
-            self._finish_call(outcome)
             closing.append(updates.tool_call_finished(outcome, self.conversation.meta))
+            self._finish_call(outcome)
         return closing
+
+
+@dataclass(frozen=True)
+class _Children:
+    """Starts the child conversations of one `subagent` call."""
+
+    host: TurnHost
+    parent: Conversation
+    call_id: str
+
+    async def run_child(self, task: ChildTask) -> ToolResult:
+        return await self.host.run_child(self.parent, self.call_id, task)
 
 
 @dataclass

@@ -41,6 +41,9 @@ class Settings:
     max_output_tokens: int | None = None
     idle_timeout: float = 120.0
     max_model_calls_per_turn: int = 50
+    # How deep sub-agents may nest: the root conversation is depth 0, and a
+    # conversation at this depth gets no `subagent` tool.
+    max_subagent_depth: int = 3
     # Secret-looking variables that commands the model runs may still inherit.
     shell_env_allow: tuple[str, ...] = ()
 
@@ -105,6 +108,7 @@ _CONVERTERS: dict[str, type] = {
     "max_output_tokens": int,
     "idle_timeout": float,
     "max_model_calls_per_turn": int,
+    "max_subagent_depth": int,
     "shell_env_allow": VariableNames,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
@@ -114,6 +118,7 @@ _ENV_KEYS = {
     "OPENAI_BASE_URL": "base_url",
     "OPENAI_API_KEY": "api_key",
     "PARLEY_SHELL_ENV_ALLOW": "shell_env_allow",
+    "PARLEY_MAX_SUBAGENT_DEPTH": "max_subagent_depth",
 }
 # session/new `_meta.parley` keys (camelCase, as on the wire).
 _SESSION_KEYS = {

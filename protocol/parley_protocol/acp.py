@@ -35,8 +35,14 @@ from .initialize import InitializeRequest, InitializeResponse
 from .initialize import __all__ as _initialize_all
 from .session import *  # noqa: F403
 from .session import (
+    ArchiveSessionRequest,
+    ArchiveSessionResponse,
     CancelNotification,
     CancelRequestNotification,
+    CloseSessionRequest,
+    CloseSessionResponse,
+    DeleteSessionRequest,
+    DeleteSessionResponse,
     ListSessionsRequest,
     ListSessionsResponse,
     LoadSessionRequest,
@@ -46,7 +52,15 @@ from .session import (
     NewSessionResponse,
     PromptRequest,
     PromptResponse,
+    ResumeSessionRequest,
+    ResumeSessionResponse,
     SessionNotification,
+    SessionStatusRequest,
+    SessionStatusResponse,
+    SetSessionTitleRequest,
+    SetSessionTitleResponse,
+    UnarchiveSessionRequest,
+    UnarchiveSessionResponse,
 )
 from .session import __all__ as _session_all
 from .tool_calls import *  # noqa: F403
@@ -59,6 +73,14 @@ INITIALIZE: Final = "initialize"
 SESSION_NEW: Final = "session/new"
 SESSION_LOAD: Final = "session/load"
 SESSION_LIST: Final = "session/list"
+SESSION_RESUME: Final = "session/resume"
+SESSION_CLOSE: Final = "session/close"
+SESSION_DELETE: Final = "session/delete"
+# Unstable, each behind the `sessionCapabilities` entry the unstable schema gives it.
+SESSION_STATUS: Final = "session/status"
+SESSION_ARCHIVE: Final = "session/archive"
+SESSION_UNARCHIVE: Final = "session/unarchive"
+SESSION_SET_TITLE: Final = "session/set_title"
 SESSION_PROMPT: Final = "session/prompt"
 SESSION_CANCEL: Final = "session/cancel"
 SESSION_UPDATE: Final = "session/update"
@@ -71,6 +93,13 @@ AGENT_REQUESTS: Final[dict[str, tuple[type[msgspec.Struct], type[msgspec.Struct]
     SESSION_NEW: (NewSessionRequest, NewSessionResponse),
     SESSION_LOAD: (LoadSessionRequest, LoadSessionResponse),
     SESSION_LIST: (ListSessionsRequest, ListSessionsResponse),
+    SESSION_RESUME: (ResumeSessionRequest, ResumeSessionResponse),
+    SESSION_CLOSE: (CloseSessionRequest, CloseSessionResponse),
+    SESSION_DELETE: (DeleteSessionRequest, DeleteSessionResponse),
+    SESSION_STATUS: (SessionStatusRequest, SessionStatusResponse),
+    SESSION_ARCHIVE: (ArchiveSessionRequest, ArchiveSessionResponse),
+    SESSION_UNARCHIVE: (UnarchiveSessionRequest, UnarchiveSessionResponse),
+    SESSION_SET_TITLE: (SetSessionTitleRequest, SetSessionTitleResponse),
     SESSION_PROMPT: (PromptRequest, PromptResponse),
 }
 """Requests a client sends and Parley answers: method -> (params, result)."""
@@ -101,12 +130,19 @@ __all__ = [  # noqa: PLE0604
     "CLIENT_REQUESTS",
     "INITIALIZE",
     "LSP_CANCEL_REQUEST",
+    "SESSION_ARCHIVE",
     "SESSION_CANCEL",
+    "SESSION_CLOSE",
+    "SESSION_DELETE",
     "SESSION_LIST",
     "SESSION_LOAD",
     "SESSION_NEW",
     "SESSION_PROMPT",
     "SESSION_REQUEST_PERMISSION",
+    "SESSION_RESUME",
+    "SESSION_SET_TITLE",
+    "SESSION_STATUS",
+    "SESSION_UNARCHIVE",
     "SESSION_UPDATE",
     "AcpRequestId",
     "AcpStruct",

@@ -55,6 +55,12 @@ class ClientSessionCapabilities(AcpStruct):
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
+class SubagentCapabilities(AcpStruct):
+    """`{}` (unstable): the client shows sub-conversations as child sessions."""
+
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
 class ClientCapabilities(AcpStruct):
     """What the client supports. Unknown capability keys are accepted and ignored."""
 
@@ -64,7 +70,12 @@ class ClientCapabilities(AcpStruct):
     auth: AuthCapabilities | None = None
     elicitation: dict[str, Any] | None = None
     """Kept loose: Parley does not elicit yet."""
+    subagents: SubagentCapabilities | None = None
     meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+    @property
+    def supports_subagents(self) -> bool:
+        return self.subagents is not None
 
     @property
     def can_read_text_file(self) -> bool:
@@ -126,12 +137,35 @@ class SessionCloseCapabilities(AcpStruct):
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
+class SessionArchiveCapabilities(AcpStruct):
+    """`{}` (unstable): `session/archive`, `session/unarchive`, the `archived`
+    filter of `session/list` and `SessionInfo.archived`. Needs `list` too."""
+
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SessionStatusCapabilities(AcpStruct):
+    """`{}` (unstable): `session/status`."""
+
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SessionTitleCapabilities(AcpStruct):
+    """`{}` (unstable): `session/set_title`. Titles reach the client through
+    `session/list` and `session_info_update` without it."""
+
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
 class SessionCapabilities(AcpStruct):
     list: SessionListCapabilities | None = None
     delete: SessionDeleteCapabilities | None = None
     additional_directories: SessionAdditionalDirectoriesCapabilities | None = None
     resume: SessionResumeCapabilities | None = None
     close: SessionCloseCapabilities | None = None
+    archive: SessionArchiveCapabilities | None = None
+    status: SessionStatusCapabilities | None = None
+    title: SessionTitleCapabilities | None = None
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
@@ -198,9 +232,13 @@ __all__ = [
     "NoticeCapabilities",
     "PromptCapabilities",
     "SessionAdditionalDirectoriesCapabilities",
+    "SessionArchiveCapabilities",
     "SessionCapabilities",
     "SessionCloseCapabilities",
     "SessionDeleteCapabilities",
     "SessionListCapabilities",
     "SessionResumeCapabilities",
+    "SessionStatusCapabilities",
+    "SessionTitleCapabilities",
+    "SubagentCapabilities",
 ]

@@ -3,13 +3,15 @@
 - Fields live under `_meta.parley` (`PARLEY_META_KEY`):
   - `ConversationRef` at `_meta.parley.conversation` on every `session/update`;
   - `UsageDetail` at `_meta.parley.usage` on `usage_update`;
+  - `SubagentInfo` at `_meta.parley.subagent` on the `tool_call_update`s of a
+    `subagent` call, for clients that do not take child sessions;
   - `ParleyCapabilities` at `agentCapabilities._meta.parley` in `initialize`;
   - `SessionSettings` accepted at `session/new` `_meta.parley`.
   - `ListenerAuth` at `initialize` `_meta.parley` from a client of a TCP listener.
 - Methods are named `_parley/...` (constants below).
 
 The payloads Parley *sends* (`ConversationRef`, `UsageTotals`, `UsageDetail`,
-`ParleyCapabilities`) always carry every key, `null` included, so clients can
+`SubagentInfo`, `ParleyCapabilities`) always carry every key, `null` included, so clients can
 read them without defaults. `SessionSettings`, which Parley *receives*, is all
 optional.
 """
@@ -54,6 +56,8 @@ class ConversationRef(ParleyStruct):
 
 
 class UsageTotals(ParleyStruct):
+    responses: int = 0
+    """Model responses."""
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -62,18 +66,37 @@ class UsageTotals(ParleyStruct):
     cost: float | None = None
     """None when the price of the model is unknown."""
     currency: str | None = None
+    tool_uses: dict[str, int] = msgspec.field(default_factory=dict)
+    """Finished tool calls, by tool name."""
+    wall_ms: float = 0.0
+    """Time spent in turns; a parent's includes its children's, which may overlap."""
 
 
 class UsageDetail(ParleyStruct):
-    """Token usage for the current turn and the whole session, per conversation."""
+    """Token usage of one conversation: its own, with its descendants' (`total`),
+    its current turn's (descendants included), and the whole session's."""
 
     turn: UsageTotals
     session: UsageTotals
     conversation: str
     """The `ConversationRef.id` these figures belong to."""
+    own: UsageTotals = msgspec.field(default_factory=UsageTotals)
+    total: UsageTotals = msgspec.field(default_factory=UsageTotals)
     context_used: int | None = None
     context_size: int | None = None
     model: str | None = None
+
+
+class SubagentInfo(ParleyStruct):
+    """A child conversation as its parent's `subagent` tool call shows it."""
+
+    conversation: ConversationRef
+    title: str
+    description: str | None = None
+    state: str = "running"
+    """"running", "requires_action" or "idle", as ACP's child session states."""
+    stop_reason: str | None = None
+    """Once idle: how the child's work ended (a stop reason, or "error")."""
 
 
 class ParleyCapabilities(ParleyStruct):
@@ -139,6 +162,7 @@ class ParleyMeta(msgspec.Struct, omit_defaults=True, kw_only=True):
 
     conversation: ConversationRef | None = None
     usage: UsageDetail | None = None
+    subagent: SubagentInfo | None = None
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -241,6 +265,7 @@ __all__ = [
     "SessionPauseParams",
     "SessionResumeParams",
     "SessionSettings",
+    "SubagentInfo",
     "ToolCallCancelParams",
     "ToolCallCancelResult",
     "UsageDetail",

@@ -1,4 +1,5 @@
-"""Sessions: setup, listing, prompt turns, cancellation, and `session/update`."""
+"""Sessions: setup, listing, resuming, closing, deleting, archiving and titles,
+prompt turns, cancellation, and `session/update`."""
 
 from __future__ import annotations
 
@@ -90,9 +91,17 @@ class LoadSessionResponse(AcpStruct):
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
+SessionArchiveFilter: TypeAlias = str
+"""Open enumeration (unstable): "exclude" (the default), "include", "only", or a
+future value, which an agent that does not know it refuses with -32602."""
+SESSION_ARCHIVE_FILTERS: tuple[str, ...] = ("exclude", "include", "only")
+
+
 class ListSessionsRequest(AcpStruct):
     cwd: str | None = None
     cursor: str | None = None
+    archived: SessionArchiveFilter | None = None
+    """Unstable, behind `sessionCapabilities.archive`; None means "exclude"."""
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
@@ -103,12 +112,110 @@ class SessionInfo(AcpStruct):
     updated_at: str | None = None
     """ISO 8601 timestamp of the last activity."""
     additional_directories: list[str] | None = None
+    archived: bool | None = None
+    """Unstable: on every listed session once `sessionCapabilities.archive` is advertised."""
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
 class ListSessionsResponse(AcpStruct):
     sessions: list[SessionInfo]
     next_cursor: str | None = None
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+# -- session/resume, session/close, session/delete ----------------------------
+
+
+class ResumeSessionRequest(AcpStruct):
+    """`session/load` without the replay: the client already has the history."""
+
+    session_id: SessionId
+    cwd: str
+    mcp_servers: list[McpServer] = msgspec.field(default_factory=list)
+    additional_directories: list[str] | None = None
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class ResumeSessionResponse(AcpStruct):
+    modes: SessionModeState | None = None
+    config_options: list[SessionConfigOption] | None = None
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class CloseSessionRequest(AcpStruct):
+    """Cancel the session's work (as `session/cancel` does) and free it."""
+
+    session_id: SessionId
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class CloseSessionResponse(AcpStruct):
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class DeleteSessionRequest(AcpStruct):
+    """Remove the session from `session/list`; an unknown id succeeds too."""
+
+    session_id: SessionId
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class DeleteSessionResponse(AcpStruct):
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+# -- unstable: session/status, session/archive, session/unarchive, session/set_title
+
+
+SessionStatus: TypeAlias = str
+"""Open enumeration: "open" (the agent has the session in memory), "saved" (it
+can load or resume it), or a future value, which clients read as "saved"."""
+SESSION_STATUSES: tuple[str, ...] = ("open", "saved")
+
+
+class SessionStatusRequest(AcpStruct):
+    """Whether the agent has the session in memory; changes nothing."""
+
+    session_id: SessionId
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SessionStatusResponse(AcpStruct):
+    status: SessionStatus
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class ArchiveSessionRequest(AcpStruct):
+    """Hide the session from default listings, closing it first if it is open."""
+
+    session_id: SessionId
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class ArchiveSessionResponse(AcpStruct):
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class UnarchiveSessionRequest(AcpStruct):
+    """List the session by default again; it is not loaded."""
+
+    session_id: SessionId
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class UnarchiveSessionResponse(AcpStruct):
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SetSessionTitleRequest(AcpStruct):
+    session_id: SessionId
+    title: str
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SetSessionTitleResponse(AcpStruct):
+    title: str
+    """The title as stored, after the agent normalized it."""
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
@@ -301,6 +408,72 @@ class CompactionSummaryChunk(AcpStruct, tag_field="sessionUpdate", tag="compacti
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
+# -- sub-conversations (unstable: only to clients that advertise `subagents`) --------
+
+
+class Usage(AcpStruct):
+    """Token usage of completed work (unstable)."""
+
+    total_tokens: UInt64
+    input_tokens: UInt64
+    output_tokens: UInt64
+    thought_tokens: UInt64 | None = None
+    cached_read_tokens: UInt64 | None = None
+    cached_write_tokens: UInt64 | None = None
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class RunningState(AcpStruct, tag_field="state", tag="running"):
+    """A child's foreground work is in progress."""
+
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class IdleState(AcpStruct, tag_field="state", tag="idle"):
+    """A child is ready for more work. `stop_reason` None: not reported."""
+
+    stop_reason: str | None = None
+    error: dict[str, Any] | None = None
+    """With stop reason "error": the failure as a JSON-RPC error object."""
+    usage: Usage | None = None
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class RequiresActionState(AcpStruct, tag_field="state", tag="requires_action"):
+    """A child's work waits for the user (a permission question)."""
+
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+SubagentState: TypeAlias = RunningState | IdleState | RequiresActionState
+
+
+class SessionCancelCapabilities(AcpStruct):
+    """`{}`: the client may cancel this child's work without ending the session."""
+
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SubagentSessionCapabilities(AcpStruct):
+    cancel: SessionCancelCapabilities | None = None
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SubagentUpdate(AcpStruct, tag_field="sessionUpdate", tag="subagent_update"):
+    """On the immediate parent session: the child session `session_id` exists
+    (the first one announces it, before any of its traffic) or changed. Omitted
+    fields keep their previous values."""
+
+    session_id: SessionId
+    title: str | None = None
+    description: str | None = None
+    capabilities: SubagentSessionCapabilities | None = None
+    state: SubagentState | None = None
+    cwd: str | None = None
+    additional_directories: list[str] | None = None
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
 SessionUpdate: TypeAlias = (
     UserMessageChunk
     | AgentMessageChunk
@@ -319,25 +492,35 @@ SessionUpdate: TypeAlias = (
 )
 """ACP's SessionUpdate, tagged by `sessionUpdate` (every variant of the stable schema)."""
 
+AnySessionUpdate: TypeAlias = SessionUpdate | SubagentUpdate
+"""A stable update, or an unstable one sent only to clients that advertise it."""
+
 
 class SessionNotification(AcpStruct):
     """`session/update` params (agent -> client)."""
 
     session_id: SessionId
-    update: SessionUpdate
+    update: AnySessionUpdate
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
 __all__ = [
     "COMPACTION_STATUSES",
     "NOTICE_SEVERITIES",
+    "SESSION_ARCHIVE_FILTERS",
+    "SESSION_STATUSES",
     "AgentMessageChunk",
     "AgentPlanUpdate",
     "AgentThoughtChunk",
+    "AnySessionUpdate",
+    "ArchiveSessionRequest",
+    "ArchiveSessionResponse",
     "AvailableCommand",
     "AvailableCommandsUpdate",
     "CancelNotification",
     "CancelRequestNotification",
+    "CloseSessionRequest",
+    "CloseSessionResponse",
     "CompactionStatus",
     "CompactionSummaryChunk",
     "CompactionUpdate",
@@ -345,6 +528,9 @@ __all__ = [
     "ContentChunk",
     "Cost",
     "CurrentModeUpdate",
+    "DeleteSessionRequest",
+    "DeleteSessionResponse",
+    "IdleState",
     "ListSessionsRequest",
     "ListSessionsResponse",
     "LoadSessionRequest",
@@ -360,17 +546,34 @@ __all__ = [
     "PlanEntryStatus",
     "PromptRequest",
     "PromptResponse",
+    "RequiresActionState",
+    "ResumeSessionRequest",
+    "ResumeSessionResponse",
+    "RunningState",
+    "SessionArchiveFilter",
+    "SessionCancelCapabilities",
     "SessionConfigOption",
     "SessionInfo",
     "SessionInfoUpdate",
     "SessionMode",
     "SessionModeState",
     "SessionNotification",
+    "SessionStatus",
+    "SessionStatusRequest",
+    "SessionStatusResponse",
     "SessionUpdate",
+    "SetSessionTitleRequest",
+    "SetSessionTitleResponse",
     "StopReason",
+    "SubagentSessionCapabilities",
+    "SubagentState",
+    "SubagentUpdate",
     "ToolCallProgress",
     "ToolCallStart",
+    "UnarchiveSessionRequest",
+    "UnarchiveSessionResponse",
     "UnstructuredCommandInput",
+    "Usage",
     "UsageUpdate",
     "UserMessageChunk",
 ]

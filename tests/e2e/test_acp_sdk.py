@@ -62,10 +62,14 @@ async def test_prompt_streams_thinking_text_and_a_real_tool_call(
     # The answer uses what the tool really read.
     assert 'heading:** "Widget"' in client.text()
     usage = [u for u in client.updates if u.session_update == "usage_update"]
-    assert len(usage) == 2  # one per model response
+    # One per model response, and the turn's end with its time.
+    assert len(usage) == 3
     assert usage[-1].used > 0 and usage[-1].size > 0
     detail = usage[-1].field_meta["parley"]["usage"]
     assert detail["session"]["inputTokens"] >= detail["turn"]["inputTokens"] > 0
+    assert detail["turn"]["responses"] == 2 and detail["turn"]["toolUses"] == {"read_file": 1}
+    assert detail["turn"]["wallMs"] > 0
+    assert usage[1].field_meta["parley"]["usage"]["turn"]["wallMs"] == 0
     # Every update names its conversation.
     conversations = {u.field_meta["parley"]["conversation"]["id"] for u in client.updates}
     assert len(conversations) == 1

@@ -34,25 +34,6 @@ async def _new_session(daemon: RawDaemon, workspace: Path) -> str:
     return session_id
 
 
-async def _start_prompt(daemon: RawDaemon, session_id: str, text: str, request_id: int) -> None:
-    await daemon.send(
-        {
-            "jsonrpc": "2.0",
-            "id": request_id,
-            "method": "session/prompt",
-            "params": {"sessionId": session_id, "prompt": [{"type": "text", "text": text}]},
-        }
-    )
-
-
-async def _until(daemon: RawDaemon, wanted: Any) -> dict[str, Any]:
-    """Read frames until one satisfies `wanted`."""
-    while True:
-        frame = await daemon.receive()
-        if wanted(frame):
-            return frame
-
-
 async def _load(daemon: RawDaemon, session_id: str, workspace: Path) -> dict[str, Any]:
     await daemon.initialize()
     return await daemon.request(
@@ -90,25 +71,25 @@ async def test_every_cancel_ends_the_prompt_with_cancelled(
 ) -> None:
     async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
         session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, "Tell me a long story", 50)
-        await _until(daemon, _is_chunk)
+        await daemon.start_prompt(session_id, "Tell me a long story", 50)
+        await daemon.until(_is_chunk)
         await daemon.send({"jsonrpc": "2.0", "method": method, "params": params(session_id, 50)})
-        answer = await _until(daemon, lambda frame: frame.get("id") == 50)
+        answer = await daemon.until(lambda frame: frame.get("id") == 50)
         assert answer["result"] == {"stopReason": "cancelled"}
 
 
 async def test_cancel_while_permission_is_pending(tmp_path: Path, workspace: Path) -> None:
     async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
         session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, 'Write a note saying "later"', 60)
-        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await daemon.start_prompt(session_id, 'Write a note saying "later"', 60)
+        ask = await daemon.until(lambda f: f.get("method") == "session/request_permission")
         await daemon.send(
             {"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": session_id}}
         )
         # The daemon withdraws its question, then answers the prompt.
-        withdrawn = await _until(daemon, lambda f: f.get("method") == "$/cancel_request")
+        withdrawn = await daemon.until(lambda f: f.get("method") == "$/cancel_request")
         assert withdrawn["params"] == {"requestId": ask["id"]}
-        answer = await _until(daemon, lambda frame: frame.get("id") == 60)
+        answer = await daemon.until(lambda frame: frame.get("id") == 60)
         assert answer["result"] == {"stopReason": "cancelled"}
         # ACP still has the client answer the withdrawn request; that is harmless.
         await daemon.send(
@@ -151,9 +132,9 @@ async def test_a_killed_daemon_loses_only_the_unfinished_response(
         done = await _prompt(daemon, session_id, "Summarize README.md")
         assert done["result"] == {"stopReason": "end_turn"}
         live = [f["params"]["update"] for f in daemon.frames if f.get("method")]
-        await _start_prompt(daemon, session_id, "Tell me a long story", 70)
+        await daemon.start_prompt(session_id, "Tell me a long story", 70)
         for _ in range(10):
-            await _until(daemon, _is_chunk)
+            await daemon.until(_is_chunk)
         daemon.process.send_signal(signal.SIGKILL)
         await daemon.process.wait()
 
@@ -167,14 +148,16 @@ async def test_a_killed_daemon_loses_only_the_unfinished_response(
                 "params": {"sessionId": session_id, "cwd": str(workspace), "mcpServers": []},
             }
         )
-        loaded = await _until(daemon, lambda frame: frame.get("id") == 80)
+        loaded = await daemon.until(lambda frame: frame.get("id") == 80)
         assert loaded["result"] == {}
         replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
         # The completed turn comes back as it streamed; of the killed one, its prompt.
         expected = merge_chunks(live)
         assert replayed[1 : len(expected) + 1] == expected
         assert replayed[len(expected) + 1]["content"]["text"] == "Tell me a long story"
-        assert len(replayed) == len(expected) + 2
+        # Closed on load, the killed turn ends with its figures, as live turns do.
+        assert len(replayed) == len(expected) + 3
+        assert replayed[-1]["sessionUpdate"] == "usage_update"
         again = await _prompt(daemon, session_id, "Hi")
         assert again["result"] == {"stopReason": "end_turn"}
 
@@ -251,14 +234,14 @@ async def test_repeated_cancels_end_the_turn_once_with_everything_recorded(
     home = tmp_path / "home"
     async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, "Tell me a long story", 50)
+        await daemon.start_prompt(session_id, "Tell me a long story", 50)
         for _ in range(5):
-            await _until(daemon, _is_chunk)
+            await daemon.until(_is_chunk)
         for method, target in cancels:
             key = {"$/cancel_request": "requestId", "$/cancelRequest": "id"}.get(method)
             params = {"sessionId": session_id} if target == "session" else {key: 50}
             await daemon.send({"jsonrpc": "2.0", "method": method, "params": params})
-        answer = await _until(daemon, lambda frame: frame.get("id") == 50)
+        answer = await daemon.until(lambda frame: frame.get("id") == 50)
         assert answer["result"] == {"stopReason": "cancelled"}
         streamed = "".join(
             f["params"]["update"]["content"]["text"] for f in daemon.frames if _is_chunk(f)
@@ -281,8 +264,8 @@ async def test_cancel_then_disconnect_still_records_the_turn_end(
     home = tmp_path / "home"
     async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, "Tell me a long story", 50)
-        await _until(daemon, _is_chunk)
+        await daemon.start_prompt(session_id, "Tell me a long story", 50)
+        await daemon.until(_is_chunk)
         await daemon.send(
             {"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": session_id}}
         )
@@ -298,8 +281,8 @@ async def test_a_daemon_killed_inside_a_tool_call_closes_it_on_load(
     home = tmp_path / "home"
     async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, 'Write a note saying "later"', 60)
-        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await daemon.start_prompt(session_id, 'Write a note saying "later"', 60)
+        ask = await daemon.until(lambda f: f.get("method") == "session/request_permission")
         daemon.process.send_signal(signal.SIGKILL)
         await daemon.process.wait()
     call_id = ask["params"]["toolCall"]["toolCallId"]
@@ -321,10 +304,10 @@ async def test_allow_always_holds_after_the_session_is_loaded_again(
     home = tmp_path / "home"
     async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, "Run `ls` please", 60)
-        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await daemon.start_prompt(session_id, "Run `ls` please", 60)
+        ask = await daemon.until(lambda f: f.get("method") == "session/request_permission")
         await _answer(daemon, ask, "allow_always")
-        answer = await _until(daemon, lambda frame: frame.get("id") == 60)
+        answer = await daemon.until(lambda frame: frame.get("id") == 60)
         assert answer["result"] == {"stopReason": "end_turn"}
 
     async with raw_daemon(offline_env(home)) as daemon:
@@ -344,18 +327,18 @@ async def test_one_tool_call_is_cancelled_and_the_turn_goes_on(
         session_id = await _new_session(daemon, workspace)
         capabilities = daemon.frames[0]["result"]["agentCapabilities"]["_meta"]["parley"]
         assert "_parley/toolCall/cancel" in capabilities["methods"]
-        await _start_prompt(daemon, session_id, "Run `sleep 30` please", 60)
-        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await daemon.start_prompt(session_id, "Run `sleep 30` please", 60)
+        ask = await daemon.until(lambda f: f.get("method") == "session/request_permission")
         call_id = ask["params"]["toolCall"]["toolCallId"]
         await _answer(daemon, ask, "allow_once")
-        await _until(
-            daemon, lambda f: f.get("params", {}).get("update", {}).get("status") == "in_progress"
+        await daemon.until(
+            lambda f: f.get("params", {}).get("update", {}).get("status") == "in_progress"
         )
         cancelled = await daemon.request(
             "_parley/toolCall/cancel", {"sessionId": session_id, "toolCallId": call_id}
         )
         assert cancelled["result"] == {}
-        answer = await _until(daemon, lambda frame: frame.get("id") == 60)
+        answer = await daemon.until(lambda frame: frame.get("id") == 60)
         assert answer["result"] == {"stopReason": "end_turn"}
         closed = _updates(daemon, toolCallId=call_id)[-1]
         assert closed["status"] == "failed"
@@ -377,10 +360,10 @@ async def test_a_permission_request_shows_what_it_asks_to_allow(
 ) -> None:
     async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
         session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, prompt, 60)
-        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await daemon.start_prompt(session_id, prompt, 60)
+        ask = await daemon.until(lambda f: f.get("method") == "session/request_permission")
         await _answer(daemon, ask, "reject_once")
-        await _until(daemon, lambda frame: frame.get("id") == 60)
+        await daemon.until(lambda frame: frame.get("id") == 60)
     call = ask["params"]["toolCall"]
     (content,) = call["content"]
     if expected == "diff":
@@ -402,12 +385,12 @@ async def test_a_permission_question_the_client_cancels_is_not_a_refusal(
 ) -> None:
     async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
         session_id = await _new_session(daemon, workspace)
-        await _start_prompt(daemon, session_id, 'Write a note saying "later"', 60)
-        ask = await _until(daemon, lambda f: f.get("method") == "session/request_permission")
+        await daemon.start_prompt(session_id, 'Write a note saying "later"', 60)
+        ask = await daemon.until(lambda f: f.get("method") == "session/request_permission")
         await daemon.send(
             {"jsonrpc": "2.0", "id": ask["id"], "result": {"outcome": {"outcome": "cancelled"}}}
         )
-        answer = await _until(daemon, lambda frame: frame.get("id") == 60)
+        answer = await daemon.until(lambda frame: frame.get("id") == 60)
         assert answer["result"] == {"stopReason": "end_turn"}
     call_id = ask["params"]["toolCall"]["toolCallId"]
     closed = _updates(daemon, toolCallId=call_id)[-1]

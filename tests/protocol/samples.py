@@ -162,10 +162,19 @@ RESPONSES: list[tuple[str, msgspec.Struct]] = [
                     session_id="sess_1", cwd="/p", title="t", updated_at="2026-01-01T00:00:00Z"
                 ),
                 acp.SessionInfo(session_id="sess_2", cwd="/q"),
+                acp.SessionInfo(session_id="sess_3", cwd="/q", archived=True),
             ],
             next_cursor="c2",
         ),
     ),
+    ("session/resume", acp.ResumeSessionResponse()),
+    ("session/close", acp.CloseSessionResponse()),
+    ("session/delete", acp.DeleteSessionResponse()),
+    # Methods only ACP's unstable schema defines.
+    ("session/status", acp.SessionStatusResponse(status="open")),
+    ("session/archive", acp.ArchiveSessionResponse()),
+    ("session/unarchive", acp.UnarchiveSessionResponse()),
+    ("session/set_title", acp.SetSessionTitleResponse(title="Fix the bug")),
     *[
         ("session/prompt", acp.PromptResponse(stop_reason=reason))
         for reason in ("end_turn", "max_tokens", "max_turn_requests", "refusal", "cancelled")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.protocol import samples
-from tests.support.acp_conformance import AcpConformance
+from tests.support.acp_conformance import UNSTABLE_SCHEMA, AcpConformance
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,9 @@ def test_defs_found_by_x_method_and_x_side(acp: AcpConformance) -> None:
         "session/load": "LoadSessionResponse",
         "session/list": "ListSessionsResponse",
         "session/prompt": "PromptResponse",
+        "session/resume": "ResumeSessionResponse",
+        "session/close": "CloseSessionResponse",
+        "session/delete": "DeleteSessionResponse",
     }
     for method, name in expected.items():
         assert acp.def_for(method, "Response", ("agent",)) == name
@@ -52,15 +55,26 @@ def test_load_is_cached() -> None:
     assert AcpConformance.load() is AcpConformance.load()
 
 
+def test_methods_only_the_unstable_schema_has_are_checked_against_it() -> None:
+    assert AcpConformance.for_method("session/list") is AcpConformance.load()
+    assert AcpConformance.for_method(None) is AcpConformance.load()
+    status = AcpConformance.for_method("session/status")
+    assert status is AcpConformance.load(UNSTABLE_SCHEMA)
+    status.check_agent_frame(
+        {"jsonrpc": "2.0", "id": 1, "result": {"status": "saved"}}, "session/status"
+    )
+    with pytest.raises(AssertionError, match="'status' is a required property"):
+        status.check_agent_frame({"jsonrpc": "2.0", "id": 1, "result": {}}, "session/status")
+
+
 @pytest.mark.parametrize(
     ("frame", "request_method"),
     samples.agent_frames(),
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_accepts_what_parley_encodes(
-    acp: AcpConformance, frame: dict[str, Any], request_method: str | None
-) -> None:
-    acp.check_agent_frame(frame, request_method)
+def test_accepts_what_parley_encodes(frame: dict[str, Any], request_method: str | None) -> None:
+    conformance = AcpConformance.for_method(frame.get("method", request_method))
+    conformance.check_agent_frame(frame, request_method)
 
 
 def test_accepts_extension_methods(acp: AcpConformance) -> None:

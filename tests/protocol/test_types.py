@@ -16,7 +16,7 @@ import pytest
 
 from parley_protocol import acp, parley
 from tests.protocol import samples
-from tests.support.acp_conformance import SCHEMA, AcpConformance
+from tests.support.acp_conformance import SCHEMA, UNSTABLE_SCHEMA, AcpConformance
 from tests.support.fixtures import ACP
 
 # -- helpers --------------------------------------------------------------------
@@ -684,6 +684,9 @@ def test_camel_case_on_the_wire() -> None:
         assert snake_keys(frame) == [], frame
     usage = samples.to_json(samples.USAGE)
     assert set(usage["turn"]) == {
+        "responses",
+        "toolUses",
+        "wallMs",
         "inputTokens",
         "outputTokens",
         "cacheReadTokens",
@@ -894,23 +897,31 @@ FIELD_EXCEPTIONS = {
 }
 
 
+def schema_fields(definition: dict[str, Any]) -> dict[str, bool]:
+    """A $def's fields, each with whether it is required."""
+    return {key: key in definition.get("required", []) for key in definition["properties"]}
+
+
 def test_fields_match_the_acp_schema() -> None:
+    """Against the stable schema; a type or field only the unstable one has
+    (Parley uses those behind their capability) against the unstable one."""
     defs = json.loads(SCHEMA.read_text(encoding="utf-8"))["$defs"]
+    unstable = json.loads(UNSTABLE_SCHEMA.read_text(encoding="utf-8"))["$defs"]
     checked = 0
     for name in acp.__all__:
         struct = getattr(acp, name)
         if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
             continue
         def_name = SCHEMA_NAMES.get(name, name)
-        if def_name not in defs:
-            continue
-        definition = defs[def_name]
-        if "properties" not in definition:
+        definition = defs.get(def_name, unstable.get(def_name))
+        if definition is None or "properties" not in definition:
             continue
         info = msgspec.inspect.type_info(struct)
         assert isinstance(info, msgspec.inspect.StructType)
         ours = {f.encode_name: f.required for f in info.fields}
-        theirs = {key: key in definition.get("required", []) for key in definition["properties"]}
+        preview = schema_fields(unstable.get(def_name, definition))
+        theirs = schema_fields(definition)
+        theirs |= {key: preview[key] for key in set(ours) & set(preview) - set(theirs)}
         for field in set(ours) | set(theirs):
             exception = FIELD_EXCEPTIONS.get((name, field))
             if field not in theirs:

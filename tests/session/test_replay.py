@@ -24,7 +24,7 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.session.replay import NotASession, closing_records, restore
-from parleyd.session.usage import UsageLedger, context_size_of, price_of
+from parleyd.session.usage import context_size_of, price_of
 from parleyd.store.records import (
     AssistantResponse,
     ConversationStarted,
@@ -34,6 +34,7 @@ from parleyd.store.records import (
     TitleSet,
     ToolCallView,
     ToolOutcome,
+    ToolStarted,
     TurnEnded,
     TurnStarted,
     UsageRecorded,
@@ -135,7 +136,8 @@ def test_replayed_updates_follow_the_stream_and_name_their_conversation() -> Non
         ran=True,
         progress=["te"],
     )
-    updates = restore([*session(), user(ROOT, "go"), thinking, ran, usage(ROOT, 5)]).updates
+    replayed = restore([*session(), user(ROOT, "go"), thinking, ran, usage(ROOT, 5)]).updates
+    updates = [update for update, _ in replayed]
 
     assert [type(update) for update in updates] == [
         UserMessageChunk,
@@ -153,9 +155,10 @@ def test_replayed_updates_follow_the_stream_and_name_their_conversation() -> Non
     assert (ready.title, ready.raw_input) == ("Read a", {"path": "a"})
     metas = [update.meta or {} for update in updates]
     assert [meta[PARLEY_META_KEY]["conversation"].id for meta in metas] == [ROOT] * len(updates)
+    assert {conversation.id for _, conversation in replayed} == {ROOT}
 
 
-def test_usage_ledger_resets_the_turn_on_each_root_user_turn() -> None:
+def test_usage_rolls_up_from_a_child_to_the_root_and_the_turn_resets() -> None:
     first_turn: list[AnyRecord] = [
         user(ROOT, "one"),
         usage(ROOT, 10, cost=0.5),
@@ -163,22 +166,59 @@ def test_usage_ledger_resets_the_turn_on_each_root_user_turn() -> None:
         # A subagent's task is part of the root turn that spawned it.
         user(SUB, "sub"),
         usage(SUB, 20, cost=0.25),
+        outcome(SUB, READ, "text"),
     ]
-    restored = restore([*session(), *first_turn])
-    assert restored.ledger.turn.input_tokens == 30
-    assert restored.ledger.turn.cost == 0.75
+    ledger = restore([*session(), *first_turn]).ledger
+    root, sub = ledger.of(ROOT), ledger.of(SUB)
+    assert (root.own.input_tokens, root.total.input_tokens, root.turn.input_tokens) == (10, 30, 30)
+    assert (sub.own.input_tokens, sub.total.input_tokens) == (20, 20)
+    assert (root.total.cost, sub.total.cost) == (0.75, 0.25)
+    assert (root.total.responses, root.own.responses) == (2, 1)
+    assert root.total.tool_uses == {READ.name: 1} and root.own.tool_uses == {}
 
     restored = restore([*session(), *first_turn, user(ROOT, "two"), usage(ROOT, 40)])
-    assert restored.ledger.turn.input_tokens == 40
+    root = restored.ledger.of(ROOT)
+    assert root.turn.input_tokens == 40
     # The second turn's model has no known cost: the turn reports none, and the
     # session keeps what it had.
-    assert restored.ledger.turn.cost is None
-    assert restored.ledger.session.input_tokens == 70
-    assert restored.ledger.session.output_tokens == 3
-    assert restored.ledger.session.cost == 0.75
-    last = restored.updates[-1]
-    assert isinstance(last, UsageUpdate)
+    assert root.turn.cost is None
+    session_totals = restored.ledger.session
+    assert (session_totals.input_tokens, session_totals.output_tokens) == (70, 3)
+    assert session_totals.cost == 0.75
+    last, conversation = restored.updates[-1]
+    assert isinstance(last, UsageUpdate) and conversation.id == ROOT
     assert last.cost is not None and last.cost.amount == 0.75
+
+
+def test_a_child_usage_is_reported_for_it_then_for_each_ancestor() -> None:
+    records: list[AnyRecord] = [
+        *session(),
+        ConversationStarted(conv=SUB, parent=ROOT, depth=1),
+        ConversationStarted(conv="conv_grandchild", parent=SUB, depth=2),
+        usage("conv_grandchild", 7),
+    ]
+    reported = [u for u in restore(records).updates if isinstance(u[0], UsageUpdate)]
+    assert [conversation.id for _, conversation in reported] == ["conv_grandchild", SUB, ROOT]
+    details = [update.meta[PARLEY_META_KEY]["usage"] for update, _ in reported if update.meta]
+    assert [(d.own.input_tokens, d.total.input_tokens) for d in details] == [
+        (7, 7),
+        (0, 7),
+        (0, 7),
+    ]
+
+
+def test_turns_count_their_time_in_their_lineage() -> None:
+    records: list[AnyRecord] = [
+        *session(),
+        TurnStarted(conv=ROOT, turn="t1", ts=100.0),
+        ConversationStarted(conv=SUB, parent=ROOT, depth=1),
+        TurnStarted(conv=SUB, turn="t2", ts=101.0),
+        TurnEnded(conv=SUB, turn="t2", stop_reason="end_turn", ts=103.5),
+        TurnEnded(conv=ROOT, turn="t1", stop_reason="end_turn", ts=104.0),
+    ]
+    ledger = restore(records).ledger
+    assert ledger.of(SUB).own.wall_ms == 2500.0
+    assert (ledger.of(ROOT).own.wall_ms, ledger.of(ROOT).total.wall_ms) == (4000.0, 6500.0)
 
 
 @pytest.mark.parametrize("turn", ["turn_1", None], ids=["format-2", "format-1"])
@@ -200,8 +240,8 @@ def test_a_turn_without_its_end_is_closed_with_its_unanswered_calls(turn: str | 
     # Closed, the history pairs every call with a result, and the replay ends the call.
     restored = restore([*records, *closing])
     assert restored.root.history[-1] == answered.message()
-    last = restored.updates[-1]
-    assert isinstance(last, ToolCallProgress) and last.status == "failed"
+    last = [u for u, _ in restored.updates if isinstance(u, ToolCallProgress)][-1]
+    assert last.status == "failed"
     assert closing_records([*records, *closing]) == []
 
 
@@ -217,6 +257,33 @@ def test_a_turn_ended_before_the_next_one_is_not_closed_again() -> None:
         TurnEnded(conv=ROOT, turn="t2", stop_reason="end_turn"),
     ]
     assert closing_records(records) == []
+
+
+def test_a_call_whose_result_the_log_never_took_is_answered_in_the_history() -> None:
+    # The disk filled after the response and before the result: the turn is
+    # ended, the call never answered.
+    records = [
+        *session(),
+        TurnStarted(conv=ROOT, turn="t1"),
+        user(ROOT, "go"),
+        assistant(ROOT, "two calls", READ, SPAWN),
+        outcome(ROOT, SPAWN, "ok"),
+        TurnEnded(conv=ROOT, turn="t1", stop_reason="error"),
+        TurnStarted(conv=ROOT, turn="t2"),
+        user(ROOT, "again"),
+    ]
+    history = restore(records).root.history
+    assert [type(m).__name__ for m in history] == [
+        "UserMessage",
+        "AssistantMessage",
+        "ToolResultMessage",
+        "ToolResultMessage",
+        "UserMessage",
+    ]
+    supplied = history[3]
+    assert isinstance(supplied, ToolResultMessage)
+    assert (supplied.call_id, supplied.is_error) == (READ.id, True)
+    assert "No result was recorded" in supplied.content
 
 
 def test_always_answers_are_restored() -> None:
@@ -260,15 +327,31 @@ def test_a_root_without_its_conversation_record_is_created() -> None:
     assert restored.root.history == []
 
 
-def test_ledger_add_reports_turn_and_session_detail() -> None:
-    ledger = UsageLedger.empty()
-    ledger.add(usage(ROOT, 10, cost=0.1))
-    ledger.start_turn()
-    detail = ledger.add(usage(SUB, 5, cost=0.2))
-    assert (detail.turn.input_tokens, detail.session.input_tokens) == (5, 15)
-    assert detail.session.cost == pytest.approx(0.3)
-    assert detail.session.currency == "USD"
-    assert detail.conversation == SUB
+def test_a_nested_turn_left_open_is_closed_before_its_parent() -> None:
+    records = [
+        *session(),
+        TurnStarted(conv=ROOT, turn="t1", ts=10.0),
+        user(ROOT, "go"),
+        assistant(ROOT, "delegating", SPAWN),
+        ConversationStarted(conv=SUB, parent=ROOT, parent_tool_call=SPAWN.id, depth=1),
+        TurnStarted(conv=SUB, turn="t2", ts=11.0),
+        user(SUB, "look"),
+        assistant(SUB, "reading", READ),
+        ToolStarted(conv=SUB, turn="t2", call_id=READ.id, ts=12.0),
+    ]
+    closing = closing_records(records)
+    assert [(type(r).__name__, r.conv) for r in closing] == [
+        ("ToolOutcome", SUB),
+        ("TurnEnded", SUB),
+        ("ToolOutcome", ROOT),
+        ("TurnEnded", ROOT),
+    ]
+    # Dated when each turn last wrote, so its time is what it ran.
+    assert [r.ts for r in closing] == [12.0, 12.0, 12.0, 12.0]
+    restored = restore([*records, *closing])
+    kinds = [type(u).__name__ for u, c in restored.updates if c.id == ROOT]
+    assert "ChildState" in kinds
+    assert closing_records([*records, *closing]) == []
 
 
 MILLION = 1_000_000
@@ -334,7 +417,8 @@ def test_stored_content_that_no_longer_validates_does_not_fail_the_load() -> Non
         content=[{"type": "smell"}],
     )
     restored = restore([*session(), broken_user, assistant(ROOT, "reading", call), broken_outcome])
-    users = [u for u in restored.updates if isinstance(u, UserMessageChunk)]
+    replayed = [update for update, _ in restored.updates]
+    users = [u for u in replayed if isinstance(u, UserMessageChunk)]
     assert [u.content.text for u in users] == ["hi"]  # type: ignore[union-attr]
-    finished = [u for u in restored.updates if isinstance(u, ToolCallProgress) and u.status]
+    finished = [u for u in replayed if isinstance(u, ToolCallProgress) and u.status]
     assert finished[-1].content[0].content.text == "the file"  # type: ignore[index,union-attr]

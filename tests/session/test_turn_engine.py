@@ -88,6 +88,8 @@ class SlowTool(BrokenTool):
 
 
 class RecordingChannel:
+    subagents = False
+
     def __init__(self) -> None:
         self.updates: list[Any] = []
         self.on_update: Any = None

@@ -138,11 +138,11 @@ def write_session(home: Path, session_id: str, *, prompted: bool = True) -> None
     if prompted:
         log.append(TitleSet(title="Old title"), root)
         log.append(UserTurn(text="hi", content=[], message_id="m1"), root)
+        log.append(TitleSet(title=f"Title of {session_id}"), root)
         log.append(
             ConversationStarted(parent=root, parent_tool_call="call_1", depth=1, title="sub"),
             sub,
         )
-        log.append(TitleSet(title=f"Title of {session_id}"), root)
     log.close()
 
 

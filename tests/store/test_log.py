@@ -23,6 +23,7 @@ from parleyd.store.log import (
     read_log,
 )
 from parleyd.store.records import (
+    ArchiveSet,
     AssistantResponse,
     ConversationStarted,
     PermissionRemembered,
@@ -53,6 +54,7 @@ def every_record_type() -> list[tuple[Record, str]]:
             CHILD,
         ),
         (TitleSet(title="Fix the bug"), ROOT),
+        (ArchiveSet(archived=True), ROOT),
         (TurnStarted(turn="turn_1"), ROOT),
         (
             UserTurn(
@@ -305,7 +307,8 @@ def test_a_write_that_fails_midway_leaves_no_broken_line(folder: Path) -> None:
         check=True,
     )
     error, seq = child.stdout.splitlines()
-    assert error == "session sess_1: could not append to log.jsonl: File too large"
+    log_path = folder / LOG_NAME
+    assert error == f"session sess_1: could not append a record: {log_path}: File too large"
     # The failed record's seq went to the next one.
     assert seq == "2"
     contents = read_log(folder)
@@ -329,7 +332,7 @@ def test_a_broken_line_whose_undo_failed_is_cut_by_the_next_append(
 
     monkeypatch.setattr(os, "write", half_then_io_error)
     monkeypatch.setattr(os, "ftruncate", io_error)
-    with pytest.raises(StoreError, match=r"could not append to log\.jsonl: Input/output error"):
+    with pytest.raises(StoreError, match=r"could not append a record: .*/log\.jsonl: Input/output"):
         opened.append(user_turn("lost"), ROOT)
     monkeypatch.undo()
     assert read_log(folder).torn_bytes > 0

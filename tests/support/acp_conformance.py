@@ -4,10 +4,12 @@
     conformance.check_agent_frame(frame)          # notifications, agent->client requests
     conformance.check_agent_frame(frame, "session/prompt")  # a response: name the request
 
-The schema is ACP's own, vendored in `tests/fixtures/acp/schema.json`.
-The def for a message is found by the schema's own `x-method` / `x-side`
-annotations (`x-side` names the side that *handles* the message), never by a
-hand-kept table. Extension methods (`_...`) are free-form in ACP and skipped.
+The schema is ACP's own, vendored in `tests/fixtures/acp/schema.json`; a
+method only the unstable schema defines (`session/status`, ...) is checked
+against `schema.unstable.json` (`AcpConformance.for_method`). The def for a
+message is found by the schema's own `x-method` / `x-side` annotations
+(`x-side` names the side that *handles* the message), never by a hand-kept
+table. Extension methods (`_...`) are free-form in ACP and skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -25,6 +28,7 @@ from referencing.jsonschema import DRAFT202012
 from tests.support.fixtures import ACP
 
 SCHEMA = ACP / "schema.json"
+UNSTABLE_SCHEMA = ACP / "schema.unstable.json"
 SCHEMA_URI = "urn:acp:v1:schema"
 
 Kind = Literal["Request", "Response", "Notification"]
@@ -96,8 +100,17 @@ class AcpConformance:
 
     @classmethod
     @functools.cache
-    def load(cls) -> AcpConformance:
-        return cls(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    def load(cls, schema: Path = SCHEMA) -> AcpConformance:
+        return cls(json.loads(schema.read_text(encoding="utf-8")))
+
+    @classmethod
+    def for_method(cls, method: str | None) -> AcpConformance:
+        """The stable schema, or the unstable one for a method only it defines
+        (Parley serves those behind the capability that schema gives them)."""
+        stable = cls.load()
+        if method is None or any(key[0] == method for key in stable.by_method):
+            return stable
+        return cls.load(UNSTABLE_SCHEMA)
 
     # -- lookups ---------------------------------------------------------------
 
@@ -213,9 +226,12 @@ class FrameChecker:
     checked against that method's response schema, and checks every frame the
     daemon sends on arrival."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unstable: bool = False) -> None:
         self._methods: dict[Any, str] = {}
         self.checked = 0
+        # A client that advertised unstable capabilities (child sessions) is
+        # sent what only the unstable schema defines.
+        self.unstable = unstable
 
     def sent(self, frame: Mapping[str, Any]) -> None:
         if "method" in frame and "id" in frame:
@@ -223,7 +239,12 @@ class FrameChecker:
 
     def received(self, frame: dict[str, Any]) -> None:
         request_method = None if "method" in frame else self._methods.pop(frame.get("id"), None)
-        AcpConformance.load().check_agent_frame(frame, request_method)
+        conformance = (
+            AcpConformance.load(UNSTABLE_SCHEMA)
+            if self.unstable
+            else AcpConformance.for_method(frame.get("method", request_method))
+        )
+        conformance.check_agent_frame(frame, request_method)
         self.checked += 1
 
     def observe(self, direction: str, frame: bytes) -> None:

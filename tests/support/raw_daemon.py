@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -69,6 +69,20 @@ class RawDaemon:
             frame = await self.receive()
             if frame.get("id") == self._ids and "method" not in frame:
                 return frame
+
+    async def until(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Read frames until one satisfies `wanted`."""
+        while True:
+            frame = await self.receive()
+            if wanted(frame):
+                return frame
+
+    async def start_prompt(self, session_id: str, text: str, request_id: int) -> None:
+        """Send a `session/prompt` without waiting for its answer."""
+        prompt = {"sessionId": session_id, "prompt": [{"type": "text", "text": text}]}
+        await self.send(
+            {"jsonrpc": "2.0", "id": request_id, "method": "session/prompt", "params": prompt}
+        )
 
     async def receive(self, *, check: bool = True) -> dict[str, Any]:
         frame = await self.receive_frame(check=check)

@@ -13,13 +13,13 @@ from parleyd.tools.permission import Decision, PermissionMode, PermissionPolicy
 from parleyd.tools.registry import ToolRegistry, builtin_registry
 from parleyd.tools.shell import RunShell
 
-BUILTINS = ("read_file", "list_directory", "search_text", "write_file", "run_shell")
+BUILTINS = ("read_file", "list_directory", "search_text", "write_file", "run_shell", "subagent")
 
 
-def test_builtin_registry_offers_the_five_tools() -> None:
+def test_builtin_registry_offers_the_six_tools() -> None:
     registry = builtin_registry()
     assert [tool.name for tool in registry] == list(BUILTINS)
-    assert len(registry) == 5
+    assert len(registry) == 6
     assert "run_shell" in registry
     assert registry.get("read_file").kind == "read"
 
@@ -50,6 +50,18 @@ def test_unknown_tool_lists_the_available_ones() -> None:
     assert str(caught.value) == (
         "unknown tool 'delete_everything'; available: " + ", ".join(BUILTINS)
     )
+
+
+def test_a_subset_keeps_the_named_tools_and_refuses_unknown_ones() -> None:
+    registry = builtin_registry()
+    assert [tool.name for tool in registry.subset(["run_shell", "read_file"])] == [
+        "run_shell",
+        "read_file",
+    ]
+    with pytest.raises(ToolError, match=r"unknown tool\(s\) fly, swim; available: read_file"):
+        registry.subset(["read_file", "fly", "swim"])
+    assert "subagent" not in registry.without("subagent")
+    assert len(registry.without("subagent")) == len(registry) - 1
 
 
 def test_duplicate_names_are_a_programming_error() -> None:

@@ -32,6 +32,7 @@ STORY_DELAY = 0.015
 # the server stream for minutes.
 MAX_BENCH_DELTAS = 200_000
 BENCH_DELTA = "tok "
+SUBAGENT = "subagent"
 
 FinishReason = Literal["stop", "tool_calls"]
 Outcome = Literal["ok", "declined", "error"]
@@ -286,9 +287,13 @@ def _first_quoted(text: str) -> str | None:
     return next((group for group in match.groups() if group), None) if match else None
 
 
-def _call(conversation: Conversation, name: str, arguments: Mapping[str, Any]) -> PlannedToolCall:
+def _call(
+    conversation: Conversation, name: str, arguments: Mapping[str, Any], index: int = 0
+) -> PlannedToolCall:
     return PlannedToolCall(
-        id=f"call_scripted_{conversation.assistant_turns + 1}_0", name=name, arguments=arguments
+        id=f"call_scripted_{conversation.assistant_turns + 1}_{index}",
+        name=name,
+        arguments=arguments,
     )
 
 
@@ -391,6 +396,31 @@ _STORY_BEATS = (
 )
 
 
+_DEFAULT_TASKS = ("Read README.md and summarize it", "List the files")
+
+
+def _all_quoted(text: str) -> list[str]:
+    return [next(group for group in match.groups() if group) for match in _QUOTED.finditer(text)]
+
+
+def _delegate(conversation: Conversation) -> _Draft:
+    """One `subagent` call per quoted task, all in one response so they run in
+    parallel. A task may itself delegate (`delegate "delegate `list the files`"`)."""
+    tasks = _all_quoted(conversation.user_text) or list(_DEFAULT_TASKS)
+    if SUBAGENT not in conversation.offered_tools:
+        return _tool_scenario(conversation, SUBAGENT, {}, "I'd delegate this.", "")
+    calls = tuple(
+        _call(conversation, SUBAGENT, {"task": task, "title": task[:40]}, index)
+        for index, task in enumerate(tasks)
+    )
+    plural = "sub-agents" if len(calls) > 1 else "a sub-agent"
+    return _Draft(
+        thinking=f"{len(calls)} independent task(s). I'll hand them to {plural} at once.",
+        content=_words(_opening(conversation, f"I'll delegate this to {plural}, in parallel.")),
+        tool_calls=calls,
+    )
+
+
 def _story(conversation: Conversation) -> _Draft:
     chapters = []
     for number, who in enumerate(_STORY_CHARACTERS, start=1):
@@ -414,7 +444,9 @@ def _overview(conversation: Conversation) -> _Draft:
         "- **Running a command**: ask me to *run* `ls`; that asks permission too.\n"
         "- **Listing files**: ask me to *list the files*.\n"
         "- **Searching**: ask me to *search for* `TODO`.\n"
-        "- **Streaming and cancel**: ask for a long *story* and cancel it midway.\n\n"
+        "- **Streaming and cancel**: ask for a long *story* and cancel it midway.\n"
+        '- **Sub-agents**: ask me to *delegate* "one task" and "another"; they run in '
+        "parallel.\n\n"
         "I am scripted, so I answer from keywords, not understanding."
     )
     return _Draft(
@@ -432,6 +464,7 @@ def _bench(count: int) -> _Draft:
 _SCENARIOS: tuple[tuple[re.Pattern[str], Scenario], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), scenario)
     for pattern, scenario in (
+        (r"\b(delegate|sub-?agents?)\b", _delegate),
         (r"\b(story|long)\b", _story),
         (r"\b(write|create|notes?)\b", _write),
         (r"\b(run|shell|command)\b", _run),
@@ -533,9 +566,15 @@ def _summarise_output(outcome: ToolOutcome) -> str:
     return f"## {title}\n\n{len(lines)} lines came back. The first ones:\n\n```\n{shown}\n```{more}"
 
 
+def _summarise_subagent(outcome: ToolOutcome) -> str:
+    task = str(outcome.arguments.get("title") or outcome.arguments.get("task", "the task"))
+    return f"## Sub-agent: {task}\n\n{outcome.content.strip()}"
+
+
 _SUMMARISERS: dict[str, Callable[[ToolOutcome], str]] = {
     "read_file": _summarise_read,
     "write_file": _summarise_write,
+    SUBAGENT: _summarise_subagent,
 }
 
 

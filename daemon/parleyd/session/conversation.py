@@ -1,8 +1,9 @@
 """A conversation: one model-facing history inside a session.
 
-A session has a root conversation and, later, sub-conversations (subagents)
-whose parent is another conversation. Each has its own id from the start, and
-every update and record names it.
+A session has a root conversation and sub-conversations (subagents) whose
+parent is another conversation, started by the parent's `subagent` tool call.
+Each has its own id from the start, and every update and record names it; a
+child's id is also its ACP child session id.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from parley_protocol.parley import PARLEY_META_KEY, ConversationRef
 from parleyd.providers.messages import Message
+from parleyd.store.records import ConversationStarted
 
 
 def new_id(prefix: str) -> str:
@@ -28,10 +30,46 @@ class Conversation:
     parent_tool_call: str | None = None
     depth: int = 0
     history: list[Message] = field(default_factory=list)
+    # A child's task as its parent named it, and the role it was given.
+    title: str | None = None
+    description: str | None = None
+    # What a child's model is told beyond the common system prompt, and the
+    # tools it may use (None: all of its parent's).
+    instructions: str | None = None
+    tool_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         # Built once: every update of this conversation carries this `_meta`.
         self.meta: dict[str, Any] = {PARLEY_META_KEY: {"conversation": self.ref()}}
+
+    @classmethod
+    def started(cls, record: ConversationStarted) -> Conversation:
+        """The conversation a `conversation` record starts, without its history."""
+        return cls(
+            id=record.conv,
+            parent=record.parent,
+            parent_tool_call=record.parent_tool_call,
+            depth=record.depth,
+            title=record.title,
+            description=record.description,
+            instructions=record.instructions,
+            tool_names=None if record.tools is None else tuple(record.tools),
+        )
+
+    def start_record(self) -> ConversationStarted:
+        return ConversationStarted(
+            parent=self.parent,
+            parent_tool_call=self.parent_tool_call,
+            depth=self.depth,
+            title=self.title,
+            description=self.description,
+            instructions=self.instructions,
+            tools=None if self.tool_names is None else list(self.tool_names),
+        )
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent is None
 
     def ref(self) -> ConversationRef:
         return ConversationRef(

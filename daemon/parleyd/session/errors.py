@@ -15,6 +15,10 @@ class SessionError(Exception):
 class UnknownSession(SessionError):
     """No such session, in memory or on disk."""
 
+    def __init__(self, session_id: str, message: str) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+
 
 class UnknownToolCall(SessionError):
     """No tool call of that id is running in the session."""
@@ -26,6 +30,11 @@ class SessionBusy(SessionError):
 
 class InvalidCursor(SessionError):
     """A `session/list` cursor this daemon did not hand out."""
+
+
+class InvalidValue(SessionError):
+    """A well-formed value the session layer cannot take: a title that is all
+    whitespace, an archive filter it does not know."""
 
 
 class TurnFailed(Exception):
@@ -42,3 +51,8 @@ class ProviderFailed(TurnFailed):
 
 class TurnCrashed(TurnFailed):
     """A bug inside the turn (the traceback is in the log, not the message)."""
+
+
+class StorageFailed(TurnFailed):
+    """The session log could not be written (a full disk): the turn stopped
+    with what had been recorded."""

@@ -1,24 +1,43 @@
-"""Creating, loading, listing and closing sessions."""
+"""Creating, loading, listing and closing sessions, and what else a client
+does with stored ones: resuming, retitling, archiving, deleting.
+
+A session is open in one daemon at most: the one holding its log's lock. A
+change to a stored session goes to its log first, so a rebuilt index keeps it,
+then to the index. A session open here takes the change through its own log;
+one open nowhere is locked for the change; one another daemon has open is
+refused (SessionBusy), never changed under it.
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from parley_protocol.acp import SessionInfo, SessionUpdate
+from parley_protocol.acp import SessionInfo
 from parleyd.config import ConfigError, Settings, with_session_overrides
 from parleyd.providers.hub import ProviderHub
 from parleyd.session.conversation import Conversation, new_id
-from parleyd.session.errors import InvalidCursor, SessionBusy, UnknownSession
+from parleyd.session.errors import InvalidCursor, InvalidValue, SessionBusy, UnknownSession
 from parleyd.session.port import TurnFactory
 from parleyd.session.replay import NotASession, closing_records, restore
 from parleyd.session.session import ClientChannel, Session
+from parleyd.session.titles import title_from, title_update
 from parleyd.session.usage import UsageLedger
-from parleyd.store.index import SessionIndex
-from parleyd.store.log import SessionLocked, SessionLog
-from parleyd.store.records import ConversationStarted, SessionStarted
+from parleyd.session.wire import Outgoing
+from parleyd.store.index import ArchiveFilter, SessionIndex
+from parleyd.store.log import LOG_NAME, LogContents, SessionLocked, SessionLog, StoreError
+from parleyd.store.records import (
+    ArchiveSet,
+    ConversationStarted,
+    Record,
+    SessionStarted,
+    TitleSet,
+)
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import builtin_registry
 
@@ -46,6 +65,56 @@ class SessionManager:
 
     def _folder(self, session_id: str) -> Path:
         return self.index.sessions_dir / session_id
+
+    def _stored_folder(self, session_id: str) -> Path:
+        """The folder of a stored session; UnknownSession if there is none."""
+        folder = self._folder(session_id)
+        if not _is_session_id(session_id) or not (folder / LOG_NAME).exists():
+            raise UnknownSession(session_id, f"no session {session_id!r} in {self.home}")
+        return folder
+
+    def _open_log(self, folder: Path) -> tuple[SessionLog, LogContents]:
+        try:
+            return SessionLog.open(folder)
+        except SessionLocked as exc:
+            raise SessionBusy(str(exc)) from None
+
+    @contextlib.contextmanager
+    def _locked(self, folder: Path) -> Iterator[tuple[SessionLog, LogContents]]:
+        """The log of a session open nowhere, locked for the block."""
+        log_file, contents = self._open_log(folder)
+        try:
+            yield log_file, contents
+        finally:
+            log_file.close()
+
+    async def _close_if_idle(self, session_id: str, action: str) -> None:
+        """Close the session if it is open here; SessionBusy if its turn is running."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return
+        if session.running:
+            raise SessionBusy(
+                f"session {session_id} is running a prompt: cancel it or wait for its answer"
+                f" before {action}"
+            )
+        del self.sessions[session_id]
+        await session.close()
+
+    def _record(self, session_id: str, record: Record) -> None:
+        """Write a record about the whole session, not a turn, and sync it: the
+        answer says it is stored. Through the session if it is open here."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            session.record(record, session.root, None)
+            session.log.sync()
+            return
+        # Closing the log syncs it.
+        with self._locked(self._stored_folder(session_id)) as (log_file, contents):
+            started = next((r for r in contents.records if isinstance(r, SessionStarted)), None)
+            if started is None:
+                raise UnknownSession(session_id, f"{session_id}: its log has no session record")
+            log_file.append(record, started.conv)
 
     async def _build(
         self,
@@ -89,39 +158,33 @@ class SessionManager:
         log_file, _ = SessionLog.open(self._folder(session_id))
         root = Conversation(id=new_id("conv"))
         started = SessionStarted(session_id=session_id, cwd=str(cwd), settings=settings.public())
-        log_file.append(started, root.id)
         conversation = ConversationStarted()
-        log_file.append(conversation, root.id)
+        with _closed_on_failure(log_file):
+            log_file.append(started, root.id)
+            log_file.append(conversation, root.id)
         self.index.add_session(started)
         self.index.add_conversation(session_id, conversation)
         return await self._build(
             session_id=session_id, cwd=cwd, settings=settings, log_file=log_file, root=root
         )
 
-    async def load(self, session_id: str, cwd: Path) -> tuple[Session, list[SessionUpdate]]:
+    async def load(
+        self, session_id: str, cwd: Path
+    ) -> tuple[Session, list[tuple[Outgoing, Conversation]]]:
         """Open a stored session and return it with the updates that replay it."""
-        existing = self.sessions.pop(session_id, None)
-        if existing is not None:
-            if existing.running:
-                self.sessions[session_id] = existing
-                raise SessionBusy(f"session {session_id} is running a prompt right now")
-            await existing.close()
-        folder = self._folder(session_id)
-        if not _is_session_id(session_id) or not (folder / "log.jsonl").exists():
-            raise UnknownSession(f"no session {session_id!r} in {self.home}")
-        try:
-            log_file, contents = SessionLog.open(folder)
-        except SessionLocked as exc:
-            raise SessionBusy(str(exc)) from None
+        folder = self._stored_folder(session_id)
+        await self._close_if_idle(session_id, "loading it again")
+        log_file, contents = self._open_log(folder)
         # A turn the daemon died in is closed now, in the log and in the replay.
         closing = closing_records(contents.records)
-        for record in closing:
-            log_file.append(record, record.conv)
+        with _closed_on_failure(log_file):
+            for record in closing:
+                log_file.append(record, record.conv)
         try:
             restored = restore([*contents.records, *closing])
         except NotASession as exc:
             log_file.close()
-            raise UnknownSession(f"{session_id}: {exc}") from None
+            raise UnknownSession(session_id, f"{session_id}: {exc}") from None
         if contents.malformed_lines or contents.torn_bytes:
             log.warning(
                 "session %s: skipped %d malformed line(s), cut a torn tail of %d byte(s)",
@@ -149,6 +212,67 @@ class SessionManager:
         session.conversations.update(restored.conversations)
         return session, restored.updates
 
+    async def resume(self, session_id: str, cwd: Path) -> Session:
+        """Open a stored session as `load` does, for a client that has its history."""
+        session, _ = await self.load(session_id, cwd)
+        return session
+
+    async def close(self, session_id: str) -> None:
+        """Stop the session's turn (its prompt answers `cancelled`), release its
+        log and forget it here. A stored session not open here is closed already."""
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            self._stored_folder(session_id)
+            return
+        await session.close()
+
+    def is_open(self, session_id: str) -> bool:
+        """Whether the session is open here; UnknownSession if it is not stored either."""
+        if session_id in self.sessions:
+            return True
+        self._stored_folder(session_id)
+        return False
+
+    async def set_title(self, session_id: str, text: str) -> str:
+        """Retitle a stored session; returns the title as stored. A client that
+        has the session open here hears of it as a `session_info_update`."""
+        title = title_from(text)
+        if title is None:
+            raise InvalidValue("a title needs a character that is not whitespace")
+        self._record(session_id, TitleSet(title=title))
+        self.index.set_title(session_id, title)
+        session = self.sessions.get(session_id)
+        if session is not None:
+            # Set by the user: no prompt replaces it with one of its own.
+            session.title = title
+            await session.send(title_update(title, session.root), session.root)
+        return title
+
+    async def set_archived(self, session_id: str, archived: bool) -> None:
+        """Archive or unarchive a stored session. One open here is closed before
+        it is archived, as ACP asks."""
+        if archived:
+            await self.close(session_id)
+        self._record(session_id, ArchiveSet(archived=archived))
+        self.index.set_archived(session_id, archived)
+
+    async def delete(self, session_id: str) -> None:
+        """Remove a stored session: its folder, then its index row (a row left by
+        a crash in between is dropped at the next start). One open here is
+        closed first, unless its turn is running. An unknown id is deleted
+        already, as ACP has it."""
+        if not _is_session_id(session_id):
+            return
+        await self._close_if_idle(session_id, "deleting it")
+        folder = self._folder(session_id)
+        if folder.exists():
+            with self._locked(folder):
+                try:
+                    shutil.rmtree(folder)
+                except OSError as exc:
+                    raise StoreError(f"could not delete session {session_id}: {exc}") from exc
+        self.index.remove(session_id)
+
     def get(self, session_id: str) -> Session:
         session = self.sessions.get(session_id)
         if session is None:
@@ -157,12 +281,14 @@ class SessionManager:
                 if _is_session_id(session_id) and self._folder(session_id).exists()
                 else ""
             )
-            raise UnknownSession(f"unknown session {session_id!r}{hint}")
+            raise UnknownSession(session_id, f"unknown session {session_id!r}{hint}")
         return session
 
-    def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionInfo], str | None]:
+    def list(
+        self, cwd: str | None, cursor: str | None, archived: str | None
+    ) -> tuple[list[SessionInfo], str | None]:
         after = _decode_cursor(cursor) if cursor else None
-        rows = self.index.list(cwd, after, _PAGE_SIZE + 1)
+        rows = self.index.list(cwd, after, _PAGE_SIZE + 1, _archive_filter(archived))
         page, more = rows[:_PAGE_SIZE], len(rows) > _PAGE_SIZE
         infos = [
             SessionInfo(
@@ -170,6 +296,7 @@ class SessionManager:
                 cwd=row.cwd,
                 title=row.title,
                 updated_at=_iso(row.updated_at),
+                archived=row.archived,
             )
             for row in page
         ]
@@ -184,6 +311,16 @@ class SessionManager:
         await self.providers.aclose()
 
 
+@contextlib.contextmanager
+def _closed_on_failure(log_file: SessionLog) -> Iterator[None]:
+    """A log this daemon could not write to is released, not left locked by it."""
+    try:
+        yield
+    except StoreError:
+        log_file.close()
+        raise
+
+
 def _is_session_id(value: str) -> bool:
     # Session ids name folders: nothing that could walk out of the sessions folder.
     return value.startswith("sess_") and value[5:].isalnum()
@@ -193,6 +330,15 @@ def _iso(timestamp: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def _archive_filter(value: str | None) -> ArchiveFilter:
+    match value:
+        case None:
+            return "exclude"
+        case "exclude" | "include" | "only":
+            return value
+    raise InvalidValue(f"unknown archive filter {value!r}: want exclude, include or only")
 
 
 def _encode_cursor(updated_at: float, session_id: str) -> str:

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from parley_protocol.acp import RequestPermissionRequest, SessionUpdate, StopReason
+from parley_protocol.acp import RequestPermissionRequest, StopReason
 from parleyd.config import Settings
 from parleyd.providers.base import Provider
 from parleyd.session.conversation import Conversation
 from parleyd.session.usage import UsageLedger
+from parleyd.session.wire import Outgoing
 from parleyd.store.records import Record
+from parleyd.tools.base import ChildTask, ToolResult
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import ToolRegistry
 
@@ -34,24 +36,35 @@ class TurnHost(Protocol):
     def provider(self) -> Provider: ...
 
     @property
-    def tools(self) -> ToolRegistry: ...
-
-    @property
     def permissions(self) -> PermissionPolicy: ...
 
     @property
     def ledger(self) -> UsageLedger: ...
 
-    async def send(self, update: SessionUpdate) -> None:
-        """Stream an update to the client, waiting while it lags behind."""
+    def tools_for(self, conversation: Conversation) -> ToolRegistry:
+        """The tools this conversation's model is offered."""
+        ...
+
+    def lineage(self, conversation: Conversation) -> list[Conversation]:
+        """The conversation, its parent, ..., the root."""
+        ...
+
+    async def send(self, update: Outgoing, conversation: Conversation) -> None:
+        """Stream an update of a conversation to the client, waiting while it lags behind."""
         ...
 
     def record(self, record: Record, conversation: Conversation, turn: str | None) -> Record:
         """Append to the session log."""
         ...
 
-    async def request_permission(self, request: RequestPermissionRequest) -> str | None:
+    async def request_permission(
+        self, request: RequestPermissionRequest, conversation: Conversation
+    ) -> str | None:
         """The option the user chose, or None if the question was withdrawn."""
+        ...
+
+    async def run_child(self, parent: Conversation, call_id: str, task: ChildTask) -> ToolResult:
+        """Run a child conversation for the parent's `subagent` call `call_id`."""
         ...
 
 
@@ -64,7 +77,7 @@ class TurnLoop(Protocol):
         """Answer the prompt, which the host has recorded."""
         ...
 
-    def close(self, reason: str) -> list[SessionUpdate]: ...
+    def close(self, reason: str) -> list[Outgoing]: ...
 
     def cancel_tool_call(self, call_id: str) -> bool:
         """Stop one running tool call; the model reads that it was cancelled."""

@@ -1,22 +1,32 @@
-"""Rebuilding a session from its log: the conversations' histories, the usage
-ledger, the standing permission answers, and the `session/update` stream
-`session/load` replays: what the user saw, in order, each streamed part merged
+"""Rebuilding a session from its log: the tree of conversations and their
+histories, the usage ledger, the standing permission answers, and the stream
+`session/load` replays: what the user saw, in the order it happened, each
+conversation's updates under the same ids as live, each streamed part merged
 into one update.
 
-A turn the log opens but never ends was interrupted (the daemon died):
-`closing_records` answers its open tool calls and ends it, so the history is
-valid for the next model call and the replay shows how the turn stopped.
+Turns the log opens but never ends were interrupted (the daemon died):
+`closing_records` answers their open tool calls and ends them, children before
+their parents, so every history is valid for the next model call and the
+replay shows how each turn stopped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from parley_protocol.acp import SessionUpdate
-from parleyd.providers.messages import ToolCall, UserMessage
+from parleyd.providers.messages import (
+    AssistantMessage,
+    Message,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+)
 from parleyd.session import updates
 from parleyd.session.conversation import Conversation
+from parleyd.session.titles import title_update
 from parleyd.session.usage import UsageLedger
+from parleyd.session.wire import ChildState, Outgoing
 from parleyd.store.records import (
     AssistantResponse,
     ConversationStarted,
@@ -26,6 +36,7 @@ from parleyd.store.records import (
     SessionStarted,
     TitleSet,
     ToolOutcome,
+    ToolStarted,
     TurnEnded,
     TurnStarted,
     UsageRecorded,
@@ -34,6 +45,7 @@ from parleyd.store.records import (
 
 INTERRUPTED_CALL = "Not finished: Parley stopped while this tool call was running."
 INTERRUPTED_TURN = "Parley stopped before this turn finished."
+UNRECORDED_CALL = "No result was recorded for this tool call; it may or may not have run."
 
 
 @dataclass
@@ -43,7 +55,8 @@ class Restored:
     conversations: dict[str, Conversation]
     ledger: UsageLedger
     title: str | None
-    updates: list[SessionUpdate]
+    # What to send, each with the conversation it belongs to.
+    updates: list[tuple[Outgoing, Conversation]]
     # Tool name -> allowed, from the user's "always" answers.
     permissions: dict[str, bool] = field(default_factory=dict)
 
@@ -58,37 +71,57 @@ class _OpenTurn:
 
     turn: str | None
     conversation: str
-    calls: dict[str, tuple[str, ToolCall]] = field(default_factory=dict)
+    calls: dict[str, ToolCall] = field(default_factory=dict)
+    # When it last wrote: the time its closing records carry, so the turn's
+    # length is what it ran, not the time until the next load.
+    last_written: float = 0.0
 
 
 def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
-    """What ends the log's last turn if the daemon died inside it: a result for
-    each call it never answered, then the turn's end. Empty if it ended."""
-    open_turn: _OpenTurn | None = None
+    """What ends the turns the daemon died inside: a result for each call they
+    never answered, then each turn's end, the deepest conversation first.
+    Empty if every turn ended."""
+    open_turns: dict[str, _OpenTurn] = {}
+    depths: dict[str, int] = {}
+    parents: dict[str, str | None] = {}
     for record in records:
+        # A turn runs as long as anything below it writes.
+        lineage: list[str] = [record.conv]
+        while (parent := parents.get(lineage[-1])) is not None and parent not in lineage:
+            lineage.append(parent)
+        for conversation in lineage:
+            if conversation in open_turns:
+                open_turns[conversation].last_written = record.ts
         match record:
+            case ConversationStarted():
+                depths[record.conv] = record.depth
+                parents[record.conv] = record.parent
             case TurnStarted():
-                open_turn = _OpenTurn(record.turn, record.conv)
-            case UserTurn() if open_turn is None:
-                open_turn = _OpenTurn(None, record.conv)
-            case AssistantResponse() if open_turn is not None:
+                open_turns[record.conv] = _OpenTurn(
+                    record.turn, record.conv, last_written=record.ts
+                )
+            case UserTurn() if record.conv not in open_turns and not depths.get(record.conv):
+                open_turns[record.conv] = _OpenTurn(None, record.conv, last_written=record.ts)
+            case AssistantResponse() if record.conv in open_turns:
                 for call in record.message.tool_calls:
-                    open_turn.calls[call.id] = (record.conv, call)
-            case ToolOutcome() if open_turn is not None:
-                open_turn.calls.pop(record.call_id, None)
+                    open_turns[record.conv].calls[call.id] = call
+            case ToolOutcome() if record.conv in open_turns:
+                open_turns[record.conv].calls.pop(record.call_id, None)
             case TurnEnded():
-                open_turn = None
-    if open_turn is None:
-        return []
+                open_turns.pop(record.conv, None)
     closing: list[CurrentRecord] = []
-    for conversation, call in open_turn.calls.values():
-        outcome = updates.interrupted_outcome(call.id, call.name, INTERRUPTED_CALL)
-        outcome.conv, outcome.turn = conversation, open_turn.turn
-        closing.append(outcome)
-    ended = TurnEnded(stop_reason="interrupted", error=INTERRUPTED_TURN)
-    ended.conv, ended.turn = open_turn.conversation, open_turn.turn
-    closing.append(ended)
+    for open_turn in sorted(open_turns.values(), key=lambda t: -depths.get(t.conversation, 0)):
+        for call in open_turn.calls.values():
+            outcome = updates.interrupted_outcome(call.id, call.name, INTERRUPTED_CALL)
+            closing.append(_in(outcome, open_turn))
+        closing.append(_in(TurnEnded(stop_reason="interrupted", error=INTERRUPTED_TURN), open_turn))
     return closing
+
+
+def _in(record: CurrentRecord, open_turn: _OpenTurn) -> CurrentRecord:
+    record.conv, record.turn = open_turn.conversation, open_turn.turn
+    record.ts = open_turn.last_written
+    return record
 
 
 def restore(records: list[CurrentRecord]) -> Restored:
@@ -96,51 +129,74 @@ def restore(records: list[CurrentRecord]) -> Restored:
     if started is None:
         raise NotASession("the session log has no session record")
     conversations: dict[str, Conversation] = {}
-    ledger = UsageLedger.empty()
+    ledger = UsageLedger()
     title: str | None = None
     permissions: dict[str, bool] = {}
-    replayed: list[SessionUpdate] = []
+    replayed: list[tuple[Outgoing, Conversation]] = []
+    started_calls: set[str] = set()
 
     def conversation_of(record: Record) -> Conversation:
         if record.conv not in conversations:
             conversations[record.conv] = Conversation(id=record.conv)
         return conversations[record.conv]
 
+    def replay(items: Sequence[Outgoing], conversation: Conversation) -> None:
+        replayed.extend((item, conversation) for item in items)
+
     for record in records:
+        counted = ledger.observe(record)
         match record:
             case ConversationStarted():
-                conversations[record.conv] = Conversation(
-                    id=record.conv,
-                    parent=record.parent,
-                    parent_tool_call=record.parent_tool_call,
-                    depth=record.depth,
-                )
+                conversation = conversations[record.conv] = Conversation.started(record)
+                if conversation.parent in conversations:
+                    parent = conversations[conversation.parent]
+                    replay([ChildState(conversation, "running", announce=True)], parent)
             case TitleSet():
                 title = record.title
+                root = conversation_of(record)
+                replay([title_update(title, root)], root)
             case UserTurn():
                 conversation = conversation_of(record)
                 conversation.history.append(UserMessage(text=record.text))
-                if conversation.parent is None:
-                    ledger.start_turn()
-                replayed += updates.user_updates(
-                    record.content, record.message_id, conversation.meta
+                replay(
+                    updates.user_updates(record.content, record.message_id, conversation.meta),
+                    conversation,
                 )
             case AssistantResponse():
                 conversation = conversation_of(record)
                 conversation.history.append(record.message)
-                replayed += updates.response_updates(record, conversation.meta)
+                replay(updates.response_updates(record, conversation.meta), conversation)
+            case ToolStarted():
+                conversation = conversation_of(record)
+                started_calls.add(record.call_id)
+                replay([updates.tool_call_running(record.call_id, conversation.meta)], conversation)
             case ToolOutcome():
                 conversation = conversation_of(record)
                 conversation.history.append(record.message())
-                replayed += updates.tool_call_lifecycle(record, conversation.meta)
+                lifecycle = updates.tool_call_lifecycle(
+                    record, conversation.meta, start_replayed=record.call_id in started_calls
+                )
+                replay(lifecycle, conversation)
             case UsageRecorded():
-                replayed.append(updates.usage_update(record, ledger, conversation_of(record)))
+                _replay_usage(replayed, ledger, conversations, conversation_of(record))
+            case TurnEnded():
+                conversation = conversation_of(record)
+                if counted:  # its time: sent live at every turn's end
+                    _replay_usage(replayed, ledger, conversations, conversation)
+                if not conversation.is_root and conversation.parent in conversations:
+                    ending = ChildState(
+                        conversation, "idle", ending=record.stop_reason, error=record.error
+                    )
+                    replay([ending], conversation)
             case PermissionRemembered():
                 permissions[record.tool] = record.allowed
             case _:
                 pass
+    for conversation in conversations.values():
+        conversation.history = _every_call_answered(conversation.history)
     root = conversations.get(started.conv) or Conversation(id=started.conv)
     conversations.setdefault(root.id, root)
+    ledger.adopt(root.id, None)
     return Restored(
         started=started,
         root=root,
@@ -150,3 +206,40 @@ def restore(records: list[CurrentRecord]) -> Restored:
         updates=replayed,
         permissions=permissions,
     )
+
+
+def _every_call_answered(history: list[Message]) -> list[Message]:
+    """The history with a result for every tool call, as providers require: a
+    result the log never took (a full disk at the wrong moment) is supplied."""
+    answered: list[Message] = []
+    unanswered: dict[str, ToolCall] = {}
+
+    def supply() -> None:
+        answered.extend(
+            ToolResultMessage(call_id=c.id, name=c.name, content=UNRECORDED_CALL, is_error=True)
+            for c in unanswered.values()
+        )
+        unanswered.clear()
+
+    for message in history:
+        if isinstance(message, ToolResultMessage):
+            unanswered.pop(message.call_id, None)
+        else:
+            supply()
+        answered.append(message)
+        if isinstance(message, AssistantMessage):
+            unanswered.update((call.id, call) for call in message.tool_calls)
+    supply()
+    return answered
+
+
+def _replay_usage(
+    replayed: list[tuple[Outgoing, Conversation]],
+    ledger: UsageLedger,
+    conversations: dict[str, Conversation],
+    conversation: Conversation,
+) -> None:
+    lineage = [
+        conversations[conv] for conv in ledger.lineage(conversation.id) if conv in conversations
+    ]
+    replayed.extend(updates.usage_updates(ledger, lineage))

@@ -1,4 +1,5 @@
-"""A live session: its conversations, its log, and the one turn it may run.
+"""A live session: its tree of conversations, its log, and the one prompt
+turn it may run.
 
 The session owns its turn through an explicit state, `idle -> running ->
 cancelling -> idle`, and answers every request from that state: a second
@@ -7,6 +8,10 @@ a task of its own under the session's cancel scope; whatever stops it
 (its end, a cancel, a provider failure, a bug), the closing runs shielded and
 bounded: what was said is recorded, open tool calls are answered, the turn's
 end is written and fsynced, and the session is ready for the next prompt.
+
+A `subagent` tool call runs a child conversation's turn inside the parent's
+tool call, through the same steps, under a cancel scope of its own: cancelling
+the child ends it with what it has, and the parent's turn goes on.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import enum
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,13 +34,25 @@ from parley_protocol.acp import (
 )
 from parleyd.config import Settings
 from parleyd.providers.base import Provider
+from parleyd.providers.messages import AssistantMessage
+from parleyd.session import updates
 from parleyd.session.conversation import Conversation, new_id
-from parleyd.session.errors import ProviderFailed, SessionBusy, TurnCrashed, TurnFailed
+from parleyd.session.errors import (
+    ProviderFailed,
+    SessionBusy,
+    StorageFailed,
+    TurnCrashed,
+    TurnFailed,
+)
 from parleyd.session.port import TurnFactory, TurnLoop
+from parleyd.session.replay import closing_records
+from parleyd.session.titles import title_from, title_update
 from parleyd.session.usage import UsageLedger
+from parleyd.session.wire import ChildState, Outgoing, SessionWire
 from parleyd.store.index import SessionIndex
-from parleyd.store.log import SessionLog
+from parleyd.store.log import SessionLog, StoreError, read_log
 from parleyd.store.records import (
+    ConversationStarted,
     Record,
     TitleSet,
     TurnEnded,
@@ -42,8 +60,10 @@ from parleyd.store.records import (
     TurnStarted,
     UserTurn,
 )
+from parleyd.tools.base import ChildTask, ToolError, ToolResult
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import ToolRegistry
+from parleyd.tools.subagent import NAME as SUBAGENT
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +77,11 @@ _CANCELLED = "Cancelled by the user before it finished."
 class ClientChannel(Protocol):
     """The client as a session sees it."""
 
+    @property
+    def subagents(self) -> bool:
+        """Whether the client takes child conversations as ACP child sessions."""
+        ...
+
     async def send_update(self, notification: SessionNotification) -> None: ...
 
     async def request_permission(self, request: RequestPermissionRequest) -> str | None:
@@ -68,6 +93,12 @@ class TurnState(enum.Enum):
     IDLE = "idle"
     RUNNING = "running"
     CANCELLING = "cancelling"
+
+
+@dataclass(frozen=True)
+class _TurnEnd:
+    stop: StopReason
+    failure: TurnFailed | None
 
 
 class Session:
@@ -96,29 +127,91 @@ class Session:
         self.root = root
         self.conversations: dict[str, Conversation] = {root.id: root}
         self.channel = channel
+        self.wire = SessionWire(session_id, self.conversations, subagents=channel.subagents)
         self.provider = provider
         self.tools = tools
         self.permissions = permissions
-        self.ledger = ledger or UsageLedger.empty()
+        self.ledger = ledger or UsageLedger()
+        self.ledger.adopt(root.id, None)
         self.title = title
         self.state = TurnState.IDLE
         self._new_turn = new_turn
-        self._turn: TurnLoop | None = None
+        # The running turn of each conversation: the root's, and its children's.
+        self._turns: dict[str, TurnLoop] = {}
+        self._child_scopes: dict[str, anyio.CancelScope] = {}
         # Made for each turn (anyio's event-loop backend loads with the first).
         self._scope: anyio.CancelScope | None = None
         self._task: asyncio.Task[StopReason] | None = None
+        # The log lacks the end of a turn that closed here (it could not be written).
+        self._log_behind = False
 
     # -- the turn's host ------------------------------------------------------
 
-    async def send(self, update: SessionUpdate) -> None:
-        await self.channel.send_update(SessionNotification(session_id=self.id, update=update))
+    async def send(self, update: Outgoing, conversation: Conversation) -> None:
+        await self.channel.send_update(self.wire.notification(update, conversation))
 
     def record(self, record: Record, conversation: Conversation, turn: str | None) -> Record:
         record.turn = turn
-        return self.log.append(record, conversation.id)
+        appended = self.log.append(record, conversation.id)
+        self.ledger.observe(appended)
+        return appended
 
-    async def request_permission(self, request: RequestPermissionRequest) -> str | None:
-        return await self.channel.request_permission(request)
+    async def request_permission(
+        self, request: RequestPermissionRequest, conversation: Conversation
+    ) -> str | None:
+        request.session_id = self.wire.session_id_of(conversation)
+        if conversation.is_root:
+            return await self.channel.request_permission(request)
+        await self.send(ChildState(conversation, "requires_action"), conversation)
+        answer = await self.channel.request_permission(request)
+        await self.send(ChildState(conversation, "running"), conversation)
+        return answer
+
+    def tools_for(self, conversation: Conversation) -> ToolRegistry:
+        """The tools a conversation may use: its parent's, narrowed to those it
+        was given, and no `subagent` at the deepest level allowed."""
+        if conversation.is_root:
+            tools = self.tools
+        else:
+            tools = self.tools_for(self.conversations[conversation.parent or ""])
+            if conversation.tool_names is not None:
+                tools = tools.subset(conversation.tool_names)
+        if conversation.depth >= self.settings.max_subagent_depth and SUBAGENT in tools:
+            tools = tools.without(SUBAGENT)
+        return tools
+
+    def lineage(self, conversation: Conversation) -> list[Conversation]:
+        return [self.conversations[conv] for conv in self.ledger.lineage(conversation.id)]
+
+    async def run_child(self, parent: Conversation, call_id: str, task: ChildTask) -> ToolResult:
+        child = Conversation(
+            id=new_id("conv"),
+            parent=parent.id,
+            parent_tool_call=call_id,
+            depth=parent.depth + 1,
+            title=task.title,
+            description=task.role,
+            instructions=task.role,
+            tool_names=task.tools,
+        )
+        self.conversations[child.id] = child
+        try:
+            self.tools_for(child)  # a tool the parent lacks is the model's error to read
+        except ToolError:
+            del self.conversations[child.id]
+            raise
+        # The link to the parent is in the log before anything the child writes.
+        started = self.record(child.start_record(), child, None)
+        assert isinstance(started, ConversationStarted)
+        self.index.add_conversation(self.id, started)
+        await self.send(ChildState(child, "running", announce=True), parent)
+        scope = self._child_scopes[child.id] = anyio.CancelScope()
+        try:
+            content = [{"type": "text", "text": task.task}]
+            end = await self._run_turn(scope, child, new_id("turn"), task.task, content)
+        finally:
+            del self._child_scopes[child.id]
+        return child_answer(child, end.stop, end.failure)
 
     # -- turns ----------------------------------------------------------------
 
@@ -137,7 +230,7 @@ class Session:
         scope = self._scope = anyio.CancelScope()
         # Its own task: whatever happens to the request that asked for it,
         # the turn runs to its recorded end.
-        self._task = asyncio.create_task(self._run_turn(scope, new_id("turn"), text, content))
+        self._task = asyncio.create_task(self._prompt_turn(scope, text, content))
         return await asyncio.shield(self._task)
 
     def cancel(self) -> None:
@@ -146,72 +239,139 @@ class Session:
             self.state = TurnState.CANCELLING
             self._scope.cancel()
 
+    def cancel_conversation(self, conversation_id: str) -> bool:
+        """Stop a running child: it ends with what it has, which its parent's
+        `subagent` call returns, and the parent's turn goes on."""
+        scope = self._child_scopes.get(conversation_id)
+        if self.state is not TurnState.RUNNING or scope is None:
+            return False
+        scope.cancel()
+        return True
+
     def cancel_tool_call(self, call_id: str) -> bool:
         """Stop one running tool call of the turn; False if there is none such."""
-        return (
-            self.state is TurnState.RUNNING
-            and self._turn is not None
-            and self._turn.cancel_tool_call(call_id)
-        )
+        if self.state is not TurnState.RUNNING:
+            return False
+        for child_id in self._child_scopes:
+            if self.conversations[child_id].parent_tool_call == call_id:
+                return self.cancel_conversation(child_id)
+        return any(turn.cancel_tool_call(call_id) for turn in list(self._turns.values()))
+
+    async def _prompt_turn(
+        self, scope: anyio.CancelScope, text: str, content: list[dict[str, Any]]
+    ) -> StopReason:
+        try:
+            if self._log_behind:
+                self._close_turns_in_log()
+            end = await self._run_turn(scope, self.root, new_id("turn"), text, content)
+        finally:
+            self.state = TurnState.IDLE
+        if end.failure is not None:
+            raise end.failure
+        return end.stop
 
     async def _run_turn(
-        self, scope: anyio.CancelScope, turn_id: str, text: str, content: list[dict[str, Any]]
-    ) -> StopReason:
-        self.record(TurnStarted(), self.root, turn_id)
+        self,
+        scope: anyio.CancelScope,
+        conversation: Conversation,
+        turn_id: str,
+        text: str,
+        content: list[dict[str, Any]],
+    ) -> _TurnEnd:
+        """One turn of one conversation, from its first record to its recorded end."""
+        self.record(TurnStarted(), conversation, turn_id)
+        message_id = new_id("msg")
         self.record(
-            UserTurn(text=text, content=content, message_id=new_id("msg")), self.root, turn_id
+            UserTurn(text=text, content=content, message_id=message_id), conversation, turn_id
         )
-        if self.title is None and text.strip():
-            self.title = _title_from(text)
-            self.record(TitleSet(title=self.title), self.root, turn_id)
-        # Listed from its first prompt on (the index rebuilds that from UserTurn).
-        self.index.touch(self.id, time.time(), self.title)
-        turn = self._turn = self._new_turn(self, self.root, turn_id)
+        opening: list[SessionUpdate] = []
+        if not conversation.is_root:
+            # The client sent the root's prompt; a child's task it has not seen.
+            opening += updates.user_updates(content, message_id, conversation.meta)
+        else:
+            if self.title is None and (title := title_from(text)) is not None:
+                self.title = title
+                self.record(TitleSet(title=title), conversation, turn_id)
+                opening.append(title_update(title, conversation))
+            # Listed from its first prompt on (the index rebuilds that from UserTurn).
+            self.index.touch(self.id, time.time(), self.title)
+        turn = self._turns[conversation.id] = self._new_turn(self, conversation, turn_id)
         stop: StopReason = "cancelled"
         failure: TurnFailed | None = None
-        with scope:
-            try:
-                stop = await turn.run(text)
-            except ProviderFailed as exc:
-                failure = exc
-            except Exception as exc:
-                log.exception("turn %s of session %s failed", turn_id, self.id)
-                failure = TurnCrashed(f"{type(exc).__name__}: {exc}")
-        if scope.cancel_called:
-            # ACP: once cancelled, the answer is `cancelled`, whatever else
-            # went wrong while the turn stopped.
-            stop, failure = "cancelled", None
-        with anyio.CancelScope(shield=True):
-            await self._close_turn(turn, turn_id, "error" if failure else stop, failure)
-        if failure is not None:
-            raise failure
-        return stop
+        try:
+            with scope:
+                for update in opening:
+                    await self.send(update, conversation)
+                try:
+                    stop = await turn.run(text)
+                except ProviderFailed as exc:
+                    failure = exc
+                except StoreError as exc:
+                    log.error("turn %s of session %s stopped: %s", turn_id, self.id, exc)
+                    failure = StorageFailed(str(exc))
+                except Exception as exc:
+                    log.exception("turn %s of session %s failed", turn_id, self.id)
+                    failure = TurnCrashed(f"{type(exc).__name__}: {exc}")
+            if scope.cancel_called:
+                # ACP: once cancelled, the answer is `cancelled`, whatever else
+                # went wrong while the turn stopped.
+                stop, failure = "cancelled", None
+        finally:
+            # Also when the cancel comes from further up (the parent's turn).
+            with anyio.CancelScope(shield=True):
+                await self._close_turn(turn, conversation, turn_id, stop, failure)
+        return _TurnEnd(stop, failure)
 
     async def _close_turn(
-        self, turn: TurnLoop, turn_id: str, ending: TurnEnding, failure: TurnFailed | None
+        self,
+        turn: TurnLoop,
+        conversation: Conversation,
+        turn_id: str,
+        stop: StopReason,
+        failure: TurnFailed | None,
     ) -> None:
+        ending: TurnEnding = "error" if failure else stop
         reason = _CANCELLED if failure is None else f"Not run: the turn failed ({failure})."
-        closing: list[SessionUpdate] = []
+        closing: list[tuple[Outgoing, Conversation]] = []
         try:
-            closing = turn.close(reason)
+            closing += [(update, conversation) for update in turn.close(reason)]
             error = None if failure is None else str(failure)
-            self.record(TurnEnded(stop_reason=ending, error=error), self.root, turn_id)
-        except Exception:
+            self.record(TurnEnded(stop_reason=ending, error=error), conversation, turn_id)
+            # The turn's time counts now, in the figures of its whole lineage.
+            closing += updates.usage_updates(self.ledger, self.lineage(conversation))
+        except StoreError as exc:
             # The log itself failed (a full disk): the client still gets its
-            # answer, and the next load closes the turn from what did land.
-            log.exception("could not record the end of turn %s", turn_id)
+            # answer, and the turn is closed in the log before the next one.
+            log.error("could not record the end of turn %s: %s", turn_id, exc)
+            self._log_behind = True
+        except Exception:
+            log.exception("could not close turn %s", turn_id)
+            self._log_behind = True
+        if not conversation.is_root:
+            error = None if failure is None else str(failure)
+            closing.append(
+                (ChildState(conversation, "idle", ending=ending, error=error), conversation)
+            )
         with anyio.move_on_after(_CLOSING_SECONDS) as sending:
-            for update in closing:
-                await self.send(update)
+            for item, about in closing:
+                await self.send(item, about)
         if sending.cancelled_caught:
             log.warning("turn %s: the client did not take its closing updates in time", turn_id)
+        del self._turns[conversation.id]
+        if not conversation.is_root:
+            return
         try:
             await anyio.to_thread.run_sync(self.log.sync)
         except OSError:
             log.exception("could not sync the log of session %s", self.id)
         self.index.touch(self.id, time.time(), self.title)
-        self._turn = None
-        self.state = TurnState.IDLE
+
+    def _close_turns_in_log(self) -> None:
+        """A turn whose end the log could not take (a full disk) is closed there
+        before the next one begins, as a load would close it."""
+        for record in closing_records(read_log(self.log.folder).records):
+            self.log.append(record, record.conv)
+        self._log_behind = False
 
     async def close(self) -> None:
         """Stop a running turn, wait for its recorded end, and release the log."""
@@ -221,6 +381,20 @@ class Session:
         self.log.close()
 
 
-def _title_from(text: str) -> str:
-    first_line = text.strip().splitlines()[0]
-    return first_line if len(first_line) <= 80 else first_line[:79] + "…"
+def child_answer(child: Conversation, stop: StopReason, failure: TurnFailed | None) -> ToolResult:
+    """What a `subagent` call returns: the child's answer, or what it had and why
+    it stopped; never nothing."""
+    said = next(
+        (m.text for m in reversed(child.history) if isinstance(m, AssistantMessage) and m.text),
+        "",
+    )
+    if failure is None and stop == "end_turn":
+        return ToolResult(said or "The sub-agent finished without a written answer.")
+    if failure is not None:
+        why = f"The sub-agent failed: {failure}."
+    elif stop == "cancelled":
+        why = "The sub-agent was cancelled by the user before it finished."
+    else:
+        why = f"The sub-agent stopped before it finished ({stop})."
+    so_far = f" What it had so far:\n\n{said}" if said else " It had not answered yet."
+    return ToolResult(why + so_far, is_error=True, cancelled=stop == "cancelled")

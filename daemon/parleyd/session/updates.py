@@ -37,12 +37,7 @@ from parleyd.providers.messages import (
 )
 from parleyd.session.conversation import Conversation
 from parleyd.session.usage import UsageLedger
-from parleyd.store.records import (
-    AssistantResponse,
-    ToolCallView,
-    ToolOutcome,
-    UsageRecorded,
-)
+from parleyd.store.records import AssistantResponse, ToolCallView, ToolOutcome
 from parleyd.tools.base import ToolResult
 
 Meta = dict[str, Any]
@@ -139,19 +134,34 @@ def tool_call_abandoned(call_id: str, meta: Meta) -> ToolCallProgress:
 
 def response_updates(record: AssistantResponse, meta: Meta) -> list[SessionUpdate]:
     """A stored response as the client saw it, each part one update: the
-    deltas of a part are merged, so a long answer replays in a few updates."""
+    deltas of a part are merged, so a long answer replays in a few updates.
+    Each call's `tool_call` goes where it streamed, before the parts that
+    followed it."""
     replayed: list[SessionUpdate] = []
     message: AssistantMessage = record.message
     views = {view.call_id: view for view in record.tool_views}
-    for part in message.parts:
+    calls = {call.id: call for call in message.tool_calls}
+    announced: set[str] = set()
+
+    def announce(call_id: str) -> None:
+        call = calls[call_id]
+        view = views.get(call_id) or ToolCallView(call_id, call.name, "other")
+        replayed.append(tool_call_announced(call_id, call.name, view.kind, meta))
+        announced.add(call_id)
+
+    for position, part in enumerate(message.parts):
+        for call_id, start in record.call_starts.items():
+            if start == position and call_id in calls and call_id not in announced:
+                announce(call_id)
         match part:
             case TextPart(text=text) | RefusalPart(text=text) if text:
                 replayed.append(chunk_update("text", text, record.message_id, meta))
             case ThinkingPart(text=text) if text:
                 replayed.append(chunk_update("thought", text, record.message_id, meta))
             case ToolCall():
+                if part.id not in announced:
+                    announce(part.id)
                 view = views.get(part.id) or ToolCallView(part.id, part.name, "other")
-                replayed.append(tool_call_announced(part.id, part.name, view.kind, meta))
                 replayed.append(tool_call_ready(view, parse_raw_input(part.arguments), meta))
     for view in record.abandoned_calls:
         replayed.append(tool_call_announced(view.call_id, view.title, view.kind, meta))
@@ -207,23 +217,33 @@ def tool_call_finished(outcome: ToolOutcome, meta: Meta) -> ToolCallProgress:
     )
 
 
-def tool_call_lifecycle(outcome: ToolOutcome, meta: Meta) -> list[ToolCallProgress]:
-    """A finished call's updates from `in_progress` on, as they streamed live."""
-    running = [tool_call_running(outcome.call_id, meta)] if outcome.ran else []
+def tool_call_lifecycle(
+    outcome: ToolOutcome, meta: Meta, *, start_replayed: bool
+) -> list[ToolCallProgress]:
+    """A finished call's updates from `in_progress` on, as they streamed live;
+    `start_replayed`: its `tool_start` record already gave the `in_progress`."""
+    running = (
+        [tool_call_running(outcome.call_id, meta)] if outcome.ran and not start_replayed else []
+    )
     progress = [tool_call_progress(outcome.call_id, text, meta) for text in outcome.progress]
     return [*running, *progress, tool_call_finished(outcome, meta)]
 
 
-def usage_update(
-    record: UsageRecorded, ledger: UsageLedger, conversation: Conversation
-) -> UsageUpdate:
-    """Count one model response and report it: the ACP figures (context used and
-    size, session cost) and Parley's detail under `_meta.parley.usage`."""
-    detail = ledger.add(record)
-    cost = ledger.session.cost
-    return UsageUpdate(
-        used=record.context_used,
-        size=record.context_size,
-        cost=None if cost is None else Cost(amount=cost, currency="USD"),
-        meta=conversation.meta_with(usage=detail),
-    )
+def usage_updates(
+    ledger: UsageLedger, lineage: list[Conversation]
+) -> list[tuple[UsageUpdate, Conversation]]:
+    """The figures of a conversation and of each ancestor, whose totals include
+    it, ending with the root's: the ACP figures (context used and size, cost
+    with descendants) and Parley's detail under `_meta.parley.usage`."""
+    reported = []
+    for conversation in lineage:
+        usage = ledger.of(conversation.id)
+        cost = usage.total.cost
+        update = UsageUpdate(
+            used=usage.context_used,
+            size=usage.context_size,
+            cost=None if cost is None else Cost(amount=cost, currency="USD"),
+            meta=conversation.meta_with(usage=ledger.detail(conversation.id)),
+        )
+        reported.append((update, conversation))
+    return reported

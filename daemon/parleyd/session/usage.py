@@ -1,18 +1,27 @@
-"""Token and cost accounting: per model response, per turn, per session.
+"""Token, cost, tool and time accounting: per conversation, rolled up to
+every ancestor, per turn and per session.
 
 The live turn and the replay of a loaded session feed the same ledger with the
-same `UsageRecorded` records, so a reloaded session reports the same figures.
+same records, so a reloaded session reports the same figures.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from parley_protocol.parley import UsageDetail
 from parley_protocol.parley import UsageTotals as WireUsageTotals
 from parleyd.providers.events import Usage
-from parleyd.store.records import UsageRecorded
+from parleyd.store.records import (
+    ConversationStarted,
+    Record,
+    ToolOutcome,
+    TurnEnded,
+    TurnStarted,
+    UsageRecorded,
+    UserTurn,
+)
 
 # USD per million tokens: (input, cached input, output). Only models whose
 # published price is known; anything else reports no cost rather than a guess.
@@ -75,14 +84,18 @@ def context_size_of(model: str, configured: int | None, default: int) -> int:
 
 @dataclass
 class UsageTotals:
+    responses: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost: float | None = None
+    tool_uses: dict[str, int] = field(default_factory=dict)
+    wall_ms: float = 0.0
 
-    def add(self, record: UsageRecorded) -> None:
+    def add_response(self, record: UsageRecorded) -> None:
+        self.responses += 1
         self.input_tokens += record.input_tokens
         self.output_tokens += record.output_tokens
         self.cached_input_tokens += record.cached_input_tokens
@@ -91,8 +104,12 @@ class UsageTotals:
         if record.cost is not None:
             self.cost = round((self.cost or 0.0) + record.cost, 8)
 
+    def add_tool_use(self, name: str) -> None:
+        self.tool_uses[name] = self.tool_uses.get(name, 0) + 1
+
     def wire(self) -> WireUsageTotals:
         return WireUsageTotals(
+            responses=self.responses,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             cache_read_tokens=self.cached_input_tokens,
@@ -100,32 +117,116 @@ class UsageTotals:
             reasoning_tokens=self.reasoning_tokens,
             cost=self.cost,
             currency=None if self.cost is None else "USD",
+            tool_uses=dict(self.tool_uses),
+            wall_ms=round(self.wall_ms, 3),
         )
 
 
 @dataclass
+class ConversationUsage:
+    """One conversation's figures: its own, with its descendants' (`total`),
+    and its current turn's (descendants included)."""
+
+    own: UsageTotals = field(default_factory=UsageTotals)
+    total: UsageTotals = field(default_factory=UsageTotals)
+    turn: UsageTotals = field(default_factory=UsageTotals)
+    # The context window as of the conversation's latest response.
+    context_used: int = 0
+    context_size: int = 0
+    model: str | None = None
+    turn_started: float | None = None
+
+
 class UsageLedger:
-    """Running totals of one session: the current turn's and the session's."""
+    """The usage of every conversation of a session, rolled up to the root.
 
-    turn: UsageTotals
-    session: UsageTotals
+    It reads the session's records, live as they are appended and in order on a
+    load, so a reloaded session reports exactly the figures it streamed.
+    """
 
-    @classmethod
-    def empty(cls) -> UsageLedger:
-        return cls(UsageTotals(), UsageTotals())
+    def __init__(self) -> None:
+        self._usage: dict[str, ConversationUsage] = {}
+        self._parents: dict[str, str | None] = {}
+        self.root: str | None = None
 
-    def start_turn(self) -> None:
-        self.turn = UsageTotals()
+    def adopt(self, conversation: str, parent: str | None) -> None:
+        """Know a conversation, and whose totals it counts into."""
+        self._parents[conversation] = parent
+        self.of(conversation)
+        if parent is None and self.root is None:
+            self.root = conversation
 
-    def add(self, record: UsageRecorded) -> UsageDetail:
-        """Count one model response; return the `_meta.parley.usage` detail."""
-        self.turn.add(record)
-        self.session.add(record)
+    def of(self, conversation: str) -> ConversationUsage:
+        usage = self._usage.get(conversation)
+        if usage is None:  # built only once: a load asks for every record
+            usage = self._usage[conversation] = ConversationUsage()
+        return usage
+
+    def lineage(self, conversation: str) -> list[str]:
+        """The conversation, its parent, ..., the root."""
+        chain = [conversation]
+        while (parent := self._parents.get(chain[-1])) is not None and parent not in chain:
+            chain.append(parent)
+        return chain
+
+    @property
+    def session(self) -> UsageTotals:
+        return self.of(self.root).total if self.root else UsageTotals()
+
+    def observe(self, record: Record) -> bool:
+        """Count what a record says, in its conversation and every ancestor;
+        True if that changed their figures."""
+        match record:
+            case ConversationStarted():
+                self.adopt(record.conv, record.parent)
+            case TurnStarted():
+                usage = self.of(record.conv)
+                usage.turn = UsageTotals()
+                usage.turn_started = record.ts
+            case UserTurn() if record.turn is None:
+                # Format 1 logs have no turn records: a prompt starts a turn.
+                self.of(record.conv).turn = UsageTotals()
+            case UsageRecorded():
+                usage = self.of(record.conv)
+                usage.own.add_response(record)
+                usage.context_used, usage.context_size = record.context_used, record.context_size
+                usage.model = record.model
+                for usage in self._lineage_usage(record.conv):
+                    usage.total.add_response(record)
+                    usage.turn.add_response(record)
+                return True
+            case ToolOutcome():
+                self.of(record.conv).own.add_tool_use(record.name)
+                for usage in self._lineage_usage(record.conv):
+                    usage.total.add_tool_use(record.name)
+                    usage.turn.add_tool_use(record.name)
+                return True
+            case TurnEnded():
+                usage = self.of(record.conv)
+                if usage.turn_started is None:  # format 1: no turn_start to time it from
+                    return False
+                wall_ms = max(record.ts - usage.turn_started, 0.0) * 1000
+                usage.turn_started = None
+                usage.own.wall_ms += wall_ms
+                for usage in self._lineage_usage(record.conv):
+                    usage.total.wall_ms += wall_ms
+                    usage.turn.wall_ms += wall_ms
+                return True
+        return False
+
+    def _lineage_usage(self, conversation: str) -> list[ConversationUsage]:
+        return [self.of(conv) for conv in self.lineage(conversation)]
+
+    def detail(self, conversation: str) -> UsageDetail:
+        """`_meta.parley.usage` of one conversation."""
+        usage = self.of(conversation)
         return UsageDetail(
-            turn=self.turn.wire(),
+            turn=usage.turn.wire(),
             session=self.session.wire(),
-            conversation=record.conv,
-            context_used=record.context_used,
-            context_size=record.context_size,
-            model=record.model,
+            conversation=conversation,
+            own=usage.own.wire(),
+            total=usage.total.wire(),
+            context_used=usage.context_used,
+            context_size=usage.context_size,
+            model=usage.model,
         )

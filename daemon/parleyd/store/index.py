@@ -11,7 +11,7 @@ another daemon is waited for, never mistaken for damage.
 
 A session is listed once it has had a prompt: clients that create sessions
 they never use (CodeCompanion makes two per chat) would fill the picker with
-bare ids otherwise.
+bare ids otherwise. An archived one is listed only when asked for.
 """
 
 from __future__ import annotations
@@ -23,15 +23,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 from parleyd.store.log import StoreError, read_log
-from parleyd.store.records import ConversationStarted, SessionStarted, TitleSet, UserTurn
+from parleyd.store.records import (
+    ArchiveSet,
+    ConversationStarted,
+    SessionStarted,
+    TitleSet,
+    UserTurn,
+)
 
 log = logging.getLogger(__name__)
 
 # The marker: a rebuild writes it last. Raise it when the tables change, so an
 # index written by an older Parley is rebuilt.
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 
 _TABLES = (
     """CREATE TABLE sessions (
@@ -40,6 +47,7 @@ _TABLES = (
         title TEXT,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL,
+        archived INTEGER NOT NULL,
         prompted INTEGER NOT NULL
     )""",
     "CREATE INDEX listed_by_update ON sessions (updated_at DESC, session_id) WHERE prompted",
@@ -54,12 +62,12 @@ _TABLES = (
     "CREATE INDEX conversations_by_session ON conversations (session_id)",
 )
 
-_ROW_COLUMNS = "session_id, cwd, title, created_at, updated_at"
+_ROW_COLUMNS = "session_id, cwd, title, created_at, updated_at, archived"
 
 # "Or ignore": a row already there was written by a live daemon, and is at
 # least as new as what a rebuild or a reconcile read from the log.
 _PUT_SESSION = (
-    f"INSERT OR IGNORE INTO sessions ({_ROW_COLUMNS}, prompted) VALUES (?, ?, ?, ?, ?, ?)"
+    f"INSERT OR IGNORE INTO sessions ({_ROW_COLUMNS}, prompted) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _PUT_CONVERSATION = "INSERT OR IGNORE INTO conversations VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -67,6 +75,16 @@ _CORRUPTION = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 # How long an open or a write waits for another daemon's write to finish.
 _BUSY_TIMEOUT = 5.0
+
+# Records that change how a session is listed, not when it was last active.
+_LISTING_ONLY = (TitleSet, ArchiveSet)
+
+ArchiveFilter = Literal["exclude", "include", "only"]
+_ARCHIVE_CLAUSES: dict[ArchiveFilter, str | None] = {
+    "exclude": "NOT archived",
+    "include": None,
+    "only": "archived",
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,7 @@ class SessionRow:
     title: str | None
     created_at: float
     updated_at: float
+    archived: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,8 +108,10 @@ class _Indexed:
 
 class SessionIndex:
     """Callers: `add_session` and `add_conversation` when a session is created,
-    `touch` once its prompt is in the log and again when the turn ends. Every
-    method raises StoreError when the index cannot be read or written."""
+    `touch` once its prompt is in the log and again when the turn ends,
+    `set_title` and `set_archived` once the log has the change, `remove` once the
+    folder is gone. Every method raises StoreError when the index cannot be read
+    or written."""
 
     def __init__(self, home: Path, *, busy_timeout: float = _BUSY_TIMEOUT) -> None:
         self.home = home
@@ -216,21 +237,46 @@ class SessionIndex:
                 (updated_at, title, session_id),
             )
 
+    def set_title(self, session_id: str, title: str) -> None:
+        self._update("set a title", "title = ?", title, session_id)
+
+    def set_archived(self, session_id: str, archived: bool) -> None:
+        self._update("archive a session", "archived = ?", archived, session_id)
+
+    def _update(self, action: str, assignment: str, value: object, session_id: str) -> None:
+        with self._failures(action):
+            self._db.execute(
+                f"UPDATE sessions SET {assignment} WHERE session_id = ?", (value, session_id)
+            )
+
+    def remove(self, session_id: str) -> None:
+        """Forget a session whose folder is gone."""
+        with self._failures("remove a session"), _transaction(self._db):
+            self._db.execute("DELETE FROM conversations WHERE session_id = ?", (session_id,))
+            self._db.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+
     def get(self, session_id: str) -> SessionRow | None:
-        """The session as `list` shows it, or None if it is not listed."""
+        """The session as `list` shows it, archived or not, or None if it is not listed."""
         with self._failures("read a session"):
             row = self._db.execute(
                 f"SELECT {_ROW_COLUMNS} FROM sessions WHERE prompted AND session_id = ?",
                 (session_id,),
             ).fetchone()
-        return SessionRow(*row) if row else None
+        return _row(row) if row else None
 
     def list(
-        self, cwd: str | None, after: tuple[float, str] | None, limit: int
+        self,
+        cwd: str | None,
+        after: tuple[float, str] | None,
+        limit: int,
+        archived: ArchiveFilter = "exclude",
     ) -> list[SessionRow]:
         """Listed sessions, newest first; `after` is the (updated_at, session_id)
         of the last row seen."""
         clauses = ["prompted"]
+        archive_clause = _ARCHIVE_CLAUSES[archived]
+        if archive_clause is not None:
+            clauses.append(archive_clause)
         args: list[object] = []
         if cwd is not None:
             clauses.append("cwd = ?")
@@ -244,7 +290,7 @@ class SessionIndex:
                 " ORDER BY updated_at DESC, session_id LIMIT ?",
                 (*args, limit),
             ).fetchall()
-        return [SessionRow(*row) for row in rows]
+        return [_row(row) for row in rows]
 
     def close(self) -> None:
         self._db.close()
@@ -264,6 +310,12 @@ def _damage(db: sqlite3.Connection) -> str | None:
             return str(exc)
         raise
     return None if verdict == "ok" else str(verdict)
+
+
+def _row(values: tuple[Any, ...]) -> SessionRow:
+    session_id, cwd, title, created_at, updated_at, archived = values
+    # sqlite keeps the flag as 0 or 1.
+    return SessionRow(session_id, cwd, title, created_at, updated_at, bool(archived))
 
 
 def _marker(db: sqlite3.Connection) -> int:
@@ -297,9 +349,10 @@ def _summarize(folder: Path) -> _Indexed | None:
     if started is None:
         return None
     title = next((r.title for r in reversed(records) if isinstance(r, TitleSet)), None)
-    updated = max(r.ts for r in records)
+    archived = next((r.archived for r in reversed(records) if isinstance(r, ArchiveSet)), False)
+    updated = max(r.ts for r in records if not isinstance(r, _LISTING_ONLY))
     return _Indexed(
-        SessionRow(folder.name, started.cwd, title, started.ts, updated),
+        SessionRow(folder.name, started.cwd, title, started.ts, updated, archived),
         prompted=any(isinstance(r, UserTurn) for r in records),
         conversations=[r for r in records if isinstance(r, ConversationStarted)],
     )
@@ -315,6 +368,7 @@ def _put(db: sqlite3.Connection, sessions: list[_Indexed]) -> None:
                 s.row.title,
                 s.row.created_at,
                 s.row.updated_at,
+                s.row.archived,
                 s.prompted,
             )
             for s in sessions

@@ -3,12 +3,15 @@
 
 Reading never refuses a log: a torn last line (the daemon died mid-write) is
 cut off, malformed lines are skipped and counted. Writing never leaves one: an
-append that cannot be written whole is undone and raises StoreError.
+append that cannot be written whole is undone, with the blobs it wrote, and
+raises StoreError. A tool result's long texts go to `blobs/` (see `blobs.py`)
+and come back on reading: callers always see the whole record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -18,14 +21,18 @@ from pathlib import Path
 import msgspec
 
 from parleyd.redaction import redact_bytes
+from parleyd.store.blobs import BlobStore, resolve, stow
+from parleyd.store.files import write_all
 from parleyd.store.migrate import AnyRecord, current
-from parleyd.store.records import CurrentRecord, Record
+from parleyd.store.records import CurrentRecord, Record, ToolOutcome
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyRecord)
 
 LOG_NAME = "log.jsonl"
 LOCK_NAME = "lock"
+# What a full disk fails with: out of space, or out of the user's quota.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class SessionLocked(Exception):
@@ -51,15 +58,18 @@ def read_log(folder: Path) -> LogContents:
     except FileNotFoundError:
         return LogContents([], 0, 0)
     complete = data.rfind(b"\n") + 1
+    blobs = BlobStore(folder)
     records: list[CurrentRecord] = []
     malformed = 0
     for line in data[:complete].splitlines():
         if not line.strip():
             continue
         try:
-            records.append(current(_decoder.decode(line)))
+            record = current(_decoder.decode(line))
         except (msgspec.DecodeError, msgspec.ValidationError):
             malformed += 1
+            continue
+        records.append(resolve(record, blobs) if isinstance(record, ToolOutcome) else record)
     return LogContents(records, malformed, len(data) - complete)
 
 
@@ -71,6 +81,7 @@ class SessionLog:
         self._next_seq = next_seq
         self._lock_fd = lock_fd
         self._log_fd = log_fd
+        self._blobs = BlobStore(folder)
         # The log's length up to its last whole line: what a failed append cuts back to.
         self._size = size
         self._closed = False
@@ -90,6 +101,7 @@ class SessionLog:
             ) from None
         os.ftruncate(lock_fd, 0)
         os.pwrite(lock_fd, str(os.getpid()).encode(), 0)
+        BlobStore(folder).remove_leftovers()
         contents = read_log(folder)
         log_fd = os.open(folder / LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         size = os.fstat(log_fd).st_size - contents.torn_bytes
@@ -99,41 +111,52 @@ class SessionLog:
         return cls(folder, next_seq, lock_fd, log_fd, size), contents
 
     def append(self, record: Record, conversation: str) -> Record:
-        """Stamp and write one record as one whole line, or raise StoreError and
-        leave the log as it was (the record's seq is then reused by the next one)."""
+        """Stamp and write one record as one whole line (its long texts first, as
+        blobs), or raise StoreError and leave the folder as it was (the record's
+        seq is then reused by the next one). Returns the record, texts whole."""
         record.seq = self._next_seq
         record.conv = conversation
-        record.ts = round(time.time(), 3)
-        self._write_line(redact_bytes(_encoder.encode(record)) + b"\n")
+        # A record may carry its own time: the closing of an interrupted turn
+        # is dated when the turn stopped, not when the next load wrote it.
+        record.ts = record.ts or round(time.time(), 3)
+        written: list[str] = []
+        try:
+            stored = (
+                stow(record, self._blobs, written) if isinstance(record, ToolOutcome) else record
+            )
+            self._write_line(redact_bytes(_encoder.encode(stored)) + b"\n")
+        except OSError as exc:
+            self._blobs.remove(written)
+            raise self._failure("append a record", exc) from exc
         self._next_seq += 1
         return record
 
     def _write_line(self, line: bytes) -> None:
-        # write() may take only part of the line (a signal, a file size limit);
-        # the rest goes in further writes until the line is whole or one fails.
-        pending = memoryview(line)
         try:
             # A previous failed append whose undo failed too left bytes to cut first.
             if os.fstat(self._log_fd).st_size != self._size:
                 os.ftruncate(self._log_fd, self._size)
-            while pending:
-                written = os.write(self._log_fd, pending)
-                pending = pending[written:]
-        except OSError as exc:
+            write_all(self._log_fd, line)
+        except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._log_fd, self._size)
-            raise self._failure("append to", exc) from exc
+            raise
         self._size += len(line)
 
     def sync(self) -> None:
         try:
             os.fsync(self._log_fd)
         except OSError as exc:
-            raise self._failure("sync", exc) from exc
+            raise self._failure("sync the log", exc) from exc
 
     def _failure(self, action: str, exc: OSError) -> StoreError:
+        """What failed, in which file (the full path: the user must know which
+        disk is full), and why."""
+        where = exc.filename or self.folder / LOG_NAME
         reason = exc.strerror or str(exc)
-        return StoreError(f"session {self.folder.name}: could not {action} {LOG_NAME}: {reason}")
+        if exc.errno in _DISK_FULL:
+            reason = f"the disk is full ({reason})"
+        return StoreError(f"session {self.folder.name}: could not {action}: {where}: {reason}")
 
     @property
     def size(self) -> int:

@@ -12,7 +12,10 @@ as flat text, thinking and tool-call fields plus every streamed delta, and had
 no turn records. 2 stores a response as its ordered parts and brackets each
 turn with `turn_start` / `turn_end`. Version 1 lines are read by the legacy
 Structs in `migrate.py` and converted on read; nothing is ever dropped for
-being old.
+being old. Fields added within a version are optional, and a reader that does
+not know one still reads the line: a tool result's `blobs` (its texts too long
+for a line, kept in the session's `blobs/` folder; see `blobs.py`) reads there
+as the previews the line holds in their place.
 """
 
 from __future__ import annotations
@@ -41,14 +44,26 @@ class SessionStarted(Record, tag="session"):
 
 
 class ConversationStarted(Record, tag="conversation"):
+    """A conversation begins: the root one with its session, a child (a
+    subagent) when its parent's `subagent` tool call starts it."""
+
     parent: str | None = None
     parent_tool_call: str | None = None
     depth: int = 0
     title: str | None = None
+    description: str | None = None
+    instructions: str | None = None
+    tools: list[str] | None = None
 
 
 class TitleSet(Record, tag="title"):
     title: str
+
+
+class ArchiveSet(Record, tag="archive"):
+    """`session/archive` (True) or `session/unarchive` (False): the last one holds."""
+
+    archived: bool
 
 
 class TurnStarted(Record, tag="turn_start"):
@@ -82,6 +97,17 @@ class AssistantResponse(Record, tag="response"):
     # Calls the client saw start whose arguments never finished streaming.
     abandoned_calls: list[ToolCallView] = []
     interrupted: bool = False
+    # Call id -> how many parts the response had when the call was announced:
+    # where its `tool_call` goes in a replay (several calls may start before
+    # the first one's arguments are complete).
+    call_starts: dict[str, int] = {}
+
+
+class ToolStarted(Record, tag="tool_start"):
+    """A tool call starts running (permission given): where its `in_progress`
+    goes in a replay, among what other conversations and calls streamed."""
+
+    call_id: str
 
 
 ToolStatus = Literal["completed", "failed", "cancelled"]
@@ -99,6 +125,9 @@ class ToolOutcome(Record, tag="tool_result"):
     # output it streamed while running, for a faithful replay.
     ran: bool = False
     progress: list[str] = []
+    # Where texts too long for the line stood (JSON Pointers such as "/output")
+    # and the digests of the blobs holding them; reading puts them back.
+    blobs: dict[str, str] = {}
 
     def message(self) -> ToolResultMessage:
         """The result as the model reads it."""
@@ -149,8 +178,10 @@ CurrentRecord = (
     | TurnStarted
     | UserTurn
     | AssistantResponse
+    | ToolStarted
     | ToolOutcome
     | UsageRecorded
     | PermissionRemembered
     | TurnEnded
+    | ArchiveSet
 )

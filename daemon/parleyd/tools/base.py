@@ -35,6 +35,25 @@ class ToolResult:
     is_error: bool = False
     locations: tuple[Path, ...] = ()
     diff: FileDiff | None = None
+    # The user stopped the work; `output` says what it had done.
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class ChildTask:
+    """What a `subagent` call asks of a child conversation."""
+
+    task: str
+    title: str
+    role: str | None = None
+    tools: tuple[str, ...] | None = None
+
+
+class ChildRunner(Protocol):
+    async def run_child(self, task: ChildTask) -> ToolResult:
+        """Run a child conversation to its end; its answer, or what it has and
+        why it stopped."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -43,11 +62,13 @@ class ToolContext:
     path a tool touches must resolve inside it. `report_progress` streams partial
     output (a shell command's lines) to the client while the tool runs.
     `environment` is what a process the tool starts inherits: by default the
-    daemon's own without its secrets, and without the user's allow list."""
+    daemon's own without its secrets, and without the user's allow list.
+    `children` starts sub-conversations; None where there may be none (too deep)."""
 
     cwd: Path
     report_progress: Callable[[str], Awaitable[None]] = field(default=lambda _text: _noop())
     environment: Mapping[str, str] = field(default_factory=child_environment)
+    children: ChildRunner | None = None
 
 
 async def _noop() -> None:

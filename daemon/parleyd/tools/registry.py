@@ -12,6 +12,7 @@ from .base import Tool, ToolError
 from .files import ListDirectory, ReadFile, WriteFile
 from .search import SearchText
 from .shell import RunShell
+from .subagent import Subagent
 
 # Enough of a broken arguments text for the model to recognise its mistake.
 QUOTED_PREFIX_CHARS = 120
@@ -41,6 +42,18 @@ class ToolRegistry:
             available = ", ".join(self._tools) or "none"
             raise ToolError(f"unknown tool {name!r}; available: {available}") from None
 
+    def subset(self, names: Iterable[str]) -> ToolRegistry:
+        """The named tools only; a name this registry lacks is an error naming it."""
+        wanted = list(dict.fromkeys(names))
+        unknown = [name for name in wanted if name not in self._tools]
+        if unknown:
+            available = ", ".join(self._tools) or "none"
+            raise ToolError(f"unknown tool(s) {', '.join(unknown)}; available: {available}")
+        return ToolRegistry(self._tools[name] for name in wanted)
+
+    def without(self, name: str) -> ToolRegistry:
+        return ToolRegistry(tool for tool in self if tool.name != name)
+
     def specs(self) -> tuple[ToolSpec, ...]:
         return tuple(ToolSpec(tool.name, tool.description, dict(tool.parameters)) for tool in self)
 
@@ -67,4 +80,6 @@ class ToolRegistry:
 
 
 def builtin_registry() -> ToolRegistry:
-    return ToolRegistry([ReadFile(), ListDirectory(), SearchText(), WriteFile(), RunShell()])
+    return ToolRegistry(
+        [ReadFile(), ListDirectory(), SearchText(), WriteFile(), RunShell(), Subagent()]
+    )
