@@ -62,8 +62,11 @@ from parley_protocol.acp import (
 )
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import (
+    SESSION_SET_BUDGET,
     TOOL_CALL_CANCEL,
     ParleyCapabilities,
+    SetBudgetParams,
+    SetBudgetResult,
     ToolCallCancelParams,
     ToolCallCancelResult,
     parley_meta,
@@ -80,6 +83,7 @@ from parleyd.session.errors import (
     SessionError,
     StorageFailed,
     TurnCrashed,
+    UnknownConversation,
     UnknownSession,
     UnknownToolCall,
 )
@@ -112,12 +116,7 @@ class AcpChannel:
 
     def __init__(self, protocol: ParleyProtocol) -> None:
         self._protocol = protocol
-        self.client_capabilities: ClientCapabilities | None = None
-
-    @property
-    def subagents(self) -> bool:
-        capabilities = self.client_capabilities
-        return capabilities is not None and capabilities.supports_subagents
+        self.capabilities: ClientCapabilities | None = None
 
     async def send_update(self, notification: SessionNotification) -> None:
         await self._protocol.send_notification("session/update", notification)
@@ -175,6 +174,7 @@ def _absolute(cwd: str) -> Path:
 
 _ERROR_CODES: dict[type[Exception], ErrorCode] = {
     UnknownToolCall: ErrorCode.RESOURCE_NOT_FOUND,
+    UnknownConversation: ErrorCode.RESOURCE_NOT_FOUND,
     SessionBusy: ErrorCode.SESSION_BUSY,
     InvalidCursor: ErrorCode.INVALID_PARAMS,
     InvalidValue: ErrorCode.INVALID_PARAMS,
@@ -253,6 +253,7 @@ class AcpAgent:
             ("session/list", ListSessionsRequest, self.list_sessions),
             ("session/prompt", PromptRequest, self.prompt),
             (TOOL_CALL_CANCEL, ToolCallCancelParams, self.cancel_tool_call),
+            (SESSION_SET_BUDGET, SetBudgetParams, self.set_budget),
             ("session/resume", ResumeSessionRequest, self.resume_session),
             ("session/close", CloseSessionRequest, self.close_session),
             ("session/delete", DeleteSessionRequest, self.delete_session),
@@ -266,9 +267,11 @@ class AcpAgent:
         server.notification("session/cancel", CancelNotification)(self.cancel)
 
     async def initialize(self, params: InitializeRequest) -> InitializeResponse:
-        self.channel.client_capabilities = params.client_capabilities
+        self.channel.capabilities = params.client_capabilities
         capabilities = ParleyCapabilities(
-            version=__version__, methods=[TOOL_CALL_CANCEL], features=PARLEY_FEATURES
+            version=__version__,
+            methods=[TOOL_CALL_CANCEL, SESSION_SET_BUDGET],
+            features=PARLEY_FEATURES,
         )
         return InitializeResponse(
             # Parley speaks v1 only: the answer to any request is the latest it supports.
@@ -323,6 +326,23 @@ class AcpAgent:
                 f"no tool call {params.tool_call_id!r} is running in session {session.id}"
             )
         return ToolCallCancelResult()
+
+    async def set_budget(self, params: SetBudgetParams) -> SetBudgetResult:
+        from parleyd.session.conversation import Budget
+
+        session = self.sessions.get(params.session_id)
+        conversation_id = params.conversation_id or session.root.id
+        conversation = session.conversations.get(conversation_id)
+        if conversation is None:
+            raise UnknownConversation(
+                f"session {session.id} has no conversation {conversation_id!r}"
+            )
+        limits = params.budget
+        session.set_budget(
+            conversation,
+            Budget(cost=limits.cost, responses=limits.responses, seconds=limits.seconds),
+        )
+        return SetBudgetResult(budget=limits)
 
     async def cancel(self, params: CancelNotification) -> None:
         session = self.sessions.sessions.get(params.session_id)

@@ -153,6 +153,7 @@ class Turn:
         # lands while it is sent leaves it to the closing.
         self._unsent: dict[str, SessionUpdate] = {}
         self._closing = False
+        self.stop_note: str | None = None
         # One permission question at a time, in the order the model made the calls.
         self._asking = anyio.Lock()
         self.tools = host.tools_for(conversation)
@@ -171,6 +172,11 @@ class Turn:
         """Answer the prompt the host has recorded."""
         self.conversation.history.append(UserMessage(text=text))
         for _ in range(self.host.settings.max_model_calls_per_turn):
+            if (spent := self.host.budget_reached(self.conversation)) is not None:
+                self._record(spent)
+                await self._send(spent)
+                self.stop_note = spent.message
+                return "max_turn_requests"
             done, message = await self._model_call()
             if done.stop_reason != "tool_use":
                 return done.stop_reason
@@ -391,7 +397,7 @@ class Turn:
             status = "cancelled" if result.cancelled else "failed"
         return run.outcome(status, result.output, result)
 
-    async def _send(self, update: SessionUpdate) -> None:
+    async def _send(self, update: Outgoing) -> None:
         await self.host.send(update, self.conversation)
 
     def _context(self, **extra: Any) -> ToolContext:

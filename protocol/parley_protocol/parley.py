@@ -35,7 +35,8 @@ _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 TOOL_CALL_CANCEL: Final = "_parley/toolCall/cancel"
 SESSION_PAUSE: Final = "_parley/session/pause"
 SESSION_RESUME: Final = "_parley/session/resume"
-EXTENSION_METHODS: Final = (TOOL_CALL_CANCEL, SESSION_PAUSE, SESSION_RESUME)
+SESSION_SET_BUDGET: Final = "_parley/session/setBudget"
+EXTENSION_METHODS: Final = (TOOL_CALL_CANCEL, SESSION_PAUSE, SESSION_RESUME, SESSION_SET_BUDGET)
 
 
 class ParleyStruct(msgspec.Struct, rename="camel", kw_only=True):
@@ -135,6 +136,37 @@ class ToolCallCancelParams(ParleyStruct):
 class ToolCallCancelResult(ParleyStruct):
     """`_parley/toolCall/cancel` result: the call was running and is stopping;
     its `tool_call_update` reports it failed, and the turn goes on."""
+
+
+_Positive = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class Budget(ParleyStruct):
+    """What a conversation may spend; null: no limit of that kind."""
+
+    cost: _Positive | None = None
+    """US dollars, its sub-agents included."""
+    responses: _PositiveInt | None = None
+    """Model responses, its sub-agents included."""
+    seconds: _Positive | None = None
+    """Wall time of its own turns."""
+
+
+class SetBudgetParams(ParleyStruct):
+    """`_parley/session/setBudget` params: the budget of one conversation of an
+    open session (the root when `conversationId` is null; a child's id is its
+    child session id) from now on, replacing the one it had."""
+
+    session_id: SessionId
+    budget: Budget
+    conversation_id: str | None = None
+
+
+class SetBudgetResult(ParleyStruct):
+    """The budget now in force; a turn that stopped on the old one goes on with
+    the next prompt."""
+
+    budget: Budget
 
 
 class SessionPauseParams(ParleyStruct):
@@ -256,7 +288,9 @@ __all__ = [
     "PARLEY_META_KEY",
     "SESSION_PAUSE",
     "SESSION_RESUME",
+    "SESSION_SET_BUDGET",
     "TOOL_CALL_CANCEL",
+    "Budget",
     "ConversationRef",
     "ListenerAuth",
     "ParleyCapabilities",
@@ -265,6 +299,8 @@ __all__ = [
     "SessionPauseParams",
     "SessionResumeParams",
     "SessionSettings",
+    "SetBudgetParams",
+    "SetBudgetResult",
     "SubagentInfo",
     "ToolCallCancelParams",
     "ToolCallCancelResult",

@@ -70,6 +70,8 @@ def _methods() -> dict[str, str]:
         (parley.TOOL_CALL_CANCEL, parley.ToolCallCancelParams),
         (parley.SESSION_PAUSE, parley.SessionPauseParams),
         (parley.SESSION_RESUME, parley.SessionResumeParams),
+        (parley.SESSION_SET_BUDGET, parley.SetBudgetParams),
+        (parley.SESSION_SET_BUDGET, parley.SetBudgetResult),
     ):
         out[params_type.__name__] = method
     return out

@@ -390,3 +390,123 @@ async def test_children_nest_no_deeper_than_configured(tmp_path: Path, workspace
         if n["update"]["sessionUpdate"] == "agent_message_chunk"
     )
     assert "not among the tools" in text
+
+
+def _texts(notes: list[dict[str, Any]], session: str | None = None) -> str:
+    return "".join(
+        n["update"]["content"]["text"]
+        for n in notes
+        if n["update"]["sessionUpdate"] == "agent_message_chunk"
+        and (session is None or n["sessionId"] == session)
+    )
+
+
+async def _set_budget(daemon: RawDaemon, root: str, **budget: Any) -> dict[str, Any]:
+    return await daemon.request("_parley/session/setBudget", {"sessionId": root, "budget": budget})
+
+
+async def test_a_child_that_spends_its_budget_stops_and_its_parent_reads_why(
+    tmp_path: Path, workspace: Path
+) -> None:
+    async with raw_daemon(offline_env(tmp_path / "home")) as daemon:
+        root = await _new(daemon, workspace, subagents=True)
+        answer = await daemon.request(
+            "session/prompt",
+            {
+                "sessionId": root,
+                "prompt": [
+                    {
+                        "type": "text",
+                        "text": 'Delegate "Read README.md" with a budget of 1 response',
+                    }
+                ],
+            },
+        )
+        assert answer["result"] == {"stopReason": "end_turn"}
+        notes = _notes(daemon.frames)
+    (child,) = _announced(notes)
+    # It read the file in its one response, then stopped before the next.
+    spent = [n for n in notes if n["update"]["_meta"]["parley"].get("budget")]
+    assert [n["sessionId"] for n in spent] == [child]
+    assert spent[0]["update"]["_meta"]["parley"]["budget"] == {
+        "conversation": child,
+        "limit": "responses",
+        "allowed": 1,
+        "used": 1,
+    }
+    idle = [
+        n["update"]["state"]
+        for n in notes
+        if n["update"]["sessionUpdate"] == "subagent_update" and n["update"]["sessionId"] == child
+    ][-1]
+    assert idle == {"state": "idle", "stopReason": "max_turn_requests"}
+    result = next(
+        n["update"]["content"][0]["content"]["text"]
+        for n in notes
+        if n["sessionId"] == root and n["update"].get("status") == "failed"
+    )
+    assert result.startswith(
+        "The sub-agent stopped: the budget of 1 model response for this sub-agent is spent"
+    )
+
+
+async def test_the_session_budget_stops_every_conversation_and_raising_it_goes_on(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    async with raw_daemon(offline_env(home)) as daemon:
+        # Notices for this client: the budget stop comes as one.
+        daemon.checker = FrameChecker()
+        await daemon.request(
+            "initialize",
+            {"protocolVersion": 1, "clientCapabilities": {"session": {"notices": {}}}},
+        )
+        created = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
+        root = created["result"]["sessionId"]
+        capabilities = daemon.frames[0]["result"]["agentCapabilities"]["_meta"]["parley"]
+        assert "_parley/session/setBudget" in capabilities["methods"]
+        assert (await _set_budget(daemon, root, responses=3))["result"] == {
+            "budget": {"cost": None, "responses": 3, "seconds": None}
+        }
+        # The root delegates (1), each child answers once (2, 3): then the
+        # session's budget is spent, for the children and the root alike. A
+        # response already asked for when the budget ran out still lands.
+        answer = await _prompt_answer(daemon, root, TREE)
+        assert answer == {"stopReason": "max_turn_requests"}
+        notes = _notes(daemon.frames)
+        stops = [n for n in notes if n["update"]["sessionUpdate"] == "notice"]
+        stopped = {_conversation(n)["depth"] for n in stops}
+        assert 0 in stopped and len(stops) >= 2
+        assert all("for the session is spent" in n["update"]["description"] for n in stops)
+        usage = [n["update"] for n in notes if n["update"]["sessionUpdate"] == "usage_update"]
+        assert 3 <= usage[-1]["_meta"]["parley"]["usage"]["total"]["responses"] < 6
+
+        raised = await _set_budget(daemon, root, responses=100)
+        assert raised["result"]["budget"]["responses"] == 100
+        assert await _prompt_answer(daemon, root, "Hi") == {"stopReason": "end_turn"}
+        refused = await _set_budget(daemon, root, responses=0)
+        assert refused["error"]["code"] == -32602
+        unknown = await daemon.request(
+            "_parley/session/setBudget",
+            {"sessionId": root, "conversationId": "conv_nope", "budget": {"responses": 5}},
+        )
+        assert unknown["error"]["code"] == -32002 and "conv_nope" in unknown["error"]["message"]
+        await _set_budget(daemon, root, responses=5)
+
+    # The budget is the session's: a fresh daemon keeps it, and its stops replay.
+    async with raw_daemon(offline_env(home)) as daemon:
+        await daemon.request("initialize", {"protocolVersion": 1})
+        await daemon.request(
+            "session/load", {"sessionId": root, "cwd": str(workspace), "mcpServers": []}
+        )
+        replayed = _notes(daemon.frames)
+        assert _texts(replayed).count("for the session is spent") == len(stops)
+        assert await _prompt_answer(daemon, root, "Hi") == {"stopReason": "max_turn_requests"}
+
+
+async def _prompt_answer(daemon: RawDaemon, session: str, text: str) -> dict[str, Any]:
+    answer = await daemon.request(
+        "session/prompt", {"sessionId": session, "prompt": [{"type": "text", "text": text}]}
+    )
+    result: dict[str, Any] = answer["result"]
+    return result

@@ -88,7 +88,7 @@ class SlowTool(BrokenTool):
 
 
 class RecordingChannel:
-    subagents = False
+    capabilities = None
 
     def __init__(self) -> None:
         self.updates: list[Any] = []

@@ -397,6 +397,8 @@ _STORY_BEATS = (
 
 
 _DEFAULT_TASKS = ("Read README.md and summarize it", "List the files")
+# "with a budget of 2 responses": each sub-agent may make that many model responses.
+_BUDGET = re.compile(r"\bbudget of (\d+) responses?\b", re.IGNORECASE)
 
 
 def _all_quoted(text: str) -> list[str]:
@@ -409,8 +411,11 @@ def _delegate(conversation: Conversation) -> _Draft:
     tasks = _all_quoted(conversation.user_text) or list(_DEFAULT_TASKS)
     if SUBAGENT not in conversation.offered_tools:
         return _tool_scenario(conversation, SUBAGENT, {}, "I'd delegate this.", "")
+    arguments: dict[str, Any] = {}
+    if budget := _BUDGET.search(_without_quotes(conversation.user_text)):
+        arguments["budget"] = {"responses": int(budget.group(1))}
     calls = tuple(
-        _call(conversation, SUBAGENT, {"task": task, "title": task[:40]}, index)
+        _call(conversation, SUBAGENT, {"task": task, "title": task[:40], **arguments}, index)
         for index, task in enumerate(tasks)
     )
     plural = "sub-agents" if len(calls) > 1 else "a sub-agent"

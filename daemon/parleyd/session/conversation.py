@@ -23,6 +23,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What a conversation may spend (see `session/budget.py`); None: no limit."""
+
+    cost: float | None = None
+    """US dollars, descendants included."""
+    responses: int | None = None
+    """Model responses, descendants included."""
+    seconds: float | None = None
+    """Wall time of the conversation's own turns."""
+
+
 @dataclass
 class Conversation:
     id: str
@@ -37,6 +49,7 @@ class Conversation:
     # tools it may use (None: all of its parent's).
     instructions: str | None = None
     tool_names: tuple[str, ...] | None = None
+    budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
         # Built once: every update of this conversation carries this `_meta`.

@@ -20,6 +20,10 @@ class UnknownSession(SessionError):
         self.session_id = session_id
 
 
+class UnknownConversation(SessionError):
+    """The session has no conversation of that id."""
+
+
 class UnknownToolCall(SessionError):
     """No tool call of that id is running in the session."""
 

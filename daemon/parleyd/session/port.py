@@ -16,7 +16,7 @@ from parleyd.providers.base import Provider
 from parleyd.session.conversation import Conversation
 from parleyd.session.usage import UsageLedger
 from parleyd.session.wire import Outgoing
-from parleyd.store.records import Record
+from parleyd.store.records import BudgetReached, Record
 from parleyd.tools.base import ChildTask, ToolResult
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import ToolRegistry
@@ -49,6 +49,10 @@ class TurnHost(Protocol):
         """The conversation, its parent, ..., the root."""
         ...
 
+    def budget_reached(self, conversation: Conversation) -> BudgetReached | None:
+        """The budget of the conversation or an ancestor that is spent, if any."""
+        ...
+
     async def send(self, update: Outgoing, conversation: Conversation) -> None:
         """Stream an update of a conversation to the client, waiting while it lags behind."""
         ...
@@ -78,6 +82,11 @@ class TurnLoop(Protocol):
         ...
 
     def close(self, reason: str) -> list[Outgoing]: ...
+
+    @property
+    def stop_note(self) -> str | None:
+        """Why the turn stopped early (a budget), for whoever reads its answer."""
+        ...
 
     def cancel_tool_call(self, call_id: str) -> bool:
         """Stop one running tool call; the model reads that it was cancelled."""

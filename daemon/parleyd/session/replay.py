@@ -23,12 +23,14 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.session import updates
-from parleyd.session.conversation import Conversation
+from parleyd.session.conversation import Budget, Conversation
 from parleyd.session.titles import title_update
 from parleyd.session.usage import UsageLedger
 from parleyd.session.wire import ChildState, Outgoing
 from parleyd.store.records import (
     AssistantResponse,
+    BudgetReached,
+    BudgetSet,
     ConversationStarted,
     CurrentRecord,
     PermissionRemembered,
@@ -190,6 +192,12 @@ def restore(records: list[CurrentRecord]) -> Restored:
                     replay([ending], conversation)
             case PermissionRemembered():
                 permissions[record.tool] = record.allowed
+            case BudgetSet():
+                conversation_of(record).budget = Budget(
+                    cost=record.cost, responses=record.responses, seconds=record.seconds
+                )
+            case BudgetReached():
+                replay([record], conversation_of(record))
             case _:
                 pass
     for conversation in conversations.values():

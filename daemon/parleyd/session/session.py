@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import anyio
 
 from parley_protocol.acp import (
+    ClientCapabilities,
     RequestPermissionRequest,
     SessionNotification,
     SessionUpdate,
@@ -35,8 +36,8 @@ from parley_protocol.acp import (
 from parleyd.config import Settings
 from parleyd.providers.base import Provider
 from parleyd.providers.messages import AssistantMessage
-from parleyd.session import updates
-from parleyd.session.conversation import Conversation, new_id
+from parleyd.session import budget, updates
+from parleyd.session.conversation import Budget, Conversation, new_id
 from parleyd.session.errors import (
     ProviderFailed,
     SessionBusy,
@@ -52,6 +53,8 @@ from parleyd.session.wire import ChildState, Outgoing, SessionWire
 from parleyd.store.index import SessionIndex
 from parleyd.store.log import SessionLog, StoreError, read_log
 from parleyd.store.records import (
+    BudgetReached,
+    BudgetSet,
     ConversationStarted,
     Record,
     TitleSet,
@@ -78,8 +81,8 @@ class ClientChannel(Protocol):
     """The client as a session sees it."""
 
     @property
-    def subagents(self) -> bool:
-        """Whether the client takes child conversations as ACP child sessions."""
+    def capabilities(self) -> ClientCapabilities | None:
+        """What the client advertised at `initialize`."""
         ...
 
     async def send_update(self, notification: SessionNotification) -> None: ...
@@ -99,6 +102,8 @@ class TurnState(enum.Enum):
 class _TurnEnd:
     stop: StopReason
     failure: TurnFailed | None
+    # Why the turn stopped early (a budget), for whoever reads its answer.
+    note: str | None = None
 
 
 class Session:
@@ -127,7 +132,7 @@ class Session:
         self.root = root
         self.conversations: dict[str, Conversation] = {root.id: root}
         self.channel = channel
-        self.wire = SessionWire(session_id, self.conversations, subagents=channel.subagents)
+        self.wire = SessionWire(session_id, self.conversations, channel.capabilities)
         self.provider = provider
         self.tools = tools
         self.permissions = permissions
@@ -183,6 +188,19 @@ class Session:
     def lineage(self, conversation: Conversation) -> list[Conversation]:
         return [self.conversations[conv] for conv in self.ledger.lineage(conversation.id)]
 
+    def budget_reached(self, conversation: Conversation) -> BudgetReached | None:
+        return budget.reached(self.lineage(conversation), self.ledger, time.time())
+
+    def set_budget(self, conversation: Conversation, limits: Budget) -> None:
+        """The conversation's budget from now on; a running turn checks it
+        before its next model call."""
+        self.record(
+            BudgetSet(cost=limits.cost, responses=limits.responses, seconds=limits.seconds),
+            conversation,
+            None,
+        )
+        conversation.budget = limits
+
     async def run_child(self, parent: Conversation, call_id: str, task: ChildTask) -> ToolResult:
         child = Conversation(
             id=new_id("conv"),
@@ -204,6 +222,9 @@ class Session:
         started = self.record(child.start_record(), child, None)
         assert isinstance(started, ConversationStarted)
         self.index.add_conversation(self.id, started)
+        limits = Budget(cost=task.cost, responses=task.responses, seconds=task.seconds)
+        if limits != child.budget:
+            self.set_budget(child, limits)
         await self.send(ChildState(child, "running", announce=True), parent)
         scope = self._child_scopes[child.id] = anyio.CancelScope()
         try:
@@ -211,7 +232,7 @@ class Session:
             end = await self._run_turn(scope, child, new_id("turn"), task.task, content)
         finally:
             del self._child_scopes[child.id]
-        return child_answer(child, end.stop, end.failure)
+        return child_answer(child, end)
 
     # -- turns ----------------------------------------------------------------
 
@@ -320,7 +341,7 @@ class Session:
             # Also when the cancel comes from further up (the parent's turn).
             with anyio.CancelScope(shield=True):
                 await self._close_turn(turn, conversation, turn_id, stop, failure)
-        return _TurnEnd(stop, failure)
+        return _TurnEnd(stop, failure, turn.stop_note)
 
     async def _close_turn(
         self,
@@ -381,9 +402,10 @@ class Session:
         self.log.close()
 
 
-def child_answer(child: Conversation, stop: StopReason, failure: TurnFailed | None) -> ToolResult:
+def child_answer(child: Conversation, end: _TurnEnd) -> ToolResult:
     """What a `subagent` call returns: the child's answer, or what it had and why
     it stopped; never nothing."""
+    stop, failure = end.stop, end.failure
     said = next(
         (m.text for m in reversed(child.history) if isinstance(m, AssistantMessage) and m.text),
         "",
@@ -394,6 +416,8 @@ def child_answer(child: Conversation, stop: StopReason, failure: TurnFailed | No
         why = f"The sub-agent failed: {failure}."
     elif stop == "cancelled":
         why = "The sub-agent was cancelled by the user before it finished."
+    elif end.note is not None:
+        why = f"The sub-agent {end.note[0].lower()}{end.note[1:]}"
     else:
         why = f"The sub-agent stopped before it finished ({stop})."
     so_far = f" What it had so far:\n\n{said}" if said else " It had not answered yet."

@@ -214,6 +214,12 @@ class UsageLedger:
                 return True
         return False
 
+    def seconds_in_turns(self, conversation: str, now: float) -> float:
+        """The conversation's own time in turns, the running one up to `now`."""
+        usage = self.of(conversation)
+        running = 0.0 if usage.turn_started is None else max(now - usage.turn_started, 0.0)
+        return usage.own.wall_ms / 1000 + running
+
     def _lineage_usage(self, conversation: str) -> list[ConversationUsage]:
         return [self.of(conv) for conv in self.lineage(conversation)]
 

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from parley_protocol.acp import (
+    AgentMessageChunk,
     AnySessionUpdate,
+    ClientCapabilities,
     IdleState,
+    Notice,
     RequiresActionState,
     RunningState,
     SessionCancelCapabilities,
@@ -25,11 +28,12 @@ from parley_protocol.acp import (
     SubagentSessionCapabilities,
     SubagentState,
     SubagentUpdate,
+    TextContent,
     ToolCallProgress,
 )
 from parley_protocol.parley import SubagentInfo
 from parleyd.session.conversation import Conversation
-from parleyd.store.records import TurnEnding
+from parleyd.store.records import BudgetReached, TurnEnding
 
 ChildStateName = Literal["running", "idle", "requires_action"]
 
@@ -57,16 +61,22 @@ class ChildState:
     announce: bool = False
 
 
-Outgoing = SessionUpdate | ChildState
+# A budget stop is shown as the record says it: a notice, or a message for
+# clients that take no notices.
+Outgoing = SessionUpdate | ChildState | BudgetReached
 
 
 class SessionWire:
     def __init__(
-        self, session_id: str, conversations: dict[str, Conversation], *, subagents: bool
+        self,
+        session_id: str,
+        conversations: dict[str, Conversation],
+        capabilities: ClientCapabilities | None,
     ) -> None:
         self.session_id = session_id
         self.conversations = conversations
-        self.subagents = subagents
+        self.subagents = capabilities is not None and capabilities.supports_subagents
+        self.notices = capabilities is not None and capabilities.supports_notices
 
     def session_id_of(self, conversation: Conversation) -> str:
         """The ACP session a conversation's traffic goes to."""
@@ -80,7 +90,26 @@ class SessionWire:
             return SessionNotification(
                 session_id=self.session_id_of(parent), update=self._child_update(item, parent)
             )
+        if isinstance(item, BudgetReached):
+            item = self._budget_update(item, conversation)
         return SessionNotification(session_id=self.session_id_of(conversation), update=item)
+
+    def _budget_update(self, stop: BudgetReached, conversation: Conversation) -> SessionUpdate:
+        spent = {
+            "conversation": stop.owner,
+            "limit": stop.limit,
+            "allowed": stop.allowed,
+            "used": stop.used,
+        }
+        meta = conversation.meta_with(budget=spent)
+        if self.notices:
+            return Notice(
+                severity="warning", title="Budget spent", description=stop.message, meta=meta
+            )
+        message_id = f"msg_budget_{stop.seq}"
+        return AgentMessageChunk(
+            content=TextContent(text=stop.message), message_id=message_id, meta=meta
+        )
 
     def _child_update(self, item: ChildState, parent: Conversation) -> AnySessionUpdate:
         child = item.child

@@ -7,6 +7,10 @@ that wrote it (none for the records that set a session up). A conversation's
 `conversation` record is written before any record of its own or of its
 children.
 
+A fork's log holds only its own records: its `session` record, then
+`forked_from` naming the session and seq its history comes from; reading it
+yields that history first (see `fork.py`).
+
 Format versions: 1 (Parley 0.1's first release) stored an assistant response
 as flat text, thinking and tool-call fields plus every streamed delta, and had
 no turn records. 2 stores a response as its ordered parts and brackets each
@@ -151,6 +155,25 @@ class UsageRecorded(Record, tag="usage"):
     context_size: int = 0
 
 
+class BudgetSet(Record, tag="budget"):
+    """The conversation's budget from now on (None: no limit of that kind)."""
+
+    cost: float | None = None
+    responses: int | None = None
+    seconds: float | None = None
+
+
+class BudgetReached(Record, tag="budget_reached"):
+    """A turn of this record's conversation stopped before a model call: the
+    budget `limit` of conversation `owner` (itself or an ancestor) was spent."""
+
+    owner: str
+    limit: str
+    allowed: float
+    used: float
+    message: str
+
+
 class PermissionRemembered(Record, tag="permission"):
     """An "always" answer: it holds for this tool for the rest of the session,
     across loads."""
@@ -171,6 +194,16 @@ class TurnEnded(Record, tag="turn_end"):
     error: str | None = None
 
 
+class ForkedFrom(Record, tag="forked_from"):
+    """This session is a fork: its history begins with the records of session
+    `session_id` up to `up_to_seq`, which are read from there, not copied (see
+    `fork.py`). Written second, right after the fork's `session` record, with
+    the seq after `up_to_seq`: seqs go on rising across the two logs."""
+
+    session_id: str
+    up_to_seq: int
+
+
 CurrentRecord = (
     SessionStarted
     | ConversationStarted
@@ -182,6 +215,9 @@ CurrentRecord = (
     | ToolOutcome
     | UsageRecorded
     | PermissionRemembered
+    | BudgetSet
+    | BudgetReached
     | TurnEnded
     | ArchiveSet
+    | ForkedFrom
 )

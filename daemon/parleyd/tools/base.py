@@ -47,6 +47,10 @@ class ChildTask:
     title: str
     role: str | None = None
     tools: tuple[str, ...] | None = None
+    # The child's budget: US dollars, model responses, seconds (None: no limit).
+    cost: float | None = None
+    responses: int | None = None
+    seconds: float | None = None
 
 
 class ChildRunner(Protocol):

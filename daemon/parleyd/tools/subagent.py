@@ -8,7 +8,7 @@ returns. Several calls in one response run side by side.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -20,6 +20,15 @@ NAME = "subagent"
 _TITLE_CHARS = 60
 
 
+class SubagentBudget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    cost: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """At most this many US dollars, its own sub-agents included."""
+    responses: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    """At most this many model responses, its own sub-agents included."""
+    seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """At most this much wall time."""
+
+
 class SubagentArguments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     task: str
     """Everything the sub-agent needs to know: it sees nothing of this conversation."""
@@ -29,6 +38,8 @@ class SubagentArguments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     """Who the sub-agent is (added to its system prompt), e.g. "a careful reviewer"."""
     tools: list[str] | None = None
     """The names of the tools it may use; all of yours when omitted."""
+    budget: SubagentBudget | None = None
+    """How much it may spend; it stops, saying so, when that is spent."""
 
 
 def _title(args: SubagentArguments) -> str:
@@ -61,10 +72,14 @@ class Subagent(WorkspaceTool[SubagentArguments]):
             raise ToolError("subagent needs a non-empty `task`")
         if context.children is None:
             raise ToolError("sub-agents cannot be started here: the nesting limit is reached")
+        budget = args.budget or SubagentBudget()
         task = ChildTask(
             task=args.task,
             title=_title(args),
             role=args.role,
             tools=None if args.tools is None else tuple(args.tools),
+            cost=budget.cost,
+            responses=budget.responses,
+            seconds=budget.seconds,
         )
         return await context.children.run_child(task)
