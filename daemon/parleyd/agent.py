@@ -46,7 +46,7 @@ from parleyd.providers.messages import (
     ToolCall,
     UserMessage,
 )
-from parleyd.session import updates
+from parleyd.session import compaction, updates
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import ProviderFailed
 from parleyd.session.port import TurnHost
@@ -55,6 +55,8 @@ from parleyd.session.wire import Outgoing
 from parleyd.store.log import StoreError
 from parleyd.store.records import (
     AssistantResponse,
+    Compacted,
+    CompactionStarted,
     PermissionRemembered,
     Record,
     ToolCallView,
@@ -153,6 +155,7 @@ class Turn:
         # lands while it is sent leaves it to the closing.
         self._unsent: dict[str, SessionUpdate] = {}
         self._closing = False
+        self._compacting: str | None = None
         self.stop_note: str | None = None
         # One permission question at a time, in the order the model made the calls.
         self._asking = anyio.Lock()
@@ -177,7 +180,15 @@ class Turn:
                 await self._send(spent)
                 self.stop_note = spent.message
                 return "max_turn_requests"
-            done, message = await self._model_call()
+            if self._near_the_window():
+                await self._compact("the context window is nearly full")
+            try:
+                done, message = await self._model_call()
+            except ProviderFailed as failure:
+                overflow = failure.error.kind == "context_overflow"
+                if not overflow or not await self._compact("the model's context window overflowed"):
+                    raise
+                done, message = await self._model_call()
             if done.stop_reason != "tool_use":
                 return done.stop_reason
             if not message.tool_calls:
@@ -189,14 +200,9 @@ class Turn:
 
     async def _model_call(self) -> tuple[Done, AssistantMessage]:
         host = self.host
-        system = system_prompt(str(host.cwd))
-        if self.conversation.instructions:
-            system = f"{system}\n\n{SUBAGENT_PROMPT}\n\nYour role: {self.conversation.instructions}"
-        elif not self.conversation.is_root:
-            system = f"{system}\n\n{SUBAGENT_PROMPT}"
         request = ModelRequest(
             model=host.settings.model_name,
-            system=system,
+            system=self._system_prompt(),
             messages=tuple(self.conversation.history),
             tools=self.tools.specs(),
             max_output_tokens=host.settings.max_output_tokens,
@@ -238,6 +244,14 @@ class Turn:
         if usage is not None:
             await self._record_usage(usage)
         return done, message
+
+    def _system_prompt(self) -> str:
+        system = system_prompt(str(self.host.cwd))
+        if self.conversation.instructions:
+            return f"{system}\n\n{SUBAGENT_PROMPT}\n\nYour role: {self.conversation.instructions}"
+        if not self.conversation.is_root:
+            return f"{system}\n\n{SUBAGENT_PROMPT}"
+        return system
 
     async def _chunk(
         self, response: _ResponseInProgress, kind: updates.ChunkKind, text: str
@@ -306,7 +320,9 @@ class Turn:
         )
         return message
 
-    async def _record_usage(self, usage: Usage) -> None:
+    async def _record_usage(self, usage: Usage, context_used: int | None = None) -> None:
+        """Count a response; `context_used`: what the conversation's context
+        holds now, when this response was not a step of it (a summary)."""
         settings = self.host.settings
         model = settings.model_name
         record = UsageRecorded(
@@ -317,13 +333,75 @@ class Turn:
             cache_write_tokens=usage.cache_write_tokens,
             reasoning_tokens=usage.reasoning_tokens,
             cost=price_of(model, usage),
-            context_used=usage.input_tokens + usage.output_tokens,
+            context_used=usage.input_tokens + usage.output_tokens
+            if context_used is None
+            else context_used,
             context_size=context_size_of(model, settings.context_size, DEFAULT_CONTEXT_SIZE),
         )
         self._record(record)
         lineage = self.host.lineage(self.conversation)
         for update, conversation in updates.usage_updates(self.host.ledger, lineage):
             await self.host.send(update, conversation)
+
+    # -- compaction ---------------------------------------------------------
+
+    def _near_the_window(self) -> bool:
+        usage = self.host.ledger.of(self.conversation.id)
+        threshold = self.host.settings.compact_at * usage.context_size
+        return usage.context_size > 0 and usage.context_used >= threshold
+
+    async def _compact(self, reason: str) -> bool:
+        """Replace the history before the latest prompt with the model's summary
+        of it; False if there is nothing to summarise or the summary failed."""
+        parts = compaction.split(self.conversation.history)
+        if parts is None:
+            return False
+        settings = self.host.settings
+        started = CompactionStarted(compaction_id=new_id("cmp"), reason=reason)
+        self._record(started)
+        self._compacting = started.compaction_id
+        await self._send(started)
+        request = compaction.summary_request(
+            settings.model_name, parts.older, settings.max_output_tokens
+        )
+        pieces: list[str] = []
+        usage: Usage | None = None
+        error: str | None = None
+        async for event in self.host.provider.stream(request):
+            match event:
+                case TextDelta(text=text):
+                    pieces.append(text)
+                case Usage():
+                    usage = event
+                case StreamError(message=message):
+                    error = f"the summary could not be made: {message}"
+        summary = "".join(pieces).strip()
+        if error is None and not summary:
+            error = "the model's summary was empty"
+        if error is not None:
+            await self._end_compaction(
+                Compacted(compaction_id=started.compaction_id, status="failed", error=error)
+            )
+            return False
+        history = compaction.compacted(summary, parts.kept)
+        estimate = compaction.estimate_tokens(history, self._system_prompt())
+        self.conversation.history = history
+        ended = Compacted(
+            compaction_id=started.compaction_id,
+            status="completed",
+            summary=summary,
+            kept=len(parts.kept),
+            context_estimate=estimate,
+        )
+        await self._end_compaction(ended)
+        if usage is not None:
+            await self._record_usage(usage, context_used=estimate)
+        return True
+
+    async def _end_compaction(self, ended: Compacted) -> None:
+        self._record(ended)
+        self._compacting = None
+        await self._send(ended)
 
     # -- tools --------------------------------------------------------------
 
@@ -459,6 +537,12 @@ class Turn:
         self._closing = True
         closing: list[Outgoing] = [*self._unsent.values()]
         self._unsent.clear()
+        if self._compacting is not None:
+            # The history keeps what it had: the summary never came.
+            cancelled = Compacted(compaction_id=self._compacting, status="cancelled")
+            self._record(cancelled)
+            closing.append(cancelled)
+            self._compacting = None
         response = self._response
         if response is not None:
             # Calls announced whose arguments never finished streaming: close

@@ -44,6 +44,9 @@ class Settings:
     # How deep sub-agents may nest: the root conversation is depth 0, and a
     # conversation at this depth gets no `subagent` tool.
     max_subagent_depth: int = 3
+    # The share of the context window at which a conversation's older history
+    # is summarised before the next model call.
+    compact_at: float = 0.8
     # Secret-looking variables that commands the model runs may still inherit.
     shell_env_allow: tuple[str, ...] = ()
 
@@ -109,6 +112,7 @@ _CONVERTERS: dict[str, type] = {
     "idle_timeout": float,
     "max_model_calls_per_turn": int,
     "max_subagent_depth": int,
+    "compact_at": float,
     "shell_env_allow": VariableNames,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
@@ -119,6 +123,7 @@ _ENV_KEYS = {
     "OPENAI_API_KEY": "api_key",
     "PARLEY_SHELL_ENV_ALLOW": "shell_env_allow",
     "PARLEY_MAX_SUBAGENT_DEPTH": "max_subagent_depth",
+    "PARLEY_COMPACT_AT": "compact_at",
 }
 # session/new `_meta.parley` keys (camelCase, as on the wire).
 _SESSION_KEYS = {

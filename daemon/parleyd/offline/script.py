@@ -147,7 +147,9 @@ class Conversation:
 def plan_reply(request: Mapping[str, Any]) -> Reply:
     """Decide the reply to one Chat Completions request body (already parsed)."""
     conversation = Conversation.from_request(request)
-    if conversation.tool_outcomes:
+    if _SUMMARY.match(conversation.user_text):
+        draft = _summary(request)
+    elif conversation.tool_outcomes:
         draft = _after_tools(conversation)
     else:
         bench = _BENCH.search(conversation.user_text)
@@ -256,6 +258,8 @@ def classify_tool_result(content: str) -> Outcome:
 
 
 _BENCH = re.compile(r"\bbench\s+(\d+)\b", re.IGNORECASE)
+# What an agent asks when it compacts its history (Parley's words; others' alike).
+_SUMMARY = re.compile(r"^\s*(write|give|provide) a summary of the conversation\b", re.IGNORECASE)
 _FILE_NAME = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-]+\.[A-Za-z0-9]{1,8})(?![\w/-])")
 # Not single quotes: apostrophes ("don't", "I'd") would pair up across words.
 _QUOTED = re.compile(r"`([^`]+)`|\"([^\"]+)\"|\u201c([^\u201d]+)\u201d")
@@ -458,6 +462,24 @@ def _overview(conversation: Conversation) -> _Draft:
         thinking="No tool is needed here. I'll explain what this scripted model can show.",
         content=_words(_opening(conversation, text)),
     )
+
+
+def _summary(request: Mapping[str, Any]) -> _Draft:
+    """A compaction: what was asked and done before, one line each, from the
+    messages it is to replace (all but the request for the summary itself)."""
+    lines = []
+    messages = [m for m in request.get("messages") or () if isinstance(m, Mapping)]
+    for message in messages[:-1]:
+        role = message.get("role")
+        if role == "user":
+            asked = _text_of(message.get("content")).strip().splitlines()
+            lines.append(f"- The user asked: {asked[0] if asked else '(nothing)'}")
+        elif role == "assistant":
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {} if isinstance(call, Mapping) else {}
+                lines.append(f"- I called `{function.get('name', '?')}`.")
+    text = "\n".join(lines) or "- Nothing happened yet."
+    return _Draft(thinking="", content=_words(text), delay=0.0)
 
 
 def _bench(count: int) -> _Draft:

@@ -23,6 +23,7 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.session import updates
+from parleyd.session.compaction import compacted
 from parleyd.session.conversation import Budget, Conversation
 from parleyd.session.titles import title_update
 from parleyd.session.usage import UsageLedger
@@ -31,6 +32,8 @@ from parleyd.store.records import (
     AssistantResponse,
     BudgetReached,
     BudgetSet,
+    Compacted,
+    CompactionStarted,
     ConversationStarted,
     CurrentRecord,
     PermissionRemembered,
@@ -196,8 +199,14 @@ def restore(records: list[CurrentRecord]) -> Restored:
                 conversation_of(record).budget = Budget(
                     cost=record.cost, responses=record.responses, seconds=record.seconds
                 )
-            case BudgetReached():
+            case BudgetReached() | CompactionStarted():
                 replay([record], conversation_of(record))
+            case Compacted():
+                conversation = conversation_of(record)
+                if record.status == "completed" and record.summary is not None:
+                    kept = conversation.history[-record.kept :] if record.kept else []
+                    conversation.history = compacted(record.summary, kept)
+                replay([record], conversation)
             case _:
                 pass
     for conversation in conversations.values():

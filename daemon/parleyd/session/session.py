@@ -153,7 +153,9 @@ class Session:
     # -- the turn's host ------------------------------------------------------
 
     async def send(self, update: Outgoing, conversation: Conversation) -> None:
-        await self.channel.send_update(self.wire.notification(update, conversation))
+        notification = self.wire.notification(update, conversation)
+        if notification is not None:
+            await self.channel.send_update(notification)
 
     def record(self, record: Record, conversation: Conversation, turn: str | None) -> Record:
         record.turn = turn

@@ -14,6 +14,7 @@ from parley_protocol.parley import UsageDetail
 from parley_protocol.parley import UsageTotals as WireUsageTotals
 from parleyd.providers.events import Usage
 from parleyd.store.records import (
+    Compacted,
     ConversationStarted,
     Record,
     ToolOutcome,
@@ -195,6 +196,8 @@ class UsageLedger:
                     usage.total.add_response(record)
                     usage.turn.add_response(record)
                 return True
+            case Compacted() if record.status == "completed":
+                self.of(record.conv).context_used = record.context_estimate
             case ToolOutcome():
                 self.of(record.conv).own.add_tool_use(record.name)
                 for usage in self._lineage_usage(record.conv):

@@ -16,8 +16,11 @@ from typing import Literal
 
 from parley_protocol.acp import (
     AgentMessageChunk,
+    AgentThoughtChunk,
     AnySessionUpdate,
     ClientCapabilities,
+    CompactionUpdate,
+    ContentBlock,
     IdleState,
     Notice,
     RequiresActionState,
@@ -33,7 +36,7 @@ from parley_protocol.acp import (
 )
 from parley_protocol.parley import SubagentInfo
 from parleyd.session.conversation import Conversation
-from parleyd.store.records import BudgetReached, TurnEnding
+from parleyd.store.records import BudgetReached, Compacted, CompactionStarted, TurnEnding
 
 ChildStateName = Literal["running", "idle", "requires_action"]
 
@@ -61,9 +64,10 @@ class ChildState:
     announce: bool = False
 
 
-# A budget stop is shown as the record says it: a notice, or a message for
-# clients that take no notices.
-Outgoing = SessionUpdate | ChildState | BudgetReached
+# A budget stop and a compaction are sent as their records say them, in the
+# form the client takes: notices and compaction updates to those that advertise
+# them, `_meta.parley` on an agent update to the others.
+Outgoing = SessionUpdate | ChildState | BudgetReached | CompactionStarted | Compacted
 
 
 class SessionWire:
@@ -77,6 +81,7 @@ class SessionWire:
         self.conversations = conversations
         self.subagents = capabilities is not None and capabilities.supports_subagents
         self.notices = capabilities is not None and capabilities.supports_notices
+        self.compaction = capabilities is not None and capabilities.supports_compaction
 
     def session_id_of(self, conversation: Conversation) -> str:
         """The ACP session a conversation's traffic goes to."""
@@ -84,7 +89,15 @@ class SessionWire:
             return self.session_id
         return conversation.id
 
-    def notification(self, item: Outgoing, conversation: Conversation) -> SessionNotification:
+    def notification(
+        self, item: Outgoing, conversation: Conversation
+    ) -> SessionNotification | None:
+        """The notification that says `item` to this client; None if it says nothing."""
+        if isinstance(item, CompactionStarted | Compacted):
+            update = self._compaction_update(item, conversation)
+            if update is None:
+                return None
+            return SessionNotification(session_id=self.session_id_of(conversation), update=update)
         if isinstance(item, ChildState):
             parent = self.conversations[item.child.parent or ""]
             return SessionNotification(
@@ -93,6 +106,44 @@ class SessionWire:
         if isinstance(item, BudgetReached):
             item = self._budget_update(item, conversation)
         return SessionNotification(session_id=self.session_id_of(conversation), update=item)
+
+    def _compaction_update(
+        self, item: CompactionStarted | Compacted, conversation: Conversation
+    ) -> SessionUpdate | None:
+        if isinstance(item, CompactionStarted):
+            if not self.compaction:
+                return None  # the others hear of it once it has ended
+            return CompactionUpdate(
+                compaction_id=item.compaction_id, status="in_progress", meta=conversation.meta
+            )
+        summary: list[ContentBlock] | None = (
+            None if item.summary is None else [TextContent(text=item.summary)]
+        )
+        if self.compaction:
+            return CompactionUpdate(
+                compaction_id=item.compaction_id,
+                status=item.status,
+                summary=summary,
+                error=item.error,
+                meta=conversation.meta,
+            )
+        described = {
+            "id": item.compaction_id,
+            "status": item.status,
+            "summary": item.summary,
+            "error": item.error,
+        }
+        said = {
+            "completed": "I compacted the earlier conversation into a summary to stay "
+            "within the context window.",
+            "failed": f"Compacting the earlier conversation failed: {item.error}.",
+            "cancelled": "Compacting the earlier conversation was cancelled.",
+        }[item.status]
+        return AgentThoughtChunk(
+            content=TextContent(text=said),
+            message_id=f"msg_{item.compaction_id}",
+            meta=conversation.meta_with(compaction=described),
+        )
 
     def _budget_update(self, stop: BudgetReached, conversation: Conversation) -> SessionUpdate:
         spent = {

@@ -174,6 +174,30 @@ class BudgetReached(Record, tag="budget_reached"):
     message: str
 
 
+class CompactionStarted(Record, tag="compaction_start"):
+    """The conversation's older history is being summarised, for `reason`."""
+
+    compaction_id: str
+    reason: str
+
+
+CompactionStatus = Literal["completed", "failed", "cancelled"]
+
+
+class Compacted(Record, tag="compaction"):
+    """How a compaction ended. Completed: from here on the model reads
+    `summary` in place of all but the last `kept` messages of the history (the
+    records before stay as they are). `context_estimate`: the tokens the model
+    reads now, roughly, until its next response says exactly."""
+
+    compaction_id: str
+    status: CompactionStatus
+    summary: str | None = None
+    kept: int = 0
+    context_estimate: int = 0
+    error: str | None = None
+
+
 class PermissionRemembered(Record, tag="permission"):
     """An "always" answer: it holds for this tool for the rest of the session,
     across loads."""
@@ -217,6 +241,8 @@ CurrentRecord = (
     | PermissionRemembered
     | BudgetSet
     | BudgetReached
+    | CompactionStarted
+    | Compacted
     | TurnEnded
     | ArchiveSet
     | ForkedFrom

@@ -1,0 +1,92 @@
+"""Compaction: when a conversation nears its model's context window, or the
+provider says it is over it, the history before the current prompt is
+summarised by the model, and the summary stands in for it in what the model
+reads from then on. The records stay as they were: a load rebuilds the full
+history, then applies each completed compaction at the point it happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parleyd.providers.messages import (
+    AssistantMessage,
+    Message,
+    ModelRequest,
+    ToolResultMessage,
+    UserMessage,
+)
+
+SUMMARY_SYSTEM = (
+    "You are compacting the history of a coding-agent conversation so that it can go on "
+    "within the model's context window. Write the summary the agent will read instead of "
+    "the messages above: the user's requests and preferences, decisions taken, files "
+    "read or changed and what was found, commands run and their outcomes, and what is "
+    "still open. Be specific (paths, names, numbers); leave out chit-chat."
+)
+SUMMARY_REQUEST = (
+    "Write a summary of the conversation above for your own continuation, as described "
+    "in the system prompt. Answer with the summary only."
+)
+SUMMARY_HEADING = "Summary of the earlier conversation (compacted):"
+
+
+@dataclass(frozen=True)
+class Split:
+    """The history cut at its latest prompt: what is summarised, what stays."""
+
+    older: list[Message]
+    kept: list[Message]
+
+
+def split(history: list[Message]) -> Split | None:
+    """The history before the latest user message, and from it on; None when
+    nothing precedes it that a summary could replace (nothing, or only the
+    summary of an earlier compaction)."""
+    latest = next(
+        (i for i in range(len(history) - 1, -1, -1) if isinstance(history[i], UserMessage)),
+        None,
+    )
+    if not latest:  # None, or the prompt is the first message
+        return None
+    older = history[:latest]
+    if len(older) == 1 and _is_summary(older[0]):
+        return None
+    return Split(older=older, kept=history[latest:])
+
+
+def _is_summary(message: Message) -> bool:
+    return isinstance(message, UserMessage) and message.text.startswith(SUMMARY_HEADING)
+
+
+def summary_request(
+    model: str, older: list[Message], max_output_tokens: int | None
+) -> ModelRequest:
+    """A request that asks the model, with no tools, for the summary of `older`."""
+    return ModelRequest(
+        model=model,
+        system=SUMMARY_SYSTEM,
+        messages=(*older, UserMessage(text=SUMMARY_REQUEST)),
+        tools=(),
+        max_output_tokens=max_output_tokens,
+    )
+
+
+def compacted(summary: str, kept: list[Message]) -> list[Message]:
+    """The history the model reads after a compaction."""
+    return [UserMessage(text=f"{SUMMARY_HEADING}\n\n{summary}"), *kept]
+
+
+def estimate_tokens(history: list[Message], system: str) -> int:
+    """Roughly the tokens of a request, at four characters a token."""
+    characters = len(system)
+    for message in history:
+        match message:
+            case UserMessage(text=text):
+                characters += len(text)
+            case AssistantMessage():
+                characters += len(message.text) + len(message.thinking)
+                characters += sum(len(c.arguments) + len(c.name) for c in message.tool_calls)
+            case ToolResultMessage(content=content):
+                characters += len(content)
+    return -(-characters // 4)
