@@ -44,3 +44,31 @@ async def test_a_session_is_listed_once_prompted(tmp_path: Path) -> None:
     async with raw_daemon(offline_env(home)) as daemon:
         await daemon.initialize()
         assert [s["sessionId"] for s in await _listed(daemon)] == [used]
+
+
+async def test_each_listed_session_says_what_it_is_doing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    async with raw_daemon(offline_env(home)) as daemon:
+        await daemon.initialize()
+        created = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
+        session_id = created["result"]["sessionId"]
+        await daemon.start_prompt(session_id, "Tell me a long story", 70)
+        await daemon.until(
+            lambda f: (
+                f.get("params", {}).get("update", {}).get("sessionUpdate") == "agent_message_chunk"
+            )
+        )
+        (running,) = await _listed(daemon)
+        assert running["_meta"]["parley"]["status"] == "running"
+        await daemon.send(
+            {"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": session_id}}
+        )
+        await daemon.until(lambda f: f.get("id") == 70)
+        (idle,) = await _listed(daemon)
+        assert idle["_meta"]["parley"]["status"] == "idle"
+    async with raw_daemon(offline_env(home)) as daemon:
+        await daemon.initialize()
+        (saved,) = await _listed(daemon)
+        assert saved["_meta"]["parley"]["status"] == "saved"
