@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,8 @@ from parley_protocol.acp import (
     DeleteSessionRequest,
     DeleteSessionResponse,
     EmbeddedResource,
+    ForkSessionRequest,
+    ForkSessionResponse,
     ImageContent,
     Implementation,
     InitializeRequest,
@@ -46,6 +48,7 @@ from parley_protocol.acp import (
     SessionCapabilities,
     SessionCloseCapabilities,
     SessionDeleteCapabilities,
+    SessionForkCapabilities,
     SessionListCapabilities,
     SessionNotification,
     SessionResumeCapabilities,
@@ -62,9 +65,12 @@ from parley_protocol.acp import (
 )
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import (
+    SESSION_FORK,
     SESSION_SET_BUDGET,
     TOOL_CALL_CANCEL,
     ParleyCapabilities,
+    SessionForkParams,
+    SessionForkResult,
     SetBudgetParams,
     SetBudgetResult,
     ToolCallCancelParams,
@@ -98,8 +104,8 @@ log = logging.getLogger(__name__)
 
 AGENT_INFO = Implementation(name="parley", title="Parley", version=__version__)
 PARLEY_FEATURES = ["conversationMeta", "usageDetail", "sessionSettings", "subagents"]
-# archive, status and title are unstable: each stands for the methods the
-# unstable schema puts behind it.
+# archive, status, title and fork are unstable: each stands for the methods
+# the unstable schema puts behind it.
 SESSION_CAPABILITIES = SessionCapabilities(
     list=SessionListCapabilities(),
     delete=SessionDeleteCapabilities(),
@@ -108,6 +114,7 @@ SESSION_CAPABILITIES = SessionCapabilities(
     archive=SessionArchiveCapabilities(),
     status=SessionStatusCapabilities(),
     title=SessionTitleCapabilities(),
+    fork=SessionForkCapabilities(),
 )
 
 
@@ -120,6 +127,10 @@ class AcpChannel:
 
     async def send_update(self, notification: SessionNotification) -> None:
         await self._protocol.send_notification("session/update", notification)
+
+    async def send_updates(self, notifications: Iterable[SessionNotification]) -> None:
+        """Many updates in order, as a replay sends them: in writes of many at once."""
+        await self._protocol.send_notifications("session/update", notifications)
 
     async def request_permission(self, request: RequestPermissionRequest) -> str | None:
         try:
@@ -261,6 +272,8 @@ class AcpAgent:
             ("session/archive", ArchiveSessionRequest, self.archive_session),
             ("session/unarchive", UnarchiveSessionRequest, self.unarchive_session),
             ("session/set_title", SetSessionTitleRequest, self.set_session_title),
+            ("session/fork", ForkSessionRequest, self.fork_session),
+            (SESSION_FORK, SessionForkParams, self.fork_from_message),
         ]
         for method, params_type, handler in requests:
             server.request(method, params_type)(answering_errors(handler))
@@ -270,7 +283,7 @@ class AcpAgent:
         self.channel.capabilities = params.client_capabilities
         capabilities = ParleyCapabilities(
             version=__version__,
-            methods=[TOOL_CALL_CANCEL, SESSION_SET_BUDGET],
+            methods=[TOOL_CALL_CANCEL, SESSION_SET_BUDGET, SESSION_FORK],
             features=PARLEY_FEATURES,
         )
         return InitializeResponse(
@@ -299,8 +312,8 @@ class AcpAgent:
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
         cwd = _absolute(params.cwd)
         session, replay = await self.sessions.load(params.session_id, cwd)
-        for update, conversation in replay:
-            await session.send(update, conversation)
+        notifications = (session.wire.notification(*item) for item in replay)
+        await self.channel.send_updates(n for n in notifications if n is not None)
         return LoadSessionResponse()
 
     async def list_sessions(self, params: ListSessionsRequest) -> ListSessionsResponse:
@@ -396,3 +409,18 @@ class AcpAgent:
     async def set_session_title(self, params: SetSessionTitleRequest) -> SetSessionTitleResponse:
         title = await self.sessions.set_title(params.session_id, params.title)
         return SetSessionTitleResponse(title=title)
+
+    async def fork_session(self, params: ForkSessionRequest) -> ForkSessionResponse:
+        if params.system_prompt is not None:
+            raise RpcError(
+                ErrorCode.INVALID_PARAMS,
+                "systemPrompt is not supported: Parley does not advertise"
+                " sessionCapabilities.systemPrompt",
+            )
+        session = await self.sessions.fork(params.session_id, _absolute(params.cwd))
+        return ForkSessionResponse(session_id=session.id)
+
+    async def fork_from_message(self, params: SessionForkParams) -> SessionForkResult:
+        cwd = None if params.cwd is None else _absolute(params.cwd)
+        session = await self.sessions.fork(params.session_id, cwd, params.message_id)
+        return SessionForkResult(session_id=session.id)

@@ -43,6 +43,8 @@ from .session import (
     CloseSessionResponse,
     DeleteSessionRequest,
     DeleteSessionResponse,
+    ForkSessionRequest,
+    ForkSessionResponse,
     ListSessionsRequest,
     ListSessionsResponse,
     LoadSessionRequest,
@@ -81,6 +83,7 @@ SESSION_STATUS: Final = "session/status"
 SESSION_ARCHIVE: Final = "session/archive"
 SESSION_UNARCHIVE: Final = "session/unarchive"
 SESSION_SET_TITLE: Final = "session/set_title"
+SESSION_FORK: Final = "session/fork"
 SESSION_PROMPT: Final = "session/prompt"
 SESSION_CANCEL: Final = "session/cancel"
 SESSION_UPDATE: Final = "session/update"
@@ -100,6 +103,7 @@ AGENT_REQUESTS: Final[dict[str, tuple[type[msgspec.Struct], type[msgspec.Struct]
     SESSION_ARCHIVE: (ArchiveSessionRequest, ArchiveSessionResponse),
     SESSION_UNARCHIVE: (UnarchiveSessionRequest, UnarchiveSessionResponse),
     SESSION_SET_TITLE: (SetSessionTitleRequest, SetSessionTitleResponse),
+    SESSION_FORK: (ForkSessionRequest, ForkSessionResponse),
     SESSION_PROMPT: (PromptRequest, PromptResponse),
 }
 """Requests a client sends and Parley answers: method -> (params, result)."""
@@ -134,6 +138,7 @@ __all__ = [  # noqa: PLE0604
     "SESSION_CANCEL",
     "SESSION_CLOSE",
     "SESSION_DELETE",
+    "SESSION_FORK",
     "SESSION_LIST",
     "SESSION_LOAD",
     "SESSION_NEW",

@@ -157,6 +157,12 @@ class SessionTitleCapabilities(AcpStruct):
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
+class SessionForkCapabilities(AcpStruct):
+    """`{}` (unstable): `session/fork`."""
+
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
 class SessionCapabilities(AcpStruct):
     list: SessionListCapabilities | None = None
     delete: SessionDeleteCapabilities | None = None
@@ -166,6 +172,7 @@ class SessionCapabilities(AcpStruct):
     archive: SessionArchiveCapabilities | None = None
     status: SessionStatusCapabilities | None = None
     title: SessionTitleCapabilities | None = None
+    fork: SessionForkCapabilities | None = None
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
@@ -236,6 +243,7 @@ __all__ = [
     "SessionCapabilities",
     "SessionCloseCapabilities",
     "SessionDeleteCapabilities",
+    "SessionForkCapabilities",
     "SessionListCapabilities",
     "SessionResumeCapabilities",
     "SessionStatusCapabilities",

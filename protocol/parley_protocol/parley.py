@@ -36,7 +36,14 @@ TOOL_CALL_CANCEL: Final = "_parley/toolCall/cancel"
 SESSION_PAUSE: Final = "_parley/session/pause"
 SESSION_RESUME: Final = "_parley/session/resume"
 SESSION_SET_BUDGET: Final = "_parley/session/setBudget"
-EXTENSION_METHODS: Final = (TOOL_CALL_CANCEL, SESSION_PAUSE, SESSION_RESUME, SESSION_SET_BUDGET)
+SESSION_FORK: Final = "_parley/session/fork"
+EXTENSION_METHODS: Final = (
+    TOOL_CALL_CANCEL,
+    SESSION_PAUSE,
+    SESSION_RESUME,
+    SESSION_SET_BUDGET,
+    SESSION_FORK,
+)
 
 
 class ParleyStruct(msgspec.Struct, rename="camel", kw_only=True):
@@ -181,6 +188,28 @@ class SessionResumeParams(ParleyStruct):
     session_id: SessionId
 
 
+class SessionForkParams(ParleyStruct):
+    """`_parley/session/fork` params: a new session with the history of
+    `session_id` up to a message, which goes on unchanged.
+
+    `message_id` names a message of the session's own conversation, as its
+    `messageId` came in `session/update`s: the fork ends right before the turn a
+    user message started, or right after the turn an agent message is part of.
+    Null: from the latest point, the end of the last turn that ended. `cwd`:
+    the fork's working directory, the session's by default."""
+
+    session_id: SessionId
+    message_id: str | None = None
+    cwd: str | None = None
+
+
+class SessionForkResult(ParleyStruct):
+    """`_parley/session/fork` result: the fork, open on this connection as
+    `session/new` leaves a session."""
+
+    session_id: SessionId
+
+
 class ListenerAuth(msgspec.Struct, kw_only=True):
     """`initialize` `_meta.parley` from a client of `parleyd --listen tcp://...`:
     the listener's token, read from the 0600 file the daemon names when it
@@ -286,6 +315,7 @@ def _convert_parley(meta: Meta | None, typ: type[_T], *, where: str) -> _T:
 __all__ = [
     "EXTENSION_METHODS",
     "PARLEY_META_KEY",
+    "SESSION_FORK",
     "SESSION_PAUSE",
     "SESSION_RESUME",
     "SESSION_SET_BUDGET",
@@ -296,6 +326,8 @@ __all__ = [
     "ParleyCapabilities",
     "ParleyMeta",
     "ParleyStruct",
+    "SessionForkParams",
+    "SessionForkResult",
     "SessionPauseParams",
     "SessionResumeParams",
     "SessionSettings",

@@ -72,6 +72,8 @@ def _methods() -> dict[str, str]:
         (parley.SESSION_RESUME, parley.SessionResumeParams),
         (parley.SESSION_SET_BUDGET, parley.SetBudgetParams),
         (parley.SESSION_SET_BUDGET, parley.SetBudgetResult),
+        (parley.SESSION_FORK, parley.SessionForkParams),
+        (parley.SESSION_FORK, parley.SessionForkResult),
     ):
         out[params_type.__name__] = method
     return out

@@ -1,5 +1,5 @@
-"""Sessions: setup, listing, resuming, closing, deleting, archiving and titles,
-prompt turns, cancellation, and `session/update`."""
+"""Sessions: setup, listing, resuming, closing, deleting, archiving, titles and
+forks, prompt turns, cancellation, and `session/update`."""
 
 from __future__ import annotations
 
@@ -216,6 +216,31 @@ class SetSessionTitleRequest(AcpStruct):
 class SetSessionTitleResponse(AcpStruct):
     title: str
     """The title as stored, after the agent normalized it."""
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+SystemPrompt: TypeAlias = dict[str, Any]
+"""Client-given system instructions (unstable), kept loose: Parley does not
+advertise `sessionCapabilities.systemPrompt`, so it refuses one."""
+
+
+class ForkSessionRequest(AcpStruct):
+    """`session/fork` (unstable): a new session with this one's history, which
+    goes on unchanged. Takes what `session/load` takes."""
+
+    session_id: SessionId
+    cwd: str
+    mcp_servers: list[McpServer] = msgspec.field(default_factory=list)
+    additional_directories: list[str] | None = None
+    system_prompt: SystemPrompt | None = None
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class ForkSessionResponse(AcpStruct):
+    session_id: SessionId
+    """The fork's id."""
+    modes: SessionModeState | None = None
+    config_options: list[SessionConfigOption] | None = None
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
@@ -530,6 +555,8 @@ __all__ = [
     "CurrentModeUpdate",
     "DeleteSessionRequest",
     "DeleteSessionResponse",
+    "ForkSessionRequest",
+    "ForkSessionResponse",
     "IdleState",
     "ListSessionsRequest",
     "ListSessionsResponse",
@@ -568,6 +595,7 @@ __all__ = [
     "SubagentSessionCapabilities",
     "SubagentState",
     "SubagentUpdate",
+    "SystemPrompt",
     "ToolCallProgress",
     "ToolCallStart",
     "UnarchiveSessionRequest",

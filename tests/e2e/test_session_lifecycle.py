@@ -125,6 +125,7 @@ async def test_initialize_advertises_every_lifecycle_method(home: Path) -> None:
         "archive": {},
         "status": {},
         "title": {},
+        "fork": {},
     }
 
 

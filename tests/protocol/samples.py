@@ -175,6 +175,7 @@ RESPONSES: list[tuple[str, msgspec.Struct]] = [
     ("session/archive", acp.ArchiveSessionResponse()),
     ("session/unarchive", acp.UnarchiveSessionResponse()),
     ("session/set_title", acp.SetSessionTitleResponse(title="Fix the bug")),
+    ("session/fork", acp.ForkSessionResponse(session_id="sess_2")),
     *[
         ("session/prompt", acp.PromptResponse(stop_reason=reason))
         for reason in ("end_turn", "max_tokens", "max_turn_requests", "refusal", "cancelled")

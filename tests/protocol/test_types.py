@@ -802,6 +802,7 @@ def test_capabilities_advertised_under_agent_capabilities_meta() -> None:
         "_parley/session/pause",
         "_parley/session/resume",
         "_parley/session/setBudget",
+        "_parley/session/fork",
     ]
     assert caps["version"] == "0.1.0"
 
@@ -851,6 +852,9 @@ def test_extension_method_names() -> None:
     assert parley.TOOL_CALL_CANCEL == "_parley/toolCall/cancel"
     assert parley.SESSION_PAUSE == "_parley/session/pause"
     assert parley.SESSION_RESUME == "_parley/session/resume"
+    assert parley.SESSION_FORK == "_parley/session/fork"
+    params = msgspec.convert({"sessionId": "s", "messageId": "m"}, parley.SessionForkParams)
+    assert params == parley.SessionForkParams(session_id="s", message_id="m")
     params = msgspec.convert({"sessionId": "s", "toolCallId": "t"}, parley.ToolCallCancelParams)
     assert params == parley.ToolCallCancelParams(session_id="s", tool_call_id="t")
 

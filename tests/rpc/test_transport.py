@@ -106,3 +106,28 @@ async def test_a_batch_is_redacted_frame_by_frame_and_stays_well_framed(framing:
     frames = split_frames(bytes(sink.data), framing.value)
     assert [frames[0], *frames[2:]] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert frames[1] == {"error": "Authorization: Bearer [REDACTED]"}
+
+
+@pytest.mark.parametrize("framing", [Framing.NDJSON, Framing.CONTENT_LENGTH])
+async def test_send_all_writes_every_frame_in_order_after_what_was_queued(
+    framing: Framing,
+) -> None:
+    # Several times what the pipe and the high-water mark hold, so sending has
+    # to wait for the reader; one frame carries a credential.
+    bodies = [b'{"n":%d,"pad":"%b"}' % (n, b"x" * 1000) for n in range(3 * HIGH_WATER // 1000)]
+    bodies[7] = b'{"error":"Authorization: Bearer abcdefghijklmnop1234"}'
+    with pipe() as (stdin_read, _), pipe() as (stdout_read, stdout_write):
+        _, sink = await open_stdio(stdin_read, stdout_write)
+        drainer = Drainer(stdout_read)
+        drainer.start()
+        writer = FrameWriter(sink, framing)
+        writer.write_nowait(b'{"first":true}')
+        await writer.send_all(iter(bodies))
+        await writer.close()
+        drainer.join(timeout=10)
+    frames = split_frames(bytes(drainer.data), framing.value)
+    assert frames[0] == {"first": True}
+    assert frames[8] == {"error": "Authorization: Bearer [REDACTED]"}
+    assert [frame["n"] for frame in frames[1:8] + frames[9:]] == [
+        n for n in range(len(bodies)) if n != 7
+    ]

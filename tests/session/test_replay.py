@@ -422,3 +422,42 @@ def test_stored_content_that_no_longer_validates_does_not_fail_the_load() -> Non
     assert [u.content.text for u in users] == ["hi"]  # type: ignore[union-attr]
     finished = [u for u in replayed if isinstance(u, ToolCallProgress) and u.status]
     assert finished[-1].content[0].content.text == "the file"  # type: ignore[index,union-attr]
+
+
+def test_calls_are_announced_where_they_started_streaming() -> None:
+    # Both calls started while the response had one part: both announcements
+    # come after the text and before either call's final title and input.
+    write = ToolCall(id="call_write", name="write_file", arguments='{"path": "b"}')
+    response = AssistantResponse(
+        conv=ROOT,
+        message=message("reading and writing", READ, write),
+        message_id="a-1",
+        model="gpt-4o",
+        call_starts={write.id: 1, READ.id: 1},
+    )
+    updates = [update for update, _ in restore([*session(), response]).updates]
+    shown = [(type(update).__name__, getattr(update, "tool_call_id", None)) for update in updates]
+    assert shown == [
+        ("AgentMessageChunk", None),
+        ("ToolCallStart", write.id),
+        ("ToolCallStart", READ.id),
+        ("ToolCallProgress", READ.id),
+        ("ToolCallProgress", write.id),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "raw_input"),
+    [
+        ('{"path": "a", "lines": [1, 2]}', {"path": "a", "lines": [1, 2]}),
+        ('{"limit": Infinity}', {"limit": float("inf")}),  # JSON to Python, not to msgspec
+        ("", {}),
+        ('{"path": "a"', '{"path": "a"'),  # not JSON: the text itself
+    ],
+)
+def test_a_calls_arguments_replay_as_its_raw_input(arguments: str, raw_input: object) -> None:
+    call = ToolCall(id="call_1", name="read_file", arguments=arguments)
+    updates = [update for update, _ in restore([*session(), assistant(ROOT, "x", call)]).updates]
+    ready = updates[-1]
+    assert isinstance(ready, ToolCallProgress)
+    assert ready.raw_input == raw_input

@@ -22,7 +22,7 @@ import contextlib
 import contextvars
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -393,6 +393,15 @@ class ParleyProtocol(JsonRPCProtocol):
         if self.frame_writer is not None:
             await self.frame_writer.send(
                 _encoder.encode(Notification(method=method, params=params))
+            )
+
+    async def send_notifications(self, method: str, params: Iterable[Any]) -> None:
+        """Send one notification for each of `params`, in order, as
+        `send_notification` would, waiting for a lagging client once per
+        write rather than once per message."""
+        if self.frame_writer is not None:
+            await self.frame_writer.send_all(
+                _encoder.encode(Notification(method=method, params=each)) for each in params
             )
 
     async def request(self, method: str, params: Any) -> msgspec.Raw:

@@ -15,6 +15,7 @@ import os
 import selectors
 import stat
 import sys
+from collections.abc import Iterable
 from typing import BinaryIO, Protocol
 
 from parleyd.redaction import may_hold_secrets, redact_bytes
@@ -24,6 +25,8 @@ from parleyd.rpc.framing import Framing, frame_bytes
 HIGH_WATER = 1 << 20
 # At most this many frames share one write(2); ~32 deltas is well under 1 ms.
 _BATCH_FRAMES = 32
+# What one write(2) of `send_all` carries, where no frame waits on a model.
+_BULK_BYTES = 256 * 1024
 # How long a client that stopped reading may hold up closing the connection.
 _CLOSE_SECONDS = 10.0
 
@@ -64,11 +67,12 @@ class _BlockingFileSink:
 class FrameWriter:
     """Frames encoded JSON bodies in the client's framing and writes them.
 
-    Every frame goes through `write_nowait`, and every byte through `flush`.
-    Frames written in one turn of the event loop go out in one write(2): a
-    provider's network read often holds dozens of deltas, and a system call
-    per frame was the daemon's largest own cost while streaming. The batch is
-    capped so no frame waits behind more than `_BATCH_FRAMES - 1` others.
+    Every frame goes through `write_nowait` or `send_all`, and every byte
+    through `_write`. Frames written in one turn of the event loop go out in
+    one write(2): a provider's network read often holds dozens of deltas, and
+    a system call per frame was the daemon's largest own cost while
+    streaming. The batch is capped so no frame waits behind more than
+    `_BATCH_FRAMES - 1` others.
     A batch is redacted (`parleyd.redaction`) as it goes: one scan of the whole
     batch finds the rare one that may carry a credential.
     """
@@ -96,6 +100,9 @@ class FrameWriter:
         if not self._pending or self.closed:
             return
         bodies, self._pending = self._pending, []
+        self._write(bodies)
+
+    def _write(self, bodies: list[bytes]) -> None:
         joined = b"\n".join(bodies)
         if may_hold_secrets(joined):  # rare: redact frame by frame, lengths change
             bodies = [redact_bytes(body) for body in bodies]
@@ -111,6 +118,32 @@ class FrameWriter:
     async def send(self, body: bytes) -> None:
         """Write and wait while the client is behind."""
         self.write_nowait(body)
+        await self._drain()
+
+    async def send_all(self, bodies: Iterable[bytes]) -> None:
+        """Write many frames in order, as `send` would one by one, in writes of
+        about `_BULK_BYTES` each, waiting while the client is behind after
+        each: a session's replay is tens of thousands of frames, which nobody
+        waits for one at a time."""
+        self.flush()  # what is queued goes first
+        batch: list[bytes] = []
+        size = 0
+        for body in bodies:
+            batch.append(body)
+            size += len(body)
+            if size >= _BULK_BYTES:
+                await self._send_batch(batch)
+                if self.closed:
+                    return
+                batch, size = [], 0
+        await self._send_batch(batch)
+
+    async def _send_batch(self, bodies: list[bytes]) -> None:
+        if bodies and not self.closed:
+            self._write(bodies)
+            await self._drain()
+
+    async def _drain(self) -> None:
         if not self.closed:
             try:
                 await self._sink.drain()

@@ -1,5 +1,5 @@
 """Creating, loading, listing and closing sessions, and what else a client
-does with stored ones: resuming, retitling, archiving, deleting.
+does with stored ones: resuming, retitling, archiving, deleting, forking.
 
 A session is open in one daemon at most: the one holding its log's lock. A
 change to a stored session goes to its log first, so a rebuilt index keeps it,
@@ -19,21 +19,32 @@ from pathlib import Path
 from typing import Any
 
 from parley_protocol.acp import SessionInfo
+from parley_protocol.parley import PARLEY_META_KEY
 from parleyd.config import ConfigError, Settings, with_session_overrides
 from parleyd.providers.hub import ProviderHub
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import InvalidCursor, InvalidValue, SessionBusy, UnknownSession
+from parleyd.session.fork import fork_point
 from parleyd.session.port import TurnFactory
 from parleyd.session.replay import NotASession, closing_records, restore
 from parleyd.session.session import ClientChannel, Session
 from parleyd.session.titles import title_from, title_update
 from parleyd.session.usage import UsageLedger
 from parleyd.session.wire import Outgoing
+from parleyd.store.fork import detach_forks, fork_lock, write_fork
 from parleyd.store.index import ArchiveFilter, SessionIndex
-from parleyd.store.log import LOG_NAME, LogContents, SessionLocked, SessionLog, StoreError
+from parleyd.store.log import (
+    LOG_NAME,
+    LogContents,
+    SessionLocked,
+    SessionLog,
+    StoreError,
+    read_log,
+)
 from parleyd.store.records import (
     ArchiveSet,
     ConversationStarted,
+    ForkedFrom,
     Record,
     SessionStarted,
     TitleSet,
@@ -129,7 +140,7 @@ class SessionManager:
         permissions: PermissionPolicy | None = None,
     ) -> Session:
         try:
-            provider = await self.providers.provider_for(settings)
+            provider = self.providers.provider_for(settings)
         except ConfigError:
             log_file.close()
             raise
@@ -259,14 +270,16 @@ class SessionManager:
     async def delete(self, session_id: str) -> None:
         """Remove a stored session: its folder, then its index row (a row left by
         a crash in between is dropped at the next start). One open here is
-        closed first, unless its turn is running. An unknown id is deleted
+        closed first, unless its turn is running. Forks that read their history
+        from it get a copy of that history first. An unknown id is deleted
         already, as ACP has it."""
         if not _is_session_id(session_id):
             return
         await self._close_if_idle(session_id, "deleting it")
         folder = self._folder(session_id)
         if folder.exists():
-            with self._locked(folder):
+            with self._locked(folder), fork_lock(self.index.sessions_dir):
+                detach_forks(self.index.sessions_dir, session_id)
                 try:
                     shutil.rmtree(folder)
                 except OSError as exc:
@@ -297,11 +310,20 @@ class SessionManager:
                 title=row.title,
                 updated_at=_iso(row.updated_at),
                 archived=row.archived,
+                meta={PARLEY_META_KEY: {"status": self._activity(row.session_id)}},
             )
             for row in page
         ]
         next_cursor = _encode_cursor(page[-1].updated_at, page[-1].session_id) if more else None
         return infos, next_cursor
+
+    def _activity(self, session_id: str) -> str:
+        """What a listed session is doing: `running` a prompt or `idle` in this
+        daemon, else `saved` (stored; another daemon may have it open)."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return "saved"
+        return "running" if session.running else "idle"
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
@@ -309,6 +331,33 @@ class SessionManager:
         self.sessions.clear()
         self.index.close()
         await self.providers.aclose()
+
+    async def fork(
+        self, session_id: str, cwd: Path | None, message_id: str | None = None
+    ) -> Session:
+        """Open a new session whose history is `session_id`'s up to `message_id`
+        (the latest point without one; see `session/fork.py`), in `cwd` (the
+        parent's without one). The parent's log is only read: it may be open
+        here or in another daemon, and it goes on unchanged."""
+        folder = self._stored_folder(session_id)
+        with fork_lock(self.index.sessions_dir):
+            try:
+                point = fork_point(read_log(folder).records, message_id)
+            except NotASession as exc:
+                raise UnknownSession(session_id, f"{session_id}: {exc}") from None
+            started = SessionStarted(
+                session_id=new_id("sess"),
+                cwd=str(cwd or point.parent.cwd),
+                settings=point.parent.settings,
+                conv=point.parent.conv,
+            )
+            mark = ForkedFrom(session_id=session_id, up_to_seq=point.up_to_seq)
+            write_fork(self._folder(started.session_id), started, mark, point.opening)
+        self.index.add_session(started)
+        if point.prompted:
+            self.index.touch(started.session_id, started.ts, point.title)
+        session, _ = await self.load(started.session_id, cwd or Path(started.cwd))
+        return session
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from parleyd.gc_pause import collector_paused
 from parleyd.providers.messages import (
     AssistantMessage,
     Message,
@@ -89,11 +90,15 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
     open_turns: dict[str, _OpenTurn] = {}
     depths: dict[str, int] = {}
     parents: dict[str, str | None] = {}
+    # Each conversation's lineage as `parents` has it: worked out once, not per record.
+    lineages: dict[str, list[str]] = {}
     for record in records:
+        lineage = lineages.get(record.conv)
+        if lineage is None:
+            lineage = lineages[record.conv] = [record.conv]
+            while (parent := parents.get(lineage[-1])) is not None and parent not in lineage:
+                lineage.append(parent)
         # A turn runs as long as anything below it writes.
-        lineage: list[str] = [record.conv]
-        while (parent := parents.get(lineage[-1])) is not None and parent not in lineage:
-            lineage.append(parent)
         for conversation in lineage:
             if conversation in open_turns:
                 open_turns[conversation].last_written = record.ts
@@ -101,6 +106,7 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
             case ConversationStarted():
                 depths[record.conv] = record.depth
                 parents[record.conv] = record.parent
+                lineages.clear()
             case TurnStarted():
                 open_turns[record.conv] = _OpenTurn(
                     record.turn, record.conv, last_written=record.ts
@@ -129,6 +135,7 @@ def _in(record: CurrentRecord, open_turn: _OpenTurn) -> CurrentRecord:
     return record
 
 
+@collector_paused()
 def restore(records: list[CurrentRecord]) -> Restored:
     started = next((r for r in records if isinstance(r, SessionStarted)), None)
     if started is None:
@@ -241,7 +248,7 @@ def _every_call_answered(history: list[Message]) -> list[Message]:
     for message in history:
         if isinstance(message, ToolResultMessage):
             unanswered.pop(message.call_id, None)
-        else:
+        elif unanswered:
             supply()
         answered.append(message)
         if isinstance(message, AssistantMessage):

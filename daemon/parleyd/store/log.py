@@ -13,24 +13,32 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import time
+from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
+from parleyd.gc_pause import collector_paused
 from parleyd.redaction import redact_bytes
 from parleyd.store.blobs import BlobStore, resolve, stow
 from parleyd.store.files import write_all
 from parleyd.store.migrate import AnyRecord, current
-from parleyd.store.records import CurrentRecord, Record, ToolOutcome
+from parleyd.store.records import CurrentRecord, ForkedFrom, Record, SessionStarted, ToolOutcome
+
+log = logging.getLogger(__name__)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyRecord)
 
 LOG_NAME = "log.jsonl"
 LOCK_NAME = "lock"
+# A fork's copy of the history it takes, once its parent is deleted (see fork.py).
+ORIGIN_DIR = "origin"
 # What a full disk fails with: out of space, or out of the user's quota.
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -51,6 +59,7 @@ class LogContents:
     torn_bytes: int
 
 
+@collector_paused()
 def read_log(folder: Path) -> LogContents:
     """Every decodable record of a session's log, in order."""
     try:
@@ -62,7 +71,7 @@ def read_log(folder: Path) -> LogContents:
     records: list[CurrentRecord] = []
     malformed = 0
     for line in data[:complete].splitlines():
-        if not line.strip():
+        if not line or line.isspace():
             continue
         try:
             record = current(_decoder.decode(line))
@@ -70,7 +79,69 @@ def read_log(folder: Path) -> LogContents:
             malformed += 1
             continue
         records.append(resolve(record, blobs) if isinstance(record, ToolOutcome) else record)
-    return LogContents(records, malformed, len(data) - complete)
+    return LogContents(with_history(folder, records), malformed, len(data) - complete)
+
+
+# -- a fork's history: read from its parent (see fork.py) --------------------------
+
+# The forks whose parents are being read, innermost last: a log that (broken
+# by hand) names a fork of its own as its parent is read without that history
+# rather than forever.
+_reading: ContextVar[tuple[Path, ...]] = ContextVar("reading", default=())
+
+
+def with_history(folder: Path, records: list[CurrentRecord]) -> list[CurrentRecord]:
+    """A log's own `records` with, if the log is a fork's, the history it takes
+    from its parent before them."""
+    mark = _mark_of(records)
+    if mark is None:
+        return records
+    history = inherited_history(folder, mark)
+    return [records[0], *(r for r in history if not isinstance(r, SessionStarted)), *records[1:]]
+
+
+def _mark_of(records: Sequence[CurrentRecord]) -> ForkedFrom | None:
+    if len(records) > 1 and isinstance(records[0], SessionStarted):
+        mark = records[1]
+        if isinstance(mark, ForkedFrom):
+            return mark
+    return None
+
+
+def inherited_history(folder: Path, mark: ForkedFrom) -> list[CurrentRecord]:
+    """The records the fork in `folder` takes from its parent: from `origin/`
+    once it has one, else from the parent's log."""
+    origin = folder / ORIGIN_DIR
+    if (origin / LOG_NAME).exists():
+        return read_log(origin).records
+    parent = folder.parent / mark.session_id
+    reading = _reading.get()
+    if not _plain_name(mark.session_id) or parent in (*reading, folder):
+        log.warning(
+            "session %s: %r cannot be its parent; it loads without its history",
+            folder.name,
+            mark.session_id,
+        )
+        return []
+    if not (parent / LOG_NAME).exists():
+        log.warning(
+            "session %s: its parent %s is gone and left no copy of its history; it loads"
+            " without it",
+            folder.name,
+            mark.session_id,
+        )
+        return []
+    token = _reading.set((*reading, folder))
+    try:
+        records = read_log(parent).records
+    finally:
+        _reading.reset(token)
+    return [r for r in records if r.seq <= mark.up_to_seq]
+
+
+def _plain_name(name: str) -> bool:
+    # The name comes from a log: never a path out of the sessions folder.
+    return Path(name).name == name and name not in {"", ".", ".."}
 
 
 class SessionLog:
