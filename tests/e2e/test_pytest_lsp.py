@@ -1,5 +1,7 @@
 """The core flow over Content-Length framing, driven by pytest-lsp's client
-(pygls' JsonRPCClient), as LSP-style editor backends talk to the daemon."""
+(pygls' JsonRPCClient), as LSP-style editor backends talk to the daemon; and a
+tree of sub-conversations, streamed and replayed after a restart, to such a
+client, which takes no child sessions."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import copy
 import sys
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,13 @@ from pytest_lsp import ClientServerConfig
 
 from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import offline_env
+from tests.support.transcripts import (
+    check_tree_order,
+    child_state,
+    conversation_of,
+    per_conversation,
+    session_notes,
+)
 
 
 class AcpProtocol(JsonRPCProtocol):
@@ -95,17 +106,41 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
+async def _stop(client: AcpTestClient) -> list[str]:
+    """Stop the daemon (it exits when its stdin closes); return the schema
+    violations its frames had."""
+    assert client._server is not None and client._server.stdin is not None
+    client._server.stdin.close()
+    await client.stop()
+    protocol: AcpProtocol = client.protocol  # type: ignore[assignment]
+    return protocol.violations
+
+
 @pytest_lsp.fixture(config=_CONFIG)
 async def client(lsp_client: AcpTestClient) -> Any:
     yield
-    # The daemon exits when its stdin closes. Stopped here, before the check:
-    # pytest-lsp skips its own stop when this teardown raises, and a daemon left
-    # behind is collected after its event loop has closed.
-    assert lsp_client._server is not None and lsp_client._server.stdin is not None
-    lsp_client._server.stdin.close()
-    await lsp_client.stop()
-    protocol: AcpProtocol = lsp_client.protocol  # type: ignore[assignment]
-    assert protocol.violations == []
+    # Stopped here, before the check: pytest-lsp skips its own stop when this
+    # teardown raises, and a daemon left behind is collected after its event
+    # loop has closed.
+    assert await _stop(lsp_client) == []
+
+
+@asynccontextmanager
+async def _daemon(home: Path) -> AsyncIterator[AcpTestClient]:
+    """A daemon of its own with its data in `home`, through pytest-lsp, for a
+    test that restarts it."""
+    config = ClientServerConfig(
+        server_command=_CONFIG.server_command,
+        client_factory=AcpTestClient,
+        server_env=offline_env(home),
+    )
+    client = await config.start()
+    assert isinstance(client, AcpTestClient)
+    try:
+        yield client
+    finally:
+        violations = await _stop(client)
+    assert violations == []
 
 
 async def test_core_flow_over_content_length(client: AcpTestClient, workspace: Path) -> None:
@@ -145,3 +180,65 @@ async def test_core_flow_over_content_length(client: AcpTestClient, workspace: P
 
     listed = await client.call("session/list", {})
     assert [s.sessionId for s in listed.sessions] == [session_id]
+
+
+# Two children in parallel; the second delegates once more.
+TREE = 'Delegate "Read README.md and summarize it" and "delegate `list the files`"'
+
+
+def _notes(client: AcpTestClient) -> list[dict[str, Any]]:
+    protocol: AcpProtocol = client.protocol  # type: ignore[assignment]
+    return session_notes(protocol.frames)
+
+
+async def test_a_tree_of_conversations_under_meta_and_its_replay(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    async with _daemon(home) as first:
+        await first.call("initialize", {"protocolVersion": 1, "clientCapabilities": {}})
+        session = await first.call("session/new", {"cwd": str(workspace), "mcpServers": []})
+        root = session.sessionId
+        prompt = [{"type": "text", "text": TREE}]
+        answer = await first.call("session/prompt", {"sessionId": root, "prompt": prompt})
+        assert answer.stopReason == "end_turn"
+        live = _notes(first)
+
+    # Everything under the session's own id, each update naming its
+    # conversation, each child announced on its parent before its own traffic.
+    check_tree_order(live, root, child_sessions=False)
+    assert "subagent_update" not in {note["update"]["sessionUpdate"] for note in live}
+    refs: dict[str, dict[str, Any]] = {}
+    states: dict[str, list[dict[str, Any]]] = {}
+    for note in live:
+        update = note["update"]
+        if (state := child_state(update)) is not None:
+            child = refs.setdefault(state[0], update["_meta"]["parley"]["subagent"]["conversation"])
+            # On the parent's own `subagent` call, in the parent's conversation.
+            assert update["toolCallId"] == child["parentToolCall"]
+            assert conversation_of(update)["id"] == child["parent"]
+            states.setdefault(state[0], []).append(state[1])
+    ended = {"state": "idle", "stopReason": "end_turn"}
+    assert list(states.values()) == [[{"state": "running"}, ended]] * 3
+    (grandchild,) = [child for child, ref in refs.items() if ref["depth"] == 2]
+    assert refs[refs[grandchild]["parent"]]["depth"] == 1
+    for note in live:
+        conversation = conversation_of(note["update"])
+        assert conversation == refs.get(conversation["id"], conversation)
+
+    usage = [n["update"] for n in live if n["update"]["sessionUpdate"] == "usage_update"]
+    last_root = [u for u in usage if conversation_of(u)["depth"] == 0][-1]
+    total = last_root["_meta"]["parley"]["usage"]["total"]
+    assert total["responses"] == 8  # each of the four conversations answered in two
+    assert total["toolUses"] == {"subagent": 3, "read_file": 1, "list_directory": 1}
+
+    async with _daemon(home) as second:
+        await second.call("initialize", {"protocolVersion": 1, "clientCapabilities": {}})
+        await second.call(
+            "session/load", {"sessionId": root, "cwd": str(workspace), "mcpServers": []}
+        )
+        protocol: AcpProtocol = second.protocol  # type: ignore[assignment]
+        assert protocol.frames[-1]["result"] == {}
+        replayed = _notes(second)
+    check_tree_order(replayed, root, child_sessions=False)
+    assert per_conversation(replayed) == per_conversation(live)

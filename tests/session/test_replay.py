@@ -25,6 +25,7 @@ from parleyd.providers.messages import (
 )
 from parleyd.session.replay import NotASession, closing_records, restore
 from parleyd.session.usage import context_size_of, price_of
+from parleyd.session.wire import ChildState
 from parleyd.store.records import (
     AssistantResponse,
     ConversationStarted,
@@ -91,8 +92,10 @@ def test_histories_are_rebuilt_per_conversation() -> None:
         user(ROOT, "go"),
         assistant(ROOT, "spawning", SPAWN),
         ConversationStarted(conv=SUB, parent=ROOT, parent_tool_call=SPAWN.id, depth=1),
+        TurnStarted(conv=SUB, turn="t_sub"),
         user(SUB, "look"),
         assistant(SUB, "found it"),
+        TurnEnded(conv=SUB, turn="t_sub", stop_reason="end_turn"),
         outcome(ROOT, SPAWN, "found it"),
         assistant(ROOT, "done"),
         TurnEnded(conv=ROOT, stop_reason="end_turn"),
@@ -284,6 +287,25 @@ def test_a_call_whose_result_the_log_never_took_is_answered_in_the_history() -> 
     assert isinstance(supplied, ToolResultMessage)
     assert (supplied.call_id, supplied.is_error) == (READ.id, True)
     assert "No result was recorded" in supplied.content
+
+
+def test_a_child_started_but_killed_before_its_turn_is_closed() -> None:
+    records = [
+        *session(),
+        TurnStarted(conv=ROOT, turn="t1"),
+        user(ROOT, "go"),
+        assistant(ROOT, "delegating", SPAWN),
+        ConversationStarted(conv=SUB, parent=ROOT, parent_tool_call=SPAWN.id, depth=1),
+    ]
+    closing = closing_records(records)
+    assert [(type(r).__name__, r.conv) for r in closing] == [
+        ("TurnEnded", SUB),
+        ("ToolOutcome", ROOT),
+        ("TurnEnded", ROOT),
+    ]
+    replayed = restore([*records, *closing]).updates
+    ended = [u for u, _ in replayed if isinstance(u, ChildState) and u.state == "idle"]
+    assert [u.ending for u in ended] == ["interrupted"]
 
 
 def test_always_answers_are_restored() -> None:

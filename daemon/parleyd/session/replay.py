@@ -107,6 +107,10 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
                 depths[record.conv] = record.depth
                 parents[record.conv] = record.parent
                 lineages.clear()
+                if record.parent is not None:
+                    # A child is started to run a turn: one killed before its
+                    # turn_start is closed like one killed inside it.
+                    open_turns[record.conv] = _OpenTurn(None, record.conv, last_written=record.ts)
             case TurnStarted():
                 open_turns[record.conv] = _OpenTurn(
                     record.turn, record.conv, last_written=record.ts
