@@ -125,7 +125,8 @@ def test(extra: list[str]) -> int:
     for check in checks:
         if code := run(*check):
             return code
-    return run(venv_bin("python"), "-m", "pytest", *extra)
+    # One worker per core: most tests wait on a daemon, so they overlap well.
+    return run(venv_bin("python"), "-m", "pytest", "-n", "auto", *extra)
 
 
 def main() -> int:
