@@ -193,3 +193,46 @@ async def test_allow_always_is_asked_once_per_tool(workspace: Path, home: Path) 
             assert response.stop_reason == "end_turn"
     assert len(client.permission_requests) == 1
     assert "second" in (workspace / "NOTES.md").read_text()
+
+
+TREE = 'Delegate "Summarize README.md" and "delegate `list the files`"'
+
+
+async def test_a_tree_of_sub_agents_reaches_the_sdk_and_replays(
+    workspace: Path, home: Path
+) -> None:
+    """Two sub-agents in parallel and a grandchild, to a client without child
+    sessions: the SDK takes every update, each names its conversation, and a
+    fresh daemon's replay is the live stream, per conversation."""
+    live = RecordingClient()
+    async with acp_daemon(offline_env(home), live) as (connection, _):
+        session_id = await _start(connection, workspace)
+        response = await connection.prompt(session_id=session_id, prompt=[text_block(TREE)])
+    assert response.stop_reason == "end_turn"
+
+    def per_conversation(updates: list[object]) -> dict[str, list[dict[str, object]]]:
+        grouped: dict[str, list[dict[str, object]]] = {}
+        for update in updates:
+            dumped = update.model_dump(by_alias=True)  # type: ignore[attr-defined]
+            conversation = dumped["_meta"]["parley"]["conversation"]
+            if conversation["depth"] == 0 and dumped["sessionUpdate"] == "user_message_chunk":
+                continue  # the client's own prompt, only replayed
+            grouped.setdefault(conversation["id"], []).append(dumped)
+        return {key: merge_chunks(value) for key, value in grouped.items()}
+
+    streamed = per_conversation(live.updates)
+    assert len(streamed) == 4
+    states = [
+        u.field_meta["parley"]["subagent"]["state"]
+        for u in live.updates
+        if "subagent" in u.field_meta["parley"]
+    ]
+    assert states.count("running") == 3 and states.count("idle") == 3
+    usage = [u for u in live.updates if u.session_update == "usage_update"][-1]
+    assert usage.field_meta["parley"]["usage"]["total"]["responses"] == 8
+
+    replayed = RecordingClient()
+    async with acp_daemon(offline_env(home), replayed) as (connection, _):
+        await connection.initialize(protocol_version=1)
+        await connection.load_session(session_id=session_id, cwd=str(workspace), mcp_servers=[])
+    assert per_conversation(replayed.updates) == streamed
