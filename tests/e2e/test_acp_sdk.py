@@ -23,11 +23,6 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
 async def _start(connection: acp.core.ClientSideConnection, workspace: Path) -> str:
     init = await connection.initialize(protocol_version=1)
     assert init.protocol_version == 1

@@ -36,11 +36,6 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
 @dataclass(frozen=True)
 class FullDisk:
     """The session store's disk, as a daemon started with `env` sees it."""

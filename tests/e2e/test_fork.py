@@ -30,11 +30,6 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
 async def _new_session(daemon: RawDaemon, workspace: Path) -> str:
     answer = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
     session_id: str = answer["result"]["sessionId"]

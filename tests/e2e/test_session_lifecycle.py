@@ -29,11 +29,6 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
 async def _prompted_session(daemon: RawDaemon, workspace: Path, text: str = "Hello") -> str:
     """A new session that has had one prompt, so it is listed."""
     answer = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})

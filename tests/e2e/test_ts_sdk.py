@@ -47,11 +47,6 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
 def _run_client(
     steps: Sequence[Step],
     env: Mapping[str, str],
