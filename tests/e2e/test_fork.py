@@ -30,12 +30,6 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-async def _new_session(daemon: RawDaemon, workspace: Path) -> str:
-    answer = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
-    session_id: str = answer["result"]["sessionId"]
-    return session_id
-
-
 async def _prompt(daemon: RawDaemon, session_id: str, text: str) -> None:
     prompt = {"sessionId": session_id, "prompt": [{"type": "text", "text": text}]}
     answer = await daemon.request("session/prompt", prompt)
@@ -54,8 +48,7 @@ async def _forked(daemon: RawDaemon, session_id: str, **params: Any) -> str:
 async def _load(daemon: RawDaemon, session_id: str, workspace: Path) -> list[dict[str, Any]]:
     """Load the session; the updates its replay sent."""
     first = len(daemon.frames)
-    params = {"sessionId": session_id, "cwd": str(workspace), "mcpServers": []}
-    answer = await daemon.request("session/load", params)
+    answer = await daemon.load_session(session_id, workspace)
     assert answer["result"] == {}, answer
     return [
         frame["params"]["update"]
@@ -135,7 +128,7 @@ async def test_a_fork_from_an_earlier_message(home: Path, workspace: Path) -> No
             provider.enqueue_fixture("openai_chat/text_usage_chunk")
         async with raw_daemon(replay_env(home, provider.url)) as daemon:
             await daemon.initialize()
-            parent = await _new_session(daemon, workspace)
+            parent = await daemon.new_session(workspace)
             await _prompt(daemon, parent, "first")
             await _prompt(daemon, parent, "second")
             replay = await _load(daemon, parent, workspace)
@@ -166,7 +159,7 @@ async def test_a_fork_from_an_earlier_message(home: Path, workspace: Path) -> No
 async def test_a_fork_of_a_fork_outlives_its_parents(home: Path, workspace: Path) -> None:
     async with raw_daemon(offline_env(home)) as daemon:
         await daemon.initialize()
-        parent = await _new_session(daemon, workspace)
+        parent = await daemon.new_session(workspace)
         await _prompt(daemon, parent, "Hello")
         fork = await _forked(daemon, parent)
         await _prompt(daemon, fork, "In the fork")
@@ -199,7 +192,7 @@ async def test_a_fork_of_a_session_another_daemon_is_running(home: Path, workspa
     async with raw_daemon(offline_env(home)) as holder, raw_daemon(offline_env(home)) as other:
         await holder.initialize()
         await other.initialize()
-        parent = await _new_session(holder, workspace)
+        parent = await holder.new_session(workspace)
         await _prompt(holder, parent, "Hello")
         await holder.start_prompt(parent, "Tell me a long story", 40)
         await holder.until(
@@ -232,7 +225,7 @@ async def test_a_fork_of_a_session_another_daemon_is_running(home: Path, workspa
 async def test_forks_asked_for_wrongly_are_refused(home: Path, workspace: Path) -> None:
     async with raw_daemon(offline_env(home)) as daemon:
         await daemon.initialize()
-        parent = await _new_session(daemon, workspace)
+        parent = await daemon.new_session(workspace)
         unknown = await daemon.request(
             "session/fork", {"sessionId": "sess_0000nothere", "cwd": str(workspace)}
         )

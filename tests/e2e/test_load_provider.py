@@ -4,12 +4,11 @@ and it is reached with the first prompt."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.daemon import daemon_env, replay_env
-from tests.support.raw_daemon import RawDaemon, raw_daemon
+from tests.support.raw_daemon import raw_daemon
 from tests.support.replay_server import ReplayServer
 
 
@@ -20,19 +19,6 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-async def _new_session(daemon: RawDaemon, workspace: Path) -> str:
-    await daemon.initialize()
-    created = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
-    session_id: str = created["result"]["sessionId"]
-    return session_id
-
-
-async def _load(daemon: RawDaemon, session_id: str, workspace: Path) -> dict[str, Any]:
-    await daemon.initialize()
-    params = {"sessionId": session_id, "cwd": str(workspace), "mcpServers": []}
-    return await daemon.request("session/load", params)
-
-
 async def test_a_session_on_openai_does_not_load_without_the_key(
     tmp_path: Path, workspace: Path
 ) -> None:
@@ -40,16 +26,19 @@ async def test_a_session_on_openai_does_not_load_without_the_key(
     # OpenAI itself, which needs a key; making the session reaches no network.
     with_key = daemon_env(home, PARLEY_PROVIDER="openai", OPENAI_API_KEY="sk-test-not-a-real-key")
     async with raw_daemon(with_key) as daemon:
-        session_id = await _new_session(daemon, workspace)
+        await daemon.initialize()
+        session_id = await daemon.new_session(workspace)
     async with raw_daemon(daemon_env(home, PARLEY_PROVIDER="offline")) as daemon:
-        refused = await _load(daemon, session_id, workspace)
+        await daemon.initialize()
+        refused = await daemon.load_session(session_id, workspace)
         assert refused["error"]["code"] == -32011
         assert "OPENAI_API_KEY" in refused["error"]["message"]
         # Refused, not broken: the daemon goes on answering.
         assert "result" in await daemon.request("session/list", {})
     # And the session is as it was: with the key, it loads.
     async with raw_daemon(with_key) as daemon:
-        assert (await _load(daemon, session_id, workspace))["result"] == {}
+        await daemon.initialize()
+        assert (await daemon.load_session(session_id, workspace))["result"] == {}
 
 
 async def test_a_loaded_session_reaches_its_provider_with_the_first_prompt(
@@ -59,10 +48,12 @@ async def test_a_loaded_session_reaches_its_provider_with_the_first_prompt(
     async with ReplayServer() as provider:
         env = replay_env(home, provider.url)
         async with raw_daemon(env) as daemon:
-            session_id = await _new_session(daemon, workspace)
+            await daemon.initialize()
+            session_id = await daemon.new_session(workspace)
         provider.enqueue_fixture("openai_chat/text_usage_chunk")
         async with raw_daemon(env) as daemon:
-            assert (await _load(daemon, session_id, workspace))["result"] == {}
+            await daemon.initialize()
+            assert (await daemon.load_session(session_id, workspace))["result"] == {}
             assert provider.requests == []
             prompt = {"sessionId": session_id, "prompt": [{"type": "text", "text": "hi"}]}
             answer = await daemon.request("session/prompt", prompt)

@@ -29,16 +29,12 @@ def workspace(tmp_path: Path) -> Path:
 
 async def _new_session(daemon: RawDaemon, workspace: Path) -> str:
     await daemon.initialize()
-    answer = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
-    session_id: str = answer["result"]["sessionId"]
-    return session_id
+    return await daemon.new_session(workspace)
 
 
 async def _load(daemon: RawDaemon, session_id: str, workspace: Path) -> dict[str, Any]:
     await daemon.initialize()
-    return await daemon.request(
-        "session/load", {"sessionId": session_id, "cwd": str(workspace), "mcpServers": []}
-    )
+    return await daemon.load_session(session_id, workspace)
 
 
 async def _prompt(daemon: RawDaemon, session_id: str, text: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from tests.support.acp_conformance import FrameChecker
@@ -119,6 +120,17 @@ class RawDaemon:
                 length = int(value)
         assert length is not None, "a header block without Content-Length"
         return await stdout.readexactly(length)
+
+    async def new_session(self, cwd: Path) -> str:
+        """A `session/new` in `cwd`; its session id."""
+        answer = await self.request("session/new", {"cwd": str(cwd), "mcpServers": []})
+        session_id: str = answer["result"]["sessionId"]
+        return session_id
+
+    async def load_session(self, session_id: str, cwd: Path) -> dict[str, Any]:
+        """A `session/load`, answered (its replay is in `frames`)."""
+        params = {"sessionId": session_id, "cwd": str(cwd), "mcpServers": []}
+        return await self.request("session/load", params)
 
     async def initialize(self) -> dict[str, Any]:
         return await self.request("initialize", {"protocolVersion": 1})
