@@ -93,6 +93,9 @@ class UsageDetail(ParleyStruct):
     context_used: int | None = None
     context_size: int | None = None
     model: str | None = None
+    turn_ended: bool = False
+    """The conversation's turn has ended: these are its final figures, the ones
+    a `session/load` replays."""
 
 
 class SubagentInfo(ParleyStruct):

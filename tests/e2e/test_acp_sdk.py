@@ -12,7 +12,7 @@ from acp import text_block
 
 from tests.support.acp_client import RecordingClient, acp_daemon
 from tests.support.daemon import offline_env
-from tests.support.updates import merge_chunks
+from tests.support.updates import as_replayed
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ async def test_list_and_load_after_a_daemon_restart_replay_everything(
         more = await connection.prompt(session_id=session_id, prompt=[text_block("Hello")])
     assert more.stop_reason == "end_turn"
 
-    expected = merge_chunks([u.model_dump(by_alias=True) for u in live.updates])
+    expected = as_replayed([u.model_dump(by_alias=True) for u in live.updates])
     replay = replayed.updates[: len(expected) + 1]
     assert replay[0].session_update == "user_message_chunk"
     assert replay[0].content.text == "Summarize README.md"
@@ -213,7 +213,7 @@ async def test_a_tree_of_sub_agents_reaches_the_sdk_and_replays(
             if conversation["depth"] == 0 and dumped["sessionUpdate"] == "user_message_chunk":
                 continue  # the client's own prompt, only replayed
             grouped.setdefault(conversation["id"], []).append(dumped)
-        return {key: merge_chunks(value) for key, value in grouped.items()}
+        return {key: as_replayed(value) for key, value in grouped.items()}
 
     streamed = per_conversation(live.updates)
     assert len(streamed) == 4

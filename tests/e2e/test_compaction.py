@@ -16,7 +16,7 @@ import pytest
 from tests.support.daemon import offline_env, replay_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 from tests.support.replay_server import ReplayServer
-from tests.support.updates import merge_chunks
+from tests.support.updates import as_replayed
 
 # A small window and an early threshold: the first prompt's history, tools
 # and all, is enough to compact before the second.
@@ -95,9 +95,7 @@ async def test_near_the_window_the_history_is_summarised_and_a_load_keeps_it(
             "Read README.md",
             "List the files",
         ]
-        assert merge_chunks([u for u in replayed if u not in replayed_prompts]) == merge_chunks(
-            live
-        )
+        assert as_replayed([u for u in replayed if u not in replayed_prompts]) == as_replayed(live)
         # The loaded conversation reads the summary, not the history it replaced:
         # the next compaction summarises the summary and what came after it.
         await _prompt(daemon, session_id, "Search for TODO")

@@ -21,7 +21,7 @@ from parleyd.store.log import LOG_NAME, read_log
 from parleyd.tools.files import MAX_READ_BYTES
 from tests.support.acp_client import RecordingClient, acp_daemon
 from tests.support.daemon import offline_env
-from tests.support.updates import merge_chunks
+from tests.support.updates import as_replayed
 
 ENOSPC_SITE = Path(__file__).parents[1] / "support" / "enospc"
 INTERNAL_ERROR = -32603
@@ -149,8 +149,8 @@ async def test_a_disk_that_fills_mid_turn_loses_nothing_written_before_it(
         assert await _prompt(connection, session_id, "Summarize README.md") == "end_turn"
         first_turn = len(live.updates)
         await _fill_during_a_command(connection, session_id)
-        first = merge_chunks(_dumped(live.updates[:first_turn]))
-        second = merge_chunks(_dumped(live.updates[first_turn:]))
+        first = as_replayed(_dumped(live.updates[:first_turn]))
+        second = as_replayed(_dumped(live.updates[first_turn:]))
         # The daemon goes on answering: a prompt while the disk is full fails at
         # its first record, and says so.
         with pytest.raises(acp.RequestError) as again:
@@ -209,4 +209,4 @@ async def test_a_long_tool_output_is_kept_as_a_blob_and_replayed_whole(
         await connection.initialize(protocol_version=1)
         await connection.load_session(session_id=session_id, cwd=str(workspace), mcp_servers=[])
     assert replayed.updates[0].content.text == "Read big.txt"
-    assert _dumped(replayed.updates[1:]) == merge_chunks(_dumped(live.updates))
+    assert _dumped(replayed.updates[1:]) == as_replayed(_dumped(live.updates))

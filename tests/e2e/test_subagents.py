@@ -17,7 +17,7 @@ import pytest
 from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import offline_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
-from tests.support.updates import merge_chunks
+from tests.support.updates import as_replayed
 
 # Two children in parallel; the second delegates once more.
 TREE = 'Delegate "Read README.md and summarize it" and "delegate `list the files`"'
@@ -85,7 +85,7 @@ def _per_session(notes: list[dict[str, Any]], root: str) -> dict[str, list[dict[
         ):
             continue
         grouped[note["sessionId"]].append(update)
-    return {session: merge_chunks(updates) for session, updates in grouped.items()}
+    return {session: as_replayed(updates) for session, updates in grouped.items()}
 
 
 def _check_tree_order(notes: list[dict[str, Any]], root: str) -> dict[str, dict[str, Any]]:
@@ -229,7 +229,7 @@ async def test_a_client_without_child_sessions_gets_the_tree_under_meta(
             if conversation["depth"] == 0 and update["sessionUpdate"] == "user_message_chunk":
                 continue
             grouped[conversation["id"]].append(update)
-        return {key: merge_chunks(value) for key, value in grouped.items()}
+        return {key: as_replayed(value) for key, value in grouped.items()}
 
     assert per_conversation(replayed) == per_conversation(live)
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import scripted_agent
 from tests.support.daemon import PARLEYD, offline_env
-from tests.support.updates import merge_chunks
+from tests.support.updates import as_replayed
 
 TS = Path(__file__).resolve().parents[1] / "ts"
 NODE = shutil.which("node")
@@ -198,7 +198,7 @@ def test_a_fresh_daemon_replays_a_loaded_session_as_it_streamed(
     assert first["sessionUpdate"] == "user_message_chunk"
     assert first["content"] == {"type": "text", "text": "Summarize README.md"}
     # Part for part and tool call for tool call, as it streamed.
-    assert rest == merge_chunks(_updates(live))
+    assert rest == as_replayed(_updates(live))
 
 
 TREE = 'Delegate "Summarize README.md" and "delegate `list the files`"'
@@ -247,7 +247,7 @@ def test_sub_conversations_stream_and_replay_as_a_strict_client_takes_them(
                 continue  # the client's own prompt, only replayed
             key = update["_meta"]["parley"]["conversation"]["id"]
             grouped.setdefault(key, []).append(update)
-        return {key: merge_chunks(updates) for key, updates in grouped.items()}
+        return {key: as_replayed(updates) for key, updates in grouped.items()}
 
     assert per_session(replayed) == per_session(live)
 

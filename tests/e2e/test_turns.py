@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from parleyd.session.replay import INTERRUPTED_CALL
 from tests.support.daemon import offline_env, replay_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 from tests.support.replay_server import ReplayServer
-from tests.support.updates import merge_chunks
+from tests.support.updates import as_replayed
 
 
 @pytest.fixture
@@ -148,7 +149,7 @@ async def test_a_killed_daemon_loses_only_the_unfinished_response(
         assert loaded["result"] == {}
         replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
         # The completed turn comes back as it streamed; of the killed one, its prompt.
-        expected = merge_chunks(live)
+        expected = as_replayed(live)
         assert replayed[1 : len(expected) + 1] == expected
         assert replayed[len(expected) + 1]["content"]["text"] == "Tell me a long story"
         # Closed on load, the killed turn ends with its figures, as live turns do.
@@ -286,9 +287,14 @@ async def test_a_daemon_killed_inside_a_tool_call_closes_it_on_load(
     async with raw_daemon(offline_env(home)) as daemon:
         loaded = await _load(daemon, session_id, workspace)
         assert loaded["result"] == {}
-        statuses = [u.get("status") for u in _updates(daemon, toolCallId=call_id)]
         # Announced, then closed: never left pending.
-        assert statuses[0] == "pending" and statuses[-1] == "failed"
+        (call,) = _updates(daemon, toolCallId=call_id)
+        assert (call["sessionUpdate"], call["title"], call["status"]) == (
+            "tool_call",
+            ask["params"]["toolCall"]["title"],
+            "failed",
+        )
+        assert call["content"][0]["content"]["text"] == INTERRUPTED_CALL
         again = await _prompt(daemon, session_id, "Hi")
         assert again["result"] == {"stopReason": "end_turn"}
     assert _turn_endings(home, session_id) == ["interrupted", "end_turn"]

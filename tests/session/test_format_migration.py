@@ -12,7 +12,7 @@ from parleyd.store.records import TurnEnded
 from tests.support.daemon import offline_env
 from tests.support.fixtures import FIXTURES
 from tests.support.raw_daemon import raw_daemon
-from tests.support.updates import merge_chunks
+from tests.support.updates import as_replayed
 
 LOGS = FIXTURES / "logs"
 # Written by `parleyd` 0.1.0 (format 1) in a four-turn offline session: a read,
@@ -56,14 +56,29 @@ async def test_a_format_1_log_replays_as_it_did(tmp_path: Path) -> None:
     replayed = await _load(home, session_id, workspace)
 
     # What the first release replayed delta by delta now comes merged per part,
-    # with what later releases added beside it: the title, more usage figures.
+    # with what later releases added beside it: the title, more usage figures;
+    # and of its usage updates, each turn's last, which a replay now sends alone.
     titles = [u for u in replayed if u["sessionUpdate"] == "session_info_update"]
     assert [u["title"] for u in titles] == ["Read README.md and summarize it"]
     replayed = [u for u in replayed if u not in titles]
-    merged = merge_chunks(expected)
+    merged = as_replayed(_each_turns_last_usage_final(expected))
+    assert sum(u["sessionUpdate"] == "usage_update" for u in merged) == 3
     assert len(replayed) == len(merged) < len(expected)
     for now, then in zip(replayed, merged, strict=True):
         assert _holds(now, then), f"{now} does not hold {then}"
+
+
+def _each_turns_last_usage_final(updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first release's updates, the last usage figures before each prompt
+    marked as its turn's final ones (that release marked none)."""
+    last_usage: dict[str, Any] | None = None
+    for update in updates:
+        if update["sessionUpdate"] == "usage_update":
+            last_usage = update
+        elif update["sessionUpdate"] == "user_message_chunk" and last_usage is not None:
+            last_usage["_meta"]["parley"]["usage"]["turnEnded"] = True
+            last_usage = None
+    return updates
 
 
 def _holds(now: Any, then: Any) -> bool:

@@ -142,20 +142,19 @@ def test_replayed_updates_follow_the_stream_and_name_their_conversation() -> Non
     replayed = restore([*session(), user(ROOT, "go"), thinking, ran, usage(ROOT, 5)]).updates
     updates = [update for update, _ in replayed]
 
+    # The call's announcement, final title and input, start, streamed output and
+    # end replay as one update: where the client's fields ended up.
     assert [type(update) for update in updates] == [
         UserMessageChunk,
         AgentThoughtChunk,
         AgentMessageChunk,
         ToolCallStart,
-        ToolCallProgress,  # final title and raw input
-        ToolCallProgress,  # in_progress
-        ToolCallProgress,  # streamed output
-        ToolCallProgress,  # completed
         UsageUpdate,
     ]
-    ready = updates[4]
-    assert isinstance(ready, ToolCallProgress)
-    assert (ready.title, ready.raw_input) == ("Read a", {"path": "a"})
+    call = updates[3]
+    assert isinstance(call, ToolCallStart)
+    assert (call.title, call.kind, call.raw_input) == ("Read a", "read", {"path": "a"})
+    assert (call.status, call.raw_output["output"]) == ("completed", "text")
     metas = [update.meta or {} for update in updates]
     assert [meta[PARLEY_META_KEY]["conversation"].id for meta in metas] == [ROOT] * len(updates)
     assert {conversation.id for _, conversation in replayed} == {ROOT}
@@ -193,7 +192,35 @@ def test_usage_rolls_up_from_a_child_to_the_root_and_the_turn_resets() -> None:
     assert last.cost is not None and last.cost.amount == 0.75
 
 
-def test_a_child_usage_is_reported_for_it_then_for_each_ancestor() -> None:
+def test_each_conversation_replays_its_final_figures_when_its_turn_ends() -> None:
+    grandchild = "conv_grandchild"
+    records: list[AnyRecord] = [
+        *session(),
+        TurnStarted(conv=ROOT, turn="t1"),
+        usage(ROOT, 5),
+        ConversationStarted(conv=SUB, parent=ROOT, depth=1),
+        TurnStarted(conv=SUB, turn="t2"),
+        ConversationStarted(conv=grandchild, parent=SUB, depth=2),
+        TurnStarted(conv=grandchild, turn="t3"),
+        usage(grandchild, 7),
+        usage(grandchild, 8),
+        TurnEnded(conv=grandchild, turn="t3", stop_reason="end_turn"),
+        TurnEnded(conv=SUB, turn="t2", stop_reason="end_turn"),
+        usage(ROOT, 1),
+        TurnEnded(conv=ROOT, turn="t1", stop_reason="end_turn"),
+    ]
+    reported = [u for u in restore(records).updates if isinstance(u[0], UsageUpdate)]
+    # Not one per response: each conversation once, as its turn ended.
+    assert [conversation.id for _, conversation in reported] == [grandchild, SUB, ROOT]
+    details = [update.meta[PARLEY_META_KEY]["usage"] for update, _ in reported if update.meta]
+    assert [(d.own.input_tokens, d.total.input_tokens, d.turn_ended) for d in details] == [
+        (15, 15, True),
+        (0, 15, True),
+        (6, 21, True),
+    ]
+
+
+def test_a_turn_that_never_ended_replays_its_figures_at_the_end() -> None:
     records: list[AnyRecord] = [
         *session(),
         ConversationStarted(conv=SUB, parent=ROOT, depth=1),
@@ -201,12 +228,11 @@ def test_a_child_usage_is_reported_for_it_then_for_each_ancestor() -> None:
         usage("conv_grandchild", 7),
     ]
     reported = [u for u in restore(records).updates if isinstance(u[0], UsageUpdate)]
-    assert [conversation.id for _, conversation in reported] == ["conv_grandchild", SUB, ROOT]
     details = [update.meta[PARLEY_META_KEY]["usage"] for update, _ in reported if update.meta]
-    assert [(d.own.input_tokens, d.total.input_tokens) for d in details] == [
-        (7, 7),
-        (0, 7),
-        (0, 7),
+    assert sorted((d.conversation, d.own.input_tokens, d.total.input_tokens) for d in details) == [
+        ("conv_grandchild", 7, 7),
+        (ROOT, 0, 7),
+        (SUB, 0, 7),
     ]
 
 
@@ -442,8 +468,9 @@ def test_stored_content_that_no_longer_validates_does_not_fail_the_load() -> Non
     replayed = [update for update, _ in restored.updates]
     users = [u for u in replayed if isinstance(u, UserMessageChunk)]
     assert [u.content.text for u in users] == ["hi"]  # type: ignore[union-attr]
-    finished = [u for u in replayed if isinstance(u, ToolCallProgress) and u.status]
-    assert finished[-1].content[0].content.text == "the file"  # type: ignore[index,union-attr]
+    (call,) = [u for u in replayed if isinstance(u, ToolCallStart)]
+    assert call.status == "completed"
+    assert call.content[0].content.text == "the file"  # type: ignore[index,union-attr]
 
 
 def test_calls_are_announced_where_they_started_streaming() -> None:
@@ -459,11 +486,12 @@ def test_calls_are_announced_where_they_started_streaming() -> None:
     )
     updates = [update for update, _ in restore([*session(), response]).updates]
     shown = [(type(update).__name__, getattr(update, "tool_call_id", None)) for update in updates]
+    # Each call's updates fold only into its own: the read's title joins its
+    # announcement, the write's, coming after the read's, stays apart.
     assert shown == [
         ("AgentMessageChunk", None),
         ("ToolCallStart", write.id),
         ("ToolCallStart", READ.id),
-        ("ToolCallProgress", READ.id),
         ("ToolCallProgress", write.id),
     ]
 
@@ -481,5 +509,5 @@ def test_a_calls_arguments_replay_as_its_raw_input(arguments: str, raw_input: ob
     call = ToolCall(id="call_1", name="read_file", arguments=arguments)
     updates = [update for update, _ in restore([*session(), assistant(ROOT, "x", call)]).updates]
     ready = updates[-1]
-    assert isinstance(ready, ToolCallProgress)
+    assert isinstance(ready, ToolCallStart)
     assert ready.raw_input == raw_input

@@ -21,13 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parleyd.session.replay import INTERRUPTED_CALL
-from tests.support.updates import merge_chunks
+from tests.support.updates import as_replayed
 
 Note = dict[str, Any]
 Update = dict[str, Any]
 
 _CHUNKS = frozenset({"agent_message_chunk", "agent_thought_chunk", "user_message_chunk"})
 _FINISHED = frozenset({"completed", "failed"})
+_TOOL_CALLS = frozenset({"tool_call", "tool_call_update"})
+# What a call's later updates change; the rest was settled when it was announced.
+_CALL_PROGRESS = frozenset({"status", "content", "rawOutput", "locations"})
 INTERRUPTED_CHILD = "_interrupted"
 
 
@@ -63,7 +66,9 @@ def interrupted(state: dict[str, Any]) -> bool:
 
 
 def _finished_call(update: Update) -> str | None:
-    if update["sessionUpdate"] == "tool_call_update" and update.get("status") in _FINISHED:
+    """The call an update ends: its last `tool_call_update`, or, in a replay,
+    the `tool_call` its updates were folded into."""
+    if update["sessionUpdate"] in _TOOL_CALLS and update.get("status") in _FINISHED:
         call: str = update["toolCallId"]
         return call
     return None
@@ -114,18 +119,19 @@ def per_conversation(notes: list[Note]) -> dict[str, list[Update]]:
                 continue
             announced.add(child)
         grouped[conversation["id"]].append(update)
-    return {conversation: merge_chunks(updates) for conversation, updates in grouped.items()}
+    return {conversation: as_replayed(updates) for conversation, updates in grouped.items()}
 
 
 def _durable(update: Update) -> bool:
     """Sent only once its record was written: everything but what streams
-    ahead of a `response` record (its deltas, its calls as they appear)."""
+    ahead of a `response` record (its deltas, its calls as they appear with
+    their title and input), so a call that has a status past `pending` is."""
     kind = update["sessionUpdate"]
-    if kind in ("agent_message_chunk", "agent_thought_chunk", "tool_call"):
+    if kind in ("agent_message_chunk", "agent_thought_chunk"):
         return False
-    # A call's arguments complete: its title and input, before the record.
-    ready = kind == "tool_call_update" and "status" not in update
-    return not ready or child_state(update) is not None
+    if kind in _TOOL_CALLS and child_state(update) is None:
+        return update.get("status") not in (None, "pending")
+    return True
 
 
 def _closing(update: Update) -> bool:
@@ -144,12 +150,21 @@ def _closing(update: Update) -> bool:
 
 
 def _continues(replayed: Update, seen: Update) -> bool:
-    """The replayed chunk is the seen one with the deltas that followed it."""
+    """The replayed update is where the seen one went on: a chunk with the
+    deltas that followed it, a call the client saw unfinished with its end
+    (live, or the closing a load gave it)."""
+    kind = seen["sessionUpdate"]
+    if kind != replayed["sessionUpdate"]:
+        return False
+    if kind in _CHUNKS:
+        return replayed.get("messageId") == seen.get("messageId") and replayed["content"][
+            "text"
+        ].startswith(seen["content"]["text"])
     return (
-        seen["sessionUpdate"] in _CHUNKS
-        and replayed["sessionUpdate"] == seen["sessionUpdate"]
-        and replayed.get("messageId") == seen.get("messageId")
-        and replayed["content"]["text"].startswith(seen["content"]["text"])
+        kind in _TOOL_CALLS
+        and seen.get("status") not in _FINISHED
+        and child_state(seen) is None
+        and all(replayed.get(k) == v for k, v in seen.items() if k not in _CALL_PROGRESS)
     )
 
 
@@ -165,11 +180,11 @@ def check_replay_after_crash(seen: list[Note], replayed: list[Note]) -> dict[str
     for conversation, replay in again.items():
         shown = live.get(conversation, [])
         common = 0
-        while common < min(len(shown), len(replay)) and replay[common] == shown[common]:
-            common += 1
-        # The last chunk seen may have gone on in deltas still in the daemon's buffer.
-        last = common == len(shown) - 1 and common < len(replay)
-        if last and _continues(replay[common], shown[common]):
+        # What the client saw last of a message or a call may have gone on in
+        # updates still in the daemon's buffer, or been closed by the load.
+        while common < min(len(shown), len(replay)) and (
+            replay[common] == shown[common] or _continues(replay[common], shown[common])
+        ):
             common += 1
         durable = max((i + 1 for i, u in enumerate(shown) if _durable(u)), default=0)
         assert common >= durable, (

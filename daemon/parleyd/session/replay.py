@@ -1,8 +1,9 @@
 """Rebuilding a session from its log: the tree of conversations and their
 histories, the usage ledger, the standing permission answers, and the stream
 `session/load` replays: what the user saw, in the order it happened, each
-conversation's updates under the same ids as live, each streamed part merged
-into one update.
+conversation's updates under the same ids as live, merged: each streamed
+part is one update, the consecutive updates of one tool call are one, and
+usage, a state rather than an event, is what it stood at when each turn ended.
 
 Turns the log opens but never ends were interrupted (the daemon died):
 `closing_records` answers their open tool calls and ends them, children before
@@ -12,9 +13,12 @@ replay shows how each turn stopped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
+from parley_protocol.acp import ToolCallProgress, ToolCallStart
 from parleyd.gc_pause import collector_paused
 from parleyd.providers.messages import (
     AssistantMessage,
@@ -45,7 +49,6 @@ from parleyd.store.records import (
     ToolStarted,
     TurnEnded,
     TurnStarted,
-    UsageRecorded,
     UserTurn,
 )
 
@@ -78,9 +81,6 @@ class _OpenTurn:
     turn: str | None
     conversation: str
     calls: dict[str, ToolCall] = field(default_factory=dict)
-    # When it last wrote: the time its closing records carry, so the turn's
-    # length is what it ran, not the time until the next load.
-    last_written: float = 0.0
 
 
 def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
@@ -90,33 +90,21 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
     open_turns: dict[str, _OpenTurn] = {}
     depths: dict[str, int] = {}
     parents: dict[str, str | None] = {}
-    # Each conversation's lineage as `parents` has it: worked out once, not per record.
-    lineages: dict[str, list[str]] = {}
+    last_written: dict[str, float] = {}
     for record in records:
-        lineage = lineages.get(record.conv)
-        if lineage is None:
-            lineage = lineages[record.conv] = [record.conv]
-            while (parent := parents.get(lineage[-1])) is not None and parent not in lineage:
-                lineage.append(parent)
-        # A turn runs as long as anything below it writes.
-        for conversation in lineage:
-            if conversation in open_turns:
-                open_turns[conversation].last_written = record.ts
+        last_written[record.conv] = record.ts
         match record:
             case ConversationStarted():
                 depths[record.conv] = record.depth
                 parents[record.conv] = record.parent
-                lineages.clear()
                 if record.parent is not None:
                     # A child is started to run a turn: one killed before its
                     # turn_start is closed like one killed inside it.
-                    open_turns[record.conv] = _OpenTurn(None, record.conv, last_written=record.ts)
+                    open_turns[record.conv] = _OpenTurn(None, record.conv)
             case TurnStarted():
-                open_turns[record.conv] = _OpenTurn(
-                    record.turn, record.conv, last_written=record.ts
-                )
+                open_turns[record.conv] = _OpenTurn(record.turn, record.conv)
             case UserTurn() if record.conv not in open_turns and not depths.get(record.conv):
-                open_turns[record.conv] = _OpenTurn(None, record.conv, last_written=record.ts)
+                open_turns[record.conv] = _OpenTurn(None, record.conv)
             case AssistantResponse() if record.conv in open_turns:
                 for call in record.message.tool_calls:
                     open_turns[record.conv].calls[call.id] = call
@@ -124,18 +112,29 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
                 open_turns[record.conv].calls.pop(record.call_id, None)
             case TurnEnded():
                 open_turns.pop(record.conv, None)
+    if not open_turns:
+        return []
+    # A turn runs as long as anything below it writes: its closing records carry
+    # that time, so its length is what it ran, not the time until this load.
+    for writer, written in list(last_written.items()):
+        lineage = [writer]
+        while (parent := parents.get(lineage[-1])) is not None and parent not in lineage:
+            lineage.append(parent)
+            last_written[parent] = max(last_written.get(parent, written), written)
     closing: list[CurrentRecord] = []
     for open_turn in sorted(open_turns.values(), key=lambda t: -depths.get(t.conversation, 0)):
+        ending = last_written[open_turn.conversation]
         for call in open_turn.calls.values():
             outcome = updates.interrupted_outcome(call.id, call.name, INTERRUPTED_CALL)
-            closing.append(_in(outcome, open_turn))
-        closing.append(_in(TurnEnded(stop_reason="interrupted", error=INTERRUPTED_TURN), open_turn))
+            closing.append(_in(outcome, open_turn, ending))
+        closing.append(
+            _in(TurnEnded(stop_reason="interrupted", error=INTERRUPTED_TURN), open_turn, ending)
+        )
     return closing
 
 
-def _in(record: CurrentRecord, open_turn: _OpenTurn) -> CurrentRecord:
-    record.conv, record.turn = open_turn.conversation, open_turn.turn
-    record.ts = open_turn.last_written
+def _in(record: CurrentRecord, open_turn: _OpenTurn, ts: float) -> CurrentRecord:
+    record.conv, record.turn, record.ts = open_turn.conversation, open_turn.turn, ts
     return record
 
 
@@ -150,6 +149,13 @@ def restore(records: list[CurrentRecord]) -> Restored:
     permissions: dict[str, bool] = {}
     replayed: list[tuple[Outgoing, Conversation]] = []
     started_calls: set[str] = set()
+    # Conversations whose figures changed since their usage was last replayed.
+    usage_changed: set[str] = set()
+
+    def replay_usage(conversation: Conversation) -> None:
+        if conversation.id in usage_changed:
+            usage_changed.discard(conversation.id)
+            replayed.extend(updates.usage_updates(ledger, [conversation], turn_ended=True))
 
     def conversation_of(record: Record) -> Conversation:
         if record.conv not in conversations:
@@ -160,7 +166,8 @@ def restore(records: list[CurrentRecord]) -> Restored:
         replayed.extend((item, conversation) for item in items)
 
     for record in records:
-        counted = ledger.observe(record)
+        if ledger.observe(record):
+            usage_changed.update(ledger.lineage(record.conv))
         match record:
             case ConversationStarted():
                 conversation = conversations[record.conv] = Conversation.started(record)
@@ -173,6 +180,8 @@ def restore(records: list[CurrentRecord]) -> Restored:
                 replay([title_update(title, root)], root)
             case UserTurn():
                 conversation = conversation_of(record)
+                if record.turn is None:  # format 1: a prompt ends the turn before it
+                    replay_usage(conversation)
                 conversation.history.append(UserMessage(text=record.text))
                 replay(
                     updates.user_updates(record.content, record.message_id, conversation.meta),
@@ -193,12 +202,9 @@ def restore(records: list[CurrentRecord]) -> Restored:
                     record, conversation.meta, start_replayed=record.call_id in started_calls
                 )
                 replay(lifecycle, conversation)
-            case UsageRecorded():
-                _replay_usage(replayed, ledger, conversations, conversation_of(record))
             case TurnEnded():
                 conversation = conversation_of(record)
-                if counted:  # its time: sent live at every turn's end
-                    _replay_usage(replayed, ledger, conversations, conversation)
+                replay_usage(conversation)
                 if not conversation.is_root and conversation.parent in conversations:
                     ending = ChildState(
                         conversation, "idle", ending=record.stop_reason, error=record.error
@@ -220,8 +226,11 @@ def restore(records: list[CurrentRecord]) -> Restored:
                 replay([record], conversation)
             case _:
                 pass
-    for conversation in conversations.values():
+    # The figures of turns the log never ended (format 1), children before
+    # parents, as their turns would have ended.
+    for conversation in sorted(conversations.values(), key=lambda c: -c.depth):
         conversation.history = _every_call_answered(conversation.history)
+        replay_usage(conversation)
     root = conversations.get(started.conv) or Conversation(id=started.conv)
     conversations.setdefault(root.id, root)
     ledger.adopt(root.id, None)
@@ -231,7 +240,7 @@ def restore(records: list[CurrentRecord]) -> Restored:
         conversations=conversations,
         ledger=ledger,
         title=title,
-        updates=replayed,
+        updates=list(_tool_calls_folded(replayed)),
         permissions=permissions,
     )
 
@@ -261,13 +270,39 @@ def _every_call_answered(history: list[Message]) -> list[Message]:
     return answered
 
 
-def _replay_usage(
-    replayed: list[tuple[Outgoing, Conversation]],
-    ledger: UsageLedger,
-    conversations: dict[str, Conversation],
-    conversation: Conversation,
-) -> None:
-    lineage = [
-        conversations[conv] for conv in ledger.lineage(conversation.id) if conv in conversations
-    ]
-    replayed.extend(updates.usage_updates(ledger, lineage))
+_ToolCallUpdate = ToolCallStart | ToolCallProgress
+
+
+def _tool_calls_folded(
+    replayed: Iterable[tuple[Outgoing, Conversation]],
+) -> Iterable[tuple[Outgoing, Conversation]]:
+    """Each run of consecutive updates of one tool call as a single update: the
+    first, with every field a later one set. That is the state a client holds
+    once it has applied them all, as ACP's tool-call updates replace the fields
+    they carry."""
+    held: tuple[_ToolCallUpdate, Conversation] | None = None
+    for item in replayed:
+        update, conversation = item
+        if isinstance(update, _ToolCallUpdate):
+            if held is not None and held[0].tool_call_id == update.tool_call_id:
+                held = (_with_fields_of(held[0], update), conversation)
+                continue
+            if held is not None:
+                yield held
+            held = (update, conversation)
+            continue
+        if held is not None:
+            yield held
+            held = None
+        yield item
+    if held is not None:
+        yield held
+
+
+def _with_fields_of(first: _ToolCallUpdate, later: _ToolCallUpdate) -> _ToolCallUpdate:
+    changed = {
+        name: value
+        for name in later.__struct_fields__
+        if (value := getattr(later, name)) is not None and value is not msgspec.UNSET
+    }
+    return msgspec.structs.replace(first, **changed)

@@ -361,7 +361,9 @@ class Session:
             error = None if failure is None else str(failure)
             self.record(TurnEnded(stop_reason=ending, error=error), conversation, turn_id)
             # The turn's time counts now, in the figures of its whole lineage.
-            closing += updates.usage_updates(self.ledger, self.lineage(conversation))
+            closing += updates.usage_updates(
+                self.ledger, self.lineage(conversation), turn_ended=True
+            )
         except StoreError as exc:
             # The log itself failed (a full disk): the client still gets its
             # answer, and the turn is closed in the log before the next one.

@@ -252,20 +252,22 @@ def tool_call_lifecycle(
 
 
 def usage_updates(
-    ledger: UsageLedger, lineage: list[Conversation]
+    ledger: UsageLedger, lineage: list[Conversation], *, turn_ended: bool = False
 ) -> list[tuple[UsageUpdate, Conversation]]:
     """The figures of a conversation and of each ancestor, whose totals include
     it, ending with the root's: the ACP figures (context used and size, cost
-    with descendants) and Parley's detail under `_meta.parley.usage`."""
+    with descendants) and Parley's detail under `_meta.parley.usage`.
+    `turn_ended`: the first conversation's turn is over, its figures final."""
     reported = []
     for conversation in lineage:
         usage = ledger.of(conversation.id)
         cost = usage.total.cost
+        final = turn_ended and conversation is lineage[0]
         update = UsageUpdate(
             used=usage.context_used,
             size=usage.context_size,
             cost=None if cost is None else Cost(amount=cost, currency="USD"),
-            meta=conversation.meta_with(usage=ledger.detail(conversation.id)),
+            meta=conversation.meta_with(usage=ledger.detail(conversation.id, turn_ended=final)),
         )
         reported.append((update, conversation))
     return reported

@@ -226,10 +226,11 @@ class UsageLedger:
     def _lineage_usage(self, conversation: str) -> list[ConversationUsage]:
         return [self.of(conv) for conv in self.lineage(conversation)]
 
-    def detail(self, conversation: str) -> UsageDetail:
+    def detail(self, conversation: str, *, turn_ended: bool = False) -> UsageDetail:
         """`_meta.parley.usage` of one conversation."""
         usage = self.of(conversation)
         return UsageDetail(
+            turn_ended=turn_ended,
             turn=usage.turn.wire(),
             session=self.session.wire(),
             conversation=conversation,
