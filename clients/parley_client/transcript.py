@@ -1,5 +1,11 @@
 """Folding a session's `session/update` stream into what a person reads: messages,
-tool calls with their latest state, and usage figures.
+tool calls with their latest state, and usage figures, per conversation.
+
+A session is a tree of conversations: the root, and the sub-agents (children) its
+`subagent` tool calls start, which may start their own. A client that does not take
+child sessions gets all of them under the session's id, each update naming its
+conversation at `_meta.parley.conversation`; `Transcript` folds each into its own
+`Conversation`, so conversations streaming at once never run into one another.
 
 The renderer draws from it, and `compare_replay` uses it to check that a loaded
 session replays what was streamed live.
@@ -9,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -18,18 +24,21 @@ import msgspec
 from parley_protocol.acp import (
     AgentMessageChunk,
     AgentThoughtChunk,
+    AnySessionUpdate,
     ContentBlock,
     Cost,
+    Meta,
     SessionNotification,
     TextContent,
     ToolCallContent,
+    ToolCallId,
     ToolCallProgress,
     ToolCallStart,
     ToolCallStatus,
     UsageUpdate,
     UserMessageChunk,
 )
-from parley_protocol.parley import UsageDetail, read_parley_meta
+from parley_protocol.parley import ConversationRef, ParleyMeta, UsageDetail, read_parley_meta
 
 Role: TypeAlias = Literal["user", "agent", "thought"]
 ToolState: TypeAlias = ToolCallStatus | Literal["cancelled"]
@@ -41,6 +50,14 @@ _ROLES: dict[type, Role] = {
     AgentThoughtChunk: "thought",
 }
 _FINAL: frozenset[ToolState] = frozenset({"completed", "failed", "cancelled"})
+
+
+def _parley_meta(meta: Meta | None) -> ParleyMeta:
+    """`_meta.parley` as far as it can be read: a malformed one says nothing."""
+    try:
+        return read_parley_meta(meta)
+    except msgspec.ValidationError:
+        return ParleyMeta()
 
 
 def block_text(block: ContentBlock) -> str:
@@ -122,10 +139,7 @@ class Usage:
 
     @classmethod
     def from_update(cls, update: UsageUpdate) -> Usage:
-        try:
-            detail = read_parley_meta(update.meta).usage
-        except msgspec.ValidationError:
-            detail = None
+        detail = _parley_meta(update.meta).usage
         return cls(used=update.used, size=update.size, cost=update.cost, detail=detail)
 
 
@@ -134,25 +148,40 @@ Entry: TypeAlias = Message | ToolCall
 
 @dataclass(frozen=True)
 class Change:
-    """What one update changed: the entry (or usage) and, for a message, the new text."""
+    """What one update changed: the conversation, the entry (or usage) in it and, for a
+    message, the new text."""
 
+    conversation: Conversation
     item: Entry | Usage
     new: bool = False
     delta: str = ""
 
 
-@dataclass
-class Transcript:
+@dataclass(eq=False)
+class Conversation:
+    """One conversation of a session, folded on its own: messages continue only within
+    it, and its tool call ids (which repeat from one conversation to the next) are its own.
+
+    Compared by identity: it is a place in the session, not a value."""
+
+    id: str | None = None
+    """The daemon's `ConversationRef.id`; None for the root, which needs no name."""
+    depth: int = 0
+    """0 for the root, 1 for its sub-agents, 2 for theirs, ..."""
+    title: str | None = None
+    """A sub-agent's, as its parent's `subagent` call announced it."""
     entries: list[Entry] = field(default_factory=list)
     usages: list[Usage] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
-    """Updates received, by their `sessionUpdate` kind."""
+    children: dict[ToolCallId, Conversation] = field(default_factory=dict)
+    """The sub-agents this conversation started, by the tool call that started each."""
     _tools: dict[str, ToolCall] = field(default_factory=dict, repr=False)
 
-    def apply(self, notification: SessionNotification) -> Change | None:
-        """Fold one update in; None for kinds this transcript does not keep (plans, ...)."""
-        update = notification.update
-        self.counts[type(update).__struct_config__.tag] += 1  # type: ignore[index]
+    @property
+    def is_root(self) -> bool:
+        return self.depth == 0
+
+    def fold(self, update: AnySessionUpdate) -> Change | None:
+        """Fold in one of this conversation's updates; None for kinds not kept (plans, ...)."""
         match update:
             case UserMessageChunk() | AgentMessageChunk() | AgentThoughtChunk():
                 return self.add_text(
@@ -166,11 +195,11 @@ class Transcript:
                     self._tools[call.tool_call_id] = call
                     self.entries.append(call)
                 call.apply(update)
-                return Change(call, new=new)
+                return Change(self, call, new=new)
             case UsageUpdate():
                 usage = Usage.from_update(update)
                 self.usages.append(usage)
-                return Change(usage, new=True)
+                return Change(self, usage, new=True)
             case _:
                 return None
 
@@ -180,10 +209,10 @@ class Transcript:
         last = self.entries[-1] if self.entries else None
         if isinstance(last, Message) and last.role == role and last.message_id == message_id:
             last.text += text
-            return Change(last, delta=text)
+            return Change(self, last, delta=text)
         message = Message(role, text, message_id)
         self.entries.append(message)
-        return Change(message, new=True, delta=text)
+        return Change(self, message, new=True, delta=text)
 
     def unfinished_tools(self) -> list[ToolCall]:
         return [call for call in self._tools.values() if not call.finished]
@@ -196,6 +225,50 @@ class Transcript:
     def tool_calls(self) -> list[ToolCall]:
         return list(self._tools.values())
 
+    def walk(self) -> Iterator[Conversation]:
+        """This conversation, then each sub-agent's subtree in the order they started."""
+        yield self
+        for child in self.children.values():
+            yield from child.walk()
+
+
+@dataclass(eq=False)
+class Transcript(Conversation):
+    """A whole session, as its root conversation: it is given every update of the
+    session and folds each into the conversation the update names, a sub-agent's
+    created the first time it is heard of."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    """Updates received, by their `sessionUpdate` kind, sub-agents' included."""
+    _descendants: dict[str, Conversation] = field(default_factory=dict, repr=False)
+
+    def apply(self, notification: SessionNotification) -> Change | None:
+        """Fold one update in; None for kinds this transcript does not keep (plans, ...)."""
+        update = notification.update
+        self.counts[type(update).__struct_config__.tag] += 1  # type: ignore[index]
+        meta = _parley_meta(update.meta)
+        # The conversation first: a sub-agent's announcement may be the first its parent says.
+        conversation = self._conversation(meta.conversation)
+        if meta.subagent is not None:
+            self._conversation(meta.subagent.conversation).title = meta.subagent.title
+        return conversation.fold(update)
+
+    def conversation_of(self, meta: Meta | None) -> Conversation:
+        """The conversation a message's `_meta.parley.conversation` names (the root if none)."""
+        return self._conversation(_parley_meta(meta).conversation)
+
+    def _conversation(self, ref: ConversationRef | None) -> Conversation:
+        if ref is None or ref.parent is None:
+            return self
+        known = self._descendants.get(ref.id)
+        if known is None:
+            # A parent not heard of cannot be drawn under: the root takes its child.
+            parent = self._descendants.get(ref.parent, self)
+            known = Conversation(id=ref.id, depth=ref.depth)
+            parent.children[ref.parent_tool_call or ref.id] = known
+            self._descendants[ref.id] = known
+        return known
+
 
 @dataclass(frozen=True)
 class KindComparison:
@@ -207,27 +280,33 @@ class KindComparison:
 
 
 def compare_replay(live: Transcript, replayed: Transcript) -> list[KindComparison]:
-    """Per update kind: how many came live and replayed, and whether they say the same.
+    """Per update kind: how many came live and replayed, and whether they say the same,
+    conversation by conversation.
 
     Counts may differ by design: a client's own prompt is not echoed live (record it
-    with `add_text("user", ...)`), and a replay sends each tool call's final state
-    rather than every intermediate `in_progress` step.
+    with `add_text("user", ...)`), a replay sends each tool call's final state
+    rather than every intermediate step, and of the usage figures only each turn's
+    final ones (`turnEnded`).
     """
-    carried: dict[str, Callable[[Transcript], object]] = {
-        "user_message_chunk": lambda t: t.messages("user"),
-        "agent_thought_chunk": lambda t: t.messages("thought"),
-        "agent_message_chunk": lambda t: t.messages("agent"),
-        "tool_call": lambda t: [(c.tool_call_id, c.title, c.kind) for c in t.tool_calls()],
-        "tool_call_update": Transcript.tool_calls,
-        "usage_update": lambda t: t.usages,
+    carried: dict[str, Callable[[Conversation], object]] = {
+        "user_message_chunk": lambda c: c.messages("user"),
+        "agent_thought_chunk": lambda c: c.messages("thought"),
+        "agent_message_chunk": lambda c: c.messages("agent"),
+        "tool_call": lambda c: [(t.tool_call_id, t.title, t.kind) for t in c.tool_calls()],
+        "tool_call_update": Conversation.tool_calls,
+        "usage_update": lambda c: [u for u in c.usages if u.detail and u.detail.turn_ended],
     }
+
+    def said(transcript: Transcript, kind: str) -> dict[str | None, object]:
+        return {c.id: carried[kind](c) for c in transcript.walk()}
+
     kinds = list(carried) + sorted((live.counts | replayed.counts).keys() - carried.keys())
     return [
         KindComparison(
             kind=kind,
             live=live.counts[kind],
             replayed=replayed.counts[kind],
-            same=carried[kind](live) == carried[kind](replayed)
+            same=said(live, kind) == said(replayed, kind)
             if kind in carried
             else live.counts[kind] == replayed.counts[kind],
         )

@@ -59,6 +59,7 @@ from parleyd.store.records import (
     CompactionStarted,
     PermissionRemembered,
     Record,
+    ResponseStreamed,
     ToolCallView,
     ToolOutcome,
     ToolStarted,
@@ -105,11 +106,17 @@ class _OpenPart:
     signature: str | None = None
     redacted: str | None = None
 
-    def part(self) -> Part:
-        text = "".join(self.pieces)
+    def part(self, from_piece: int = 0) -> Part:
+        """The part, or what it added from its `from_piece`th delta on."""
+        text = "".join(self.pieces[from_piece:])
         if self.kind == "thought":
             return ThinkingPart(text=text, signature=self.signature, redacted=self.redacted)
         return TextPart(text) if self.kind == "text" else RefusalPart(text)
+
+    @property
+    def grown_by(self) -> tuple[int, str | None, str | None]:
+        """How far it has grown: what a checkpoint compares to see it changed."""
+        return len(self.pieces), self.signature, self.redacted
 
 
 @dataclass
@@ -118,9 +125,48 @@ class _ResponseInProgress:
     even if cut short."""
 
     message_id: str
+    model: str
     parts: list[_OpenPart | ToolCall] = field(default_factory=list)
     views: dict[str, ToolCallView] = field(default_factory=dict)
     call_starts: dict[str, int] = field(default_factory=dict)
+    # What the log holds of it: the parts checkpointed (the last one perhaps
+    # still growing, as far as `last_checkpointed` says), how its calls show.
+    checkpointed_parts: int = 0
+    last_checkpointed: tuple[int, str | None, str | None] = (0, None, None)
+    checkpointed_views: dict[str, ToolCallView] = field(default_factory=dict)
+    checkpointed_at: float = field(default_factory=time.monotonic)
+
+    def checkpoint(self) -> ResponseStreamed | None:
+        """What streamed since the last checkpoint, now counted as checkpointed;
+        None if nothing did."""
+        new_parts: list[Part] = []
+        extends_last = False
+        if self.checkpointed_parts:
+            grown = self.parts[self.checkpointed_parts - 1]
+            if isinstance(grown, _OpenPart) and grown.grown_by != self.last_checkpointed:
+                new_parts.append(grown.part(from_piece=self.last_checkpointed[0]))
+                extends_last = True
+        new_parts += [
+            p.part() if isinstance(p, _OpenPart) else p
+            for p in self.parts[self.checkpointed_parts :]
+        ]
+        # A call's view changes once: its title, when its arguments are complete.
+        views = [v for v in self.views.values() if self.checkpointed_views.get(v.call_id) != v]
+        if not new_parts and not views:
+            return None
+        self.checkpointed_parts = len(self.parts)
+        last = self.parts[-1] if self.parts else None
+        self.last_checkpointed = last.grown_by if isinstance(last, _OpenPart) else (0, None, None)
+        self.checkpointed_views = dict(self.views)
+        self.checkpointed_at = time.monotonic()
+        return ResponseStreamed(
+            message_id=self.message_id,
+            model=self.model,
+            parts=tuple(new_parts),
+            extends_last=extends_last,
+            tool_views=views,
+            call_starts={v.call_id: self.call_starts[v.call_id] for v in views},
+        )
 
     def open_part(self, kind: PartKind) -> _OpenPart:
         """The part a delta of `kind` extends: the last one if it is of that kind."""
@@ -207,7 +253,7 @@ class Turn:
             tools=self.tools.specs(),
             max_output_tokens=host.settings.max_output_tokens,
         )
-        response = self._response = _ResponseInProgress(message_id=new_id("msg"))
+        response = self._response = _ResponseInProgress(new_id("msg"), host.settings.model_name)
         usage: Usage | None = None
         done: Done | None = None
         async for event in host.provider.stream(request):
@@ -253,9 +299,20 @@ class Turn:
             return f"{system}\n\n{SUBAGENT_PROMPT}"
         return system
 
+    def _checkpoint_if_due(self, response: _ResponseInProgress) -> None:
+        """Write what streamed so far once it has streamed long enough, before
+        the client sees more of it: a client has nothing a crash can take back
+        but the last `response_checkpoint_seconds`."""
+        interval = self.host.settings.response_checkpoint_seconds
+        if time.monotonic() - response.checkpointed_at < interval:
+            return
+        if (checkpoint := response.checkpoint()) is not None:
+            self._record(checkpoint)
+
     async def _chunk(
         self, response: _ResponseInProgress, kind: updates.ChunkKind, text: str
     ) -> None:
+        self._checkpoint_if_due(response)
         await self._send(
             updates.chunk_update(kind, text, response.message_id, self.conversation.meta)
         )
@@ -276,6 +333,7 @@ class Turn:
         view = self._view(event.call_id, event.name, None)
         response.views[event.call_id] = view
         response.call_starts[event.call_id] = len(response.parts)
+        self._checkpoint_if_due(response)
         await self._send(
             updates.tool_call_announced(
                 event.call_id, event.name, view.kind, self.conversation.meta
@@ -296,6 +354,7 @@ class Turn:
             ToolCall(id=event.call_id, name=event.name, arguments=event.arguments)
         )
         self._unfinished_calls[event.call_id] = event.name
+        self._checkpoint_if_due(response)
         await self._send(updates.tool_call_ready(view, raw_input, self.conversation.meta))
 
     def _record_response(
@@ -311,7 +370,7 @@ class Turn:
             AssistantResponse(
                 message=message,
                 message_id=response.message_id,
-                model=self.host.settings.model_name,
+                model=response.model,
                 tool_views=[response.views[call.id] for call in message.tool_calls],
                 abandoned_calls=[v for v in response.views.values() if v.call_id not in complete],
                 interrupted=interrupted,

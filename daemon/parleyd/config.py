@@ -47,6 +47,9 @@ class Settings:
     # The share of the context window at which a conversation's older history
     # is summarised before the next model call.
     compact_at: float = 0.8
+    # How often a response still streaming is written to the log: the most of
+    # it a daemon killed mid-response can lose.
+    response_checkpoint_seconds: float = 1.0
     # Secret-looking variables that commands the model runs may still inherit.
     shell_env_allow: tuple[str, ...] = ()
 
@@ -113,6 +116,7 @@ _CONVERTERS: dict[str, type] = {
     "max_model_calls_per_turn": int,
     "max_subagent_depth": int,
     "compact_at": float,
+    "response_checkpoint_seconds": float,
     "shell_env_allow": VariableNames,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
@@ -124,6 +128,7 @@ _ENV_KEYS = {
     "PARLEY_SHELL_ENV_ALLOW": "shell_env_allow",
     "PARLEY_MAX_SUBAGENT_DEPTH": "max_subagent_depth",
     "PARLEY_COMPACT_AT": "compact_at",
+    "PARLEY_RESPONSE_CHECKPOINT_SECONDS": "response_checkpoint_seconds",
 }
 # session/new `_meta.parley` keys (camelCase, as on the wire).
 _SESSION_KEYS = {

@@ -247,3 +247,97 @@ def test_the_demo_hint_works_from_a_plain_shell(tmp_path: Path, env: dict[str, s
     shown = shell(hint, cwd=tmp_path, env=plain_shell)
     assert shown.returncode == 0, shown.stderr
     assert "> Summarize README.md" in shown.stdout
+
+
+DELEGATE = 'Delegate "Read README.md and summarize it" and "delegate `list the files`"'
+SUB_AGENT_LINE = re.compile(r"^(?P<indent>(?:  )+)\[(?P<label>[^\]]+)\](?: (?P<text>.*))?$")
+
+
+def by_conversation(output: str) -> dict[str, tuple[int, list[str]]]:
+    """Each labelled conversation's depth (from its indent) and lines, its label off;
+    the root's lines, unlabelled, under ""."""
+    conversations: dict[str, tuple[int, list[str]]] = {"": (0, [])}
+    for line in output.splitlines():
+        match = SUB_AGENT_LINE.match(line)
+        if match is None:
+            assert not line.startswith(" ["), line  # a label must be one of a known depth
+            conversations[""][1].append(line)
+            continue
+        depth = len(match["indent"]) // 2
+        known_depth, lines = conversations.setdefault(match["label"], (depth, []))
+        assert known_depth == depth, line
+        lines.append(match["text"] or "")
+    return conversations
+
+
+def has_line(lines: list[str], pattern: str) -> bool:
+    return any(re.fullmatch(pattern, line) for line in lines)
+
+
+def assert_sub_agents_nested(output: str) -> None:
+    conversations = by_conversation(output)
+    assert set(conversations) == {
+        "",
+        "Read README.md and summarize it",
+        "delegate `list the files`",
+        "list the files",
+    }
+    _, root = conversations[""]
+    reader_depth, reader = conversations["Read README.md and summarize it"]
+    lister_depth, lister = conversations["delegate `list the files`"]
+    grandchild_depth, grandchild = conversations["list the files"]
+    assert (reader_depth, lister_depth, grandchild_depth) == (1, 1, 2)
+
+    # Each conversation's own words, whole lines of their own: none run into another's.
+    scripted = (
+        "I'm **Parley's scripted offline model**: a local stand-in that follows a script, "
+        "not a real LLM, so everything below was decided by keywords in your message."
+    )
+    for lines in (root, reader, lister, grandchild):
+        assert scripted in lines
+    assert "I'll delegate this to sub-agents, in parallel." in root
+    assert reader[0] == "> Read README.md and summarize it"
+    assert has_line(reader, r"\[tool\] Read README\.md \.\.\. completed \(.+\)"), reader
+    assert '- **First heading:** "Harbour"' in reader
+    assert lister[0] == "> delegate `list the files`"
+    assert "I'll delegate this to a sub-agent, in parallel." in lister
+    assert grandchild[0] == "> list the files"
+    assert has_line(grandchild, r"\[tool\] List \. \.\.\. completed \(.+\)"), grandchild
+    assert "README.md" in grandchild
+
+    # A parent's `subagent` call is reported once its sub-agent has said everything.
+    lines = output.splitlines()
+    ended = lines.index(next(x for x in lines if x.startswith("[tool] Sub-agent: Read README")))
+    assert not any(x.startswith("  [Read README.md and summarize it]") for x in lines[ended:])
+    # The root's answer quotes its sub-agents' answers, unlabelled.
+    assert "## Sub-agent: Read README.md and summarize it" in root
+    # One usage line, the root's, once everyone is done: the sub-agents' are not shown.
+    [usage] = [x for x in lines if "[usage]" in x]
+    assert usage.startswith("[usage] ")
+    assert lines.index(usage) > max(
+        n for n, x in enumerate(lines) if SUB_AGENT_LINE.match(x) is not None
+    )
+
+
+def test_sub_agents_are_nested_in_the_plain_output_live_and_replayed(
+    workspace: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    run = parley("prompt", DELEGATE, cwd=workspace, env=env)
+    assert run.returncode == 0, run.stderr
+    assert_sub_agents_nested(run.stdout)
+
+    session_match = SESSION_LINE.search(run.stdout)
+    assert session_match, run.stdout
+    shown = parley("show", session_match.group(1), cwd=tmp_path, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert_sub_agents_nested(shown.stdout)
+
+
+def test_on_a_terminal_sub_agents_are_drawn_inside_their_calls(
+    workspace: Path, env: dict[str, str]
+) -> None:
+    output = on_terminal([str(PARLEY), "prompt", DELEGATE], cwd=workspace, env=env)
+    lines = output.splitlines()
+    assert "  ┃ > Read README.md and summarize it" in lines
+    assert "  ┃   ┃ > list the files" in lines  # the grandchild, inside its parent's call
+    assert not any(line.startswith("> ") for line in lines)  # no sub-agent's prompt at the top

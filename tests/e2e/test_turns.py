@@ -120,11 +120,14 @@ async def test_stop_reasons_from_recorded_streams(
     assert {tool["function"]["name"] for tool in sent["tools"]} >= {"read_file", "run_shell"}
 
 
-async def test_a_killed_daemon_loses_only_the_unfinished_response(
+async def test_a_killed_daemon_keeps_the_response_it_was_streaming(
     tmp_path: Path, workspace: Path
 ) -> None:
     home = tmp_path / "home"
-    async with raw_daemon(offline_env(home)) as daemon:
+    # Every delta checkpointed before the client sees it: the replay must hold
+    # all the client saw of the response cut short.
+    env = {**offline_env(home), "PARLEY_RESPONSE_CHECKPOINT_SECONDS": "0"}
+    async with raw_daemon(env) as daemon:
         session_id = await _new_session(daemon, workspace)
         done = await _prompt(daemon, session_id, "Summarize README.md")
         assert done["result"] == {"stopReason": "end_turn"}
@@ -132,6 +135,7 @@ async def test_a_killed_daemon_loses_only_the_unfinished_response(
         await daemon.start_prompt(session_id, "Tell me a long story", 70)
         for _ in range(10):
             await daemon.until(_is_chunk)
+        seen = [f["params"]["update"] for f in daemon.frames if f.get("method")][len(live) :]
         daemon.process.send_signal(signal.SIGKILL)
         await daemon.process.wait()
 
@@ -148,15 +152,26 @@ async def test_a_killed_daemon_loses_only_the_unfinished_response(
         loaded = await daemon.until(lambda frame: frame.get("id") == 80)
         assert loaded["result"] == {}
         replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
-        # The completed turn comes back as it streamed; of the killed one, its prompt.
+        # The completed turn comes back as it streamed; the killed one, its
+        # prompt, then its thinking and story as far as the client saw them at least.
         expected = as_replayed(live)
         assert replayed[1 : len(expected) + 1] == expected
-        assert replayed[len(expected) + 1]["content"]["text"] == "Tell me a long story"
+        prompt, *cut_short, closing = replayed[len(expected) + 1 :]
+        assert prompt["content"]["text"] == "Tell me a long story"
+        assert [u["sessionUpdate"] for u in cut_short] == [
+            "agent_thought_chunk",
+            "agent_message_chunk",
+        ]
+        for shown, kept in zip(as_replayed(seen), cut_short, strict=True):
+            assert kept["messageId"] == shown["messageId"]
+            assert kept["content"]["text"].startswith(shown["content"]["text"])
         # Closed on load, the killed turn ends with its figures, as live turns do.
-        assert len(replayed) == len(expected) + 3
-        assert replayed[-1]["sessionUpdate"] == "usage_update"
+        assert closing["sessionUpdate"] == "usage_update"
+        # The model is given what was said, cut short, and goes on.
         again = await _prompt(daemon, session_id, "Hi")
         assert again["result"] == {"stopReason": "end_turn"}
+    responses = [r for r in _log_records(home, session_id) if r["type"] == "response"]
+    assert responses[-2]["interrupted"] and responses[-2]["message_id"] == seen[0]["messageId"]
 
 
 async def test_session_settings_reach_the_provider_and_keys_never_reach_disk(

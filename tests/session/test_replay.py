@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from parley_protocol.acp import (
@@ -23,7 +24,7 @@ from parleyd.providers.messages import (
     ToolResultMessage,
     UserMessage,
 )
-from parleyd.session.replay import NotASession, closing_records, restore
+from parleyd.session.replay import INTERRUPTED_CALL, NotASession, closing_records, restore
 from parleyd.session.usage import context_size_of, price_of
 from parleyd.session.wire import ChildState
 from parleyd.store.records import (
@@ -31,6 +32,7 @@ from parleyd.store.records import (
     ConversationStarted,
     CurrentRecord,
     PermissionRemembered,
+    ResponseStreamed,
     SessionStarted,
     TitleSet,
     ToolCallView,
@@ -511,3 +513,80 @@ def test_a_calls_arguments_replay_as_its_raw_input(arguments: str, raw_input: ob
     ready = updates[-1]
     assert isinstance(ready, ToolCallStart)
     assert ready.raw_input == raw_input
+
+
+def _streamed(*checkpoints: ResponseStreamed) -> list[AnyRecord]:
+    return [
+        *session(),
+        TurnStarted(conv=ROOT, turn="t1"),
+        user(ROOT, "go"),
+        *(msgspec.structs.replace(c, conv=ROOT, turn="t1") for c in checkpoints),
+    ]
+
+
+def test_a_response_streaming_when_the_daemon_died_is_kept_as_far_as_its_checkpoints() -> None:
+    read_view = ToolCallView(call_id=READ.id, title="Read a", kind="read")
+    records = _streamed(
+        ResponseStreamed(message_id="m1", model="gpt-4o", parts=(ThinkingPart("hm"),)),
+        # The thinking's signature came after its text, then the answer began.
+        ResponseStreamed(
+            message_id="m1",
+            model="gpt-4o",
+            parts=(ThinkingPart(signature="sig"), TextPart("Hel")),
+            extends_last=True,
+            tool_views=[ToolCallView(call_id=READ.id, title=READ.name, kind="read")],
+            call_starts={READ.id: 2},
+        ),
+        ResponseStreamed(
+            message_id="m1",
+            model="gpt-4o",
+            parts=(TextPart("lo"), READ),
+            extends_last=True,
+            tool_views=[read_view],
+            call_starts={READ.id: 2},
+        ),
+    )
+    closing = closing_records(records)
+    assert [type(r).__name__ for r in closing] == ["AssistantResponse", "ToolOutcome", "TurnEnded"]
+    cut_short = closing[0]
+    assert isinstance(cut_short, AssistantResponse)
+    assert cut_short.message.parts == (ThinkingPart("hm", signature="sig"), TextPart("Hello"), READ)
+    assert (cut_short.message_id, cut_short.interrupted) == ("m1", True)
+    assert (cut_short.tool_views, cut_short.abandoned_calls) == ([read_view], [])
+    assert closing[1].call_id == READ.id  # type: ignore[union-attr]
+
+    restored = restore([*records, *closing])
+    assert restored.root.history[-2:] == [
+        cut_short.message,
+        ToolResultMessage(READ.id, READ.name, INTERRUPTED_CALL, is_error=True),
+    ]
+    texts = [u.content.text for u, _ in restored.updates if isinstance(u, AgentMessageChunk)]
+    assert texts == ["Hello"]  # type: ignore[union-attr]
+
+
+def test_a_call_still_streaming_its_arguments_is_kept_as_abandoned() -> None:
+    view = ToolCallView(call_id=READ.id, title=READ.name, kind="read")
+    records = _streamed(
+        ResponseStreamed(
+            message_id="m1",
+            model="gpt-4o",
+            parts=(TextPart("Reading"),),
+            tool_views=[view],
+            call_starts={READ.id: 1},
+        )
+    )
+    cut_short, ended = closing_records(records)
+    assert isinstance(cut_short, AssistantResponse) and isinstance(ended, TurnEnded)
+    assert (cut_short.message.parts, cut_short.abandoned_calls) == ((TextPart("Reading"),), [view])
+
+
+def test_a_response_record_supersedes_its_checkpoints() -> None:
+    records = [
+        *_streamed(ResponseStreamed(message_id="a-done", model="gpt-4o", parts=(TextPart("do"),))),
+        assistant(ROOT, "done"),
+    ]
+    assert [type(r).__name__ for r in closing_records(records)] == ["TurnEnded"]
+    texts = [
+        u.content.text for u, _ in restore(records).updates if isinstance(u, AgentMessageChunk)
+    ]
+    assert texts == ["done"]  # type: ignore[union-attr]

@@ -7,11 +7,11 @@ holds everything up to the last record written, the replay of each
 conversation is what the client saw up to that point followed by the
 closing a load adds (each open call answered as interrupted, each open turn
 ended, each open child idle as `_interrupted`), and the one thing a client may
-have seen that no replay has is a response still streaming when the daemon
-died. The updates a record implies reach the client only once the record is
-down, so the client always knows how far the log at least got; and a replay
-may hold what the daemon recorded in its last instant, its updates still in
-its output buffer.
+have seen that no replay has is what a response still streaming when the
+daemon died sent after its last checkpoint. The updates a record implies reach
+the client only once the record is down, so the client always knows how far
+the log at least got; and a replay may hold what the daemon recorded in its
+last instant, its updates still in its output buffer.
 """
 
 from __future__ import annotations
@@ -157,9 +157,12 @@ def _continues(replayed: Update, seen: Update) -> bool:
     if kind != replayed["sessionUpdate"]:
         return False
     if kind in _CHUNKS:
-        return replayed.get("messageId") == seen.get("messageId") and replayed["content"][
-            "text"
-        ].startswith(seen["content"]["text"])
+        # Or stopped short of it: a response still streaming is kept as far as
+        # its last checkpoint.
+        texts = replayed["content"]["text"], seen["content"]["text"]
+        return replayed.get("messageId") == seen.get("messageId") and (
+            texts[0].startswith(texts[1]) or texts[1].startswith(texts[0])
+        )
     return (
         kind in _TOOL_CALLS
         and seen.get("status") not in _FINISHED

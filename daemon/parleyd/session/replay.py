@@ -23,6 +23,10 @@ from parleyd.gc_pause import collector_paused
 from parleyd.providers.messages import (
     AssistantMessage,
     Message,
+    Part,
+    RefusalPart,
+    TextPart,
+    ThinkingPart,
     ToolCall,
     ToolResultMessage,
     UserMessage,
@@ -43,8 +47,10 @@ from parleyd.store.records import (
     CurrentRecord,
     PermissionRemembered,
     Record,
+    ResponseStreamed,
     SessionStarted,
     TitleSet,
+    ToolCallView,
     ToolOutcome,
     ToolStarted,
     TurnEnded,
@@ -75,18 +81,69 @@ class NotASession(Exception):
 
 
 @dataclass
+class _StreamedSoFar:
+    """A response's checkpoints joined: what it had streamed when the daemon
+    died, kept as a response cut short."""
+
+    message_id: str
+    model: str
+    parts: list[Part] = field(default_factory=list)
+    views: dict[str, ToolCallView] = field(default_factory=dict)
+    call_starts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, checkpoint: ResponseStreamed) -> None:
+        new = list(checkpoint.parts)
+        if checkpoint.extends_last and new and self.parts:
+            self.parts[-1] = _continued(self.parts[-1], new.pop(0))
+        self.parts += new
+        self.views.update((view.call_id, view) for view in checkpoint.tool_views)
+        self.call_starts.update(checkpoint.call_starts)
+
+    def response(self) -> AssistantResponse:
+        message = AssistantMessage(parts=tuple(self.parts))
+        complete = {call.id for call in message.tool_calls}
+        return AssistantResponse(
+            message=message,
+            message_id=self.message_id,
+            model=self.model,
+            tool_views=[self.views[c.id] for c in message.tool_calls if c.id in self.views],
+            abandoned_calls=[v for v in self.views.values() if v.call_id not in complete],
+            interrupted=True,
+            call_starts=self.call_starts,
+        )
+
+
+def _continued(part: Part, more: Part) -> Part:
+    match part, more:
+        case ThinkingPart(), ThinkingPart():
+            return ThinkingPart(
+                text=part.text + more.text,
+                signature=more.signature or part.signature,
+                redacted=more.redacted or part.redacted,
+            )
+        case TextPart(), TextPart():
+            return TextPart(part.text + more.text)
+        case RefusalPart(), RefusalPart():
+            return RefusalPart(part.text + more.text)
+    raise ValueError(f"a {type(more).__name__} cannot continue a {type(part).__name__}")
+
+
+@dataclass
 class _OpenTurn:
     """Format 1 logs have no turn records: a root prompt opens a turn (id None)."""
 
     turn: str | None
     conversation: str
     calls: dict[str, ToolCall] = field(default_factory=dict)
+    # Message id -> a response still streaming, as far as its checkpoints go.
+    streaming: dict[str, _StreamedSoFar] = field(default_factory=dict)
 
 
 def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
-    """What ends the turns the daemon died inside: a result for each call they
-    never answered, then each turn's end, the deepest conversation first.
-    Empty if every turn ended."""
+    """What ends the turns the daemon died inside: the response each had
+    streaming, as far as its checkpoints go, a result for each call they never
+    answered, then each turn's end, the deepest conversation first. Empty if
+    every turn ended."""
     open_turns: dict[str, _OpenTurn] = {}
     depths: dict[str, int] = {}
     parents: dict[str, str | None] = {}
@@ -105,7 +162,13 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
                 open_turns[record.conv] = _OpenTurn(record.turn, record.conv)
             case UserTurn() if record.conv not in open_turns and not depths.get(record.conv):
                 open_turns[record.conv] = _OpenTurn(None, record.conv)
+            case ResponseStreamed() if record.conv in open_turns:
+                streaming = open_turns[record.conv].streaming
+                if record.message_id not in streaming:
+                    streaming[record.message_id] = _StreamedSoFar(record.message_id, record.model)
+                streaming[record.message_id].add(record)
             case AssistantResponse() if record.conv in open_turns:
+                open_turns[record.conv].streaming.pop(record.message_id, None)
                 for call in record.message.tool_calls:
                     open_turns[record.conv].calls[call.id] = call
             case ToolOutcome() if record.conv in open_turns:
@@ -124,6 +187,10 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
     closing: list[CurrentRecord] = []
     for open_turn in sorted(open_turns.values(), key=lambda t: -depths.get(t.conversation, 0)):
         ending = last_written[open_turn.conversation]
+        for streamed in open_turn.streaming.values():
+            cut_short = streamed.response()
+            closing.append(_in(cut_short, open_turn, ending))
+            open_turn.calls.update((call.id, call) for call in cut_short.message.tool_calls)
         for call in open_turn.calls.values():
             outcome = updates.interrupted_outcome(call.id, call.name, INTERRUPTED_CALL)
             closing.append(_in(outcome, open_turn, ending))

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from parleyd.providers.messages import AssistantMessage, ToolResultMessage
+from parleyd.providers.messages import AssistantMessage, Part, ToolResultMessage
 
 FORMAT_VERSION = 2
 
@@ -104,6 +104,22 @@ class AssistantResponse(Record, tag="response"):
     # Call id -> how many parts the response had when the call was announced:
     # where its `tool_call` goes in a replay (several calls may start before
     # the first one's arguments are complete).
+    call_starts: dict[str, int] = {}
+
+
+class ResponseStreamed(Record, tag="response_progress"):
+    """What a response still streaming added since its previous checkpoint, so
+    a daemon killed mid-response loses at most its last moments: `parts` are
+    the new parts, the first continuing the last part checkpointed before when
+    `extends_last`. The response's `response` record, once written (also when
+    it is cut short), supersedes every checkpoint of the same message."""
+
+    message_id: str
+    model: str
+    parts: tuple[Part, ...] = ()
+    extends_last: bool = False
+    # The calls announced since the previous checkpoint, as in `response`.
+    tool_views: list[ToolCallView] = []
     call_starts: dict[str, int] = {}
 
 
@@ -235,6 +251,7 @@ CurrentRecord = (
     | TurnStarted
     | UserTurn
     | AssistantResponse
+    | ResponseStreamed
     | ToolStarted
     | ToolOutcome
     | UsageRecorded
