@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import replay_env
+from tests.support.daemon import daemon_env, replay_env
 from tests.support.raw_daemon import raw_daemon
 from tests.support.replay_server import ReplayServer
 
@@ -71,3 +71,27 @@ async def test_the_key_is_redacted_from_frames_session_log_and_stderr(
     assert "Bearer [REDACTED]" in stderr  # the error was logged, without the key
     for written in (wire, log, stderr):
         assert key not in written
+
+
+async def test_a_key_in_a_title_is_redacted_from_the_index(tmp_path: Path) -> None:
+    home, workspace = tmp_path / "home", tmp_path / "workspace"
+    workspace.mkdir()
+    key = "sk-test-pasted-into-a-prompt"
+    env = daemon_env(home, PARLEY_PROVIDER="offline", OPENAI_API_KEY=key)
+    async with raw_daemon(env) as daemon:
+        await daemon.initialize()
+        titled: list[str] = []
+        # Titled by its first prompt, and by the client.
+        for title in (None, f"Rotate {key}"):
+            session_id = await daemon.new_session(workspace)
+            if title is not None:
+                params = {"sessionId": session_id, "title": title}
+                assert (await daemon.request("session/set_title", params))["result"]
+            prompt = {"sessionId": session_id, "prompt": [{"type": "text", "text": key}]}
+            assert (await daemon.request("session/prompt", prompt))["result"]
+            titled.append(session_id)
+        listing = await daemon.request("session/list", {})
+    titles = {s["sessionId"]: s["title"] for s in listing["result"]["sessions"]}
+    assert [titles[session_id] for session_id in titled] == ["[REDACTED]", "Rotate [REDACTED]"]
+    index = b"".join(path.read_bytes() for path in home.glob("index.sqlite*"))
+    assert key.encode() not in index

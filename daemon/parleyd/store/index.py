@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from parleyd.redaction import redact_text
 from parleyd.store.log import StoreError, read_log
 from parleyd.store.records import (
     ArchiveSet,
@@ -234,11 +235,12 @@ class SessionIndex:
             self._db.execute(
                 "UPDATE sessions SET updated_at = ?, title = coalesce(?, title), prompted = 1"
                 " WHERE session_id = ?",
-                (updated_at, title, session_id),
+                (updated_at, None if title is None else redact_text(title), session_id),
             )
 
     def set_title(self, session_id: str, title: str) -> None:
-        self._update("set a title", "title = ?", title, session_id)
+        # A title is the user's words: redacted like the log that holds it.
+        self._update("set a title", "title = ?", redact_text(title), session_id)
 
     def set_archived(self, session_id: str, archived: bool) -> None:
         self._update("archive a session", "archived = ?", archived, session_id)
@@ -391,5 +393,5 @@ def _conversation_values(session_id: str, record: ConversationStarted) -> tuple[
         record.parent,
         record.parent_tool_call,
         record.depth,
-        record.title,
+        None if record.title is None else redact_text(record.title),
     )
