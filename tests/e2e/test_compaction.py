@@ -1,6 +1,7 @@
 """Compaction through the real daemon: a conversation near its context window
 has its older history summarised by the model before the next call, and a
-provider's context overflow is answered by compacting and asking again. The
+provider's context overflow is answered by compacting and asking again; a
+sub-agent's conversation compacts its own history, its parent's left whole. The
 records stay whole; clients that advertise `session.compaction` see
 `compaction_update`s, others a thought with `_meta.parley.compaction`; a load
 replays the same and the model goes on reading the summary."""
@@ -14,8 +15,10 @@ import msgspec
 import pytest
 
 from tests.support.daemon import offline_env, replay_env
+from tests.support.fixtures import load_case
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 from tests.support.replay_server import ReplayServer
+from tests.support.transcripts import conversation_of, per_conversation, session_notes
 from tests.support.updates import as_replayed
 
 # A small window and an early threshold: the first prompt's history, tools
@@ -164,3 +167,130 @@ async def test_a_context_overflow_is_compacted_and_asked_again(
     assert [m["role"] for m in retry["messages"]] == ["system", "user", "user"]
     assert retry["messages"][1]["content"].startswith(SUMMARY_HEADING)
     assert retry["messages"][2]["content"] == "second"
+
+
+# A child that reads three files a response at a time: near its window before
+# its second and third reads, it has its own earlier reads to summarise.
+CHILD_TASK = "Read a.md, b.md and c.md one by one"
+
+
+def _conversations_compacting(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation of each compaction update, in order."""
+    return [
+        conversation_of(note["update"])
+        for note in notes
+        if note["update"]["sessionUpdate"] == "compaction_update"
+    ]
+
+
+async def test_a_child_near_its_window_compacts_its_own_history_and_a_load_keeps_it(
+    tmp_path: Path, workspace: Path
+) -> None:
+    for name in "abc":
+        (workspace / f"{name}.md").write_text(f"# File {name}\n")
+    env = {**offline_env(tmp_path / "home"), **COMPACT_EARLY}
+    capabilities = {"session": {"compaction": {}}}
+    async with raw_daemon(env) as daemon:
+        session_id = await _session(daemon, workspace, capabilities)
+        await _prompt(daemon, session_id, f'Delegate "{CHILD_TASK}"')
+        live = session_notes(daemon.frames)
+
+    # Only the child compacted, twice: its turn is the one with earlier steps.
+    compacting = _conversations_compacting(live)
+    assert [c["depth"] for c in compacting] == [1] * 4
+    child = compacting[0]
+    assert compacting == [child] * 4
+    child_updates = per_conversation(live)[child["id"]]
+    ended = [u for u in _compactions(child_updates) if u["status"] == "completed"]
+    first, second = (u["summary"][0]["text"] for u in ended)
+    assert f"- The user asked: {CHILD_TASK}" in first and "`read_file`" in first
+    # The child's next summary request read the first summary in place of the
+    # task and the reads it replaced; the read after it went on from it.
+    assert f"- The user asked: {SUMMARY_HEADING}" in second and CHILD_TASK not in second
+    after_first = child_updates[child_updates.index(ended[0]) :]
+    assert any(u.get("title") == "Read c.md" for u in after_first)
+
+    async with raw_daemon(env) as daemon:
+        await daemon.request(
+            "initialize", {"protocolVersion": 1, "clientCapabilities": capabilities}
+        )
+        await daemon.load_session(session_id, workspace)
+        replayed = session_notes(daemon.frames)
+        assert _conversations_compacting(replayed) == [child] * 4
+        assert per_conversation(replayed) == per_conversation(live)
+        await _prompt(daemon, session_id, "List the files")
+        after_load = session_notes(daemon.frames)[len(replayed) :]
+    # The root's own history was whole: its first compaction summarises its turn.
+    root = [n["update"] for n in after_load if conversation_of(n["update"])["depth"] == 0]
+    (summary,) = [u["summary"][0]["text"] for u in _compactions(root) if u["status"] == "completed"]
+    assert f'- The user asked: Delegate "{CHILD_TASK}"' in summary
+    assert "`subagent`" in summary and SUMMARY_HEADING not in summary
+
+
+def _enqueue_tool_call(
+    provider: ReplayServer, call_id: str, name: str, argument: str, value: str
+) -> None:
+    """OpenAI's recorded stream of one tool call, `get_capital` with
+    `{"country": "UK"}`, made the call `call_id` to `name` with `{argument: value}`."""
+    recorded = load_case("openai_chat/tool_call")
+    body = recorded.body
+    for theirs, ours in (
+        ("call_ZR5UUuTt3pf61kjwAJIYdVMj", call_id),
+        ('"name":"get_capital"', f'"name":"{name}"'),
+        ('"arguments":"country"', f'"arguments":"{argument}"'),
+        ('"arguments":"UK"', f'"arguments":"{value}"'),
+    ):
+        assert body.count(theirs.encode()) == 1, theirs
+        body = body.replace(theirs.encode(), ours.encode())
+    provider.enqueue(recorded.status, recorded.content_type, body)
+
+
+def _call_ids(request: dict[str, Any]) -> set[str]:
+    """The tool calls a Chat Completions request shows the model, with their results."""
+    ids: set[str] = set()
+    for message in request["messages"]:
+        ids.update(call["id"] for call in message.get("tool_calls") or ())
+        if message["role"] == "tool":
+            ids.add(message["tool_call_id"])
+    return ids
+
+
+async def test_a_child_whose_request_overflows_compacts_its_own_history(
+    tmp_path: Path, workspace: Path
+) -> None:
+    async with ReplayServer() as provider:
+        _enqueue_tool_call(provider, "call_child", "subagent", "task", "Read README.md twice")
+        for step in ("call_step_1", "call_step_2"):
+            _enqueue_tool_call(provider, step, "read_file", "path", "README.md")
+        provider.enqueue(400, "application/json", msgspec.json.encode(OVERFLOW))
+        provider.enqueue_fixture("openai_chat/text_usage_chunk")  # the child's summary
+        provider.enqueue_fixture("openai_chat/text_usage_chunk")  # the child, asked again
+        provider.enqueue_fixture("openai_chat/text_usage_chunk")  # the root's answer
+        async with raw_daemon(replay_env(tmp_path / "home", provider.url)) as daemon:
+            await daemon.request(
+                "initialize",
+                {"protocolVersion": 1, "clientCapabilities": {"session": {"compaction": {}}}},
+            )
+            session_id = await daemon.new_session(workspace)
+            await _prompt(daemon, session_id, "Delegate it")
+            notes = session_notes(daemon.frames)
+
+    compacting = _conversations_compacting(notes)
+    assert [c["depth"] for c in compacting] == [1, 1]
+    statuses = [u["status"] for u in _compactions([n["update"] for n in notes])]
+    assert statuses == ["in_progress", "completed"]
+    assert provider.pending == 0
+    overflowed, summary_request, retry, root_again = (r.json for r in provider.requests[3:])
+    # The child's own history was summarised, and asked again it reads the
+    # summary and its latest step, not the step the summary replaced.
+    assert summary_request["messages"][1]["content"] == "Read README.md twice"
+    assert _call_ids(overflowed) == {"call_step_1", "call_step_2"}
+    assert _call_ids(retry) == {"call_step_2"}
+    assert any(m["content"].startswith(SUMMARY_HEADING) for m in _user_messages(retry))
+    # The root's history is its own, whole.
+    assert _call_ids(root_again) == {"call_child"}
+    assert not any(m["content"].startswith(SUMMARY_HEADING) for m in _user_messages(root_again))
+
+
+def _user_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in request["messages"] if m["role"] == "user"]

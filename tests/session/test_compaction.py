@@ -38,10 +38,18 @@ def test_the_latest_prompt_and_what_follows_it_are_kept() -> None:
     assert cut.kept == _turn("two")[:3]
 
 
-def test_nothing_before_the_first_prompt_or_only_a_summary_cannot_be_compacted() -> None:
+def test_nothing_before_the_first_response_of_a_first_turn_can_be_compacted() -> None:
     assert split([]) is None
-    assert split(_turn("only")) is None
-    assert split(compacted("earlier", _turn("now"))) is None
+    assert split(_turn("only")[:3]) is None
+    assert split(compacted("earlier", _turn("now"))[:3]) is None
+
+
+def test_a_first_turn_is_cut_at_its_latest_response() -> None:
+    # A sub-agent's only turn, or a long first one: its earlier steps go.
+    for history in (_turn("only"), compacted("earlier", _turn("now"))):
+        cut = split(history)
+        assert cut is not None
+        assert (cut.older, cut.kept) == (history[:-1], history[-1:])
 
 
 def test_the_summary_stands_in_for_the_older_history() -> None:

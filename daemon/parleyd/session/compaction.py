@@ -1,5 +1,6 @@
 """Compaction: when a conversation nears its model's context window, or the
-provider says it is over it, the history before the current prompt is
+provider says it is over it, the history before the current prompt (in a
+conversation's first turn, a sub-agent's only one: before its latest step) is
 summarised by the model, and the summary stands in for it in what the model
 reads from then on. The records stay as they were: a load rebuilds the full
 history, then applies each completed compaction at the point it happened.
@@ -33,26 +34,31 @@ SUMMARY_HEADING = "Summary of the earlier conversation (compacted):"
 
 @dataclass(frozen=True)
 class Split:
-    """The history cut at its latest prompt: what is summarised, what stays."""
+    """The history cut in two: what is summarised, what stays."""
 
     older: list[Message]
     kept: list[Message]
 
 
 def split(history: list[Message]) -> Split | None:
-    """The history before the latest user message, and from it on; None when
-    nothing precedes it that a summary could replace (nothing, or only the
-    summary of an earlier compaction)."""
-    latest = next(
-        (i for i in range(len(history) - 1, -1, -1) if isinstance(history[i], UserMessage)),
-        None,
-    )
-    if not latest:  # None, or the prompt is the first message
+    """The history cut at its latest user message, so the prompt being answered
+    stays whole; when nothing but a summary precedes that message (the
+    conversation's first turn), cut at the turn's latest response instead, so
+    a long first turn, a sub-agent's only one, compacts its earlier steps.
+    None when no cut leaves something a summary could replace."""
+    prompt = _latest(history, UserMessage)
+    if prompt:  # neither None nor the first message
+        older = history[:prompt]
+        if not (len(older) == 1 and _is_summary(older[0])):
+            return Split(older=older, kept=history[prompt:])
+    step = _latest(history, AssistantMessage)
+    if step is None or not any(isinstance(m, AssistantMessage) for m in history[:step]):
         return None
-    older = history[:latest]
-    if len(older) == 1 and _is_summary(older[0]):
-        return None
-    return Split(older=older, kept=history[latest:])
+    return Split(older=history[:step], kept=history[step:])
+
+
+def _latest(history: list[Message], kind: type[Message]) -> int | None:
+    return next((i for i in range(len(history) - 1, -1, -1) if isinstance(history[i], kind)), None)
 
 
 def _is_summary(message: Message) -> bool:
