@@ -2,13 +2,18 @@
 
 The server runs in the benchmark's own process, so a chunk's send time and a
 delta's receive time come from the same monotonic clock whether the delta came
-through parleyd or straight to the bare httpx reader.
+through parleyd or straight to the bare httpx reader. A load to measure beside
+runs in a process of its own (`in_own_process`), so that streaming it never
+holds up the benchmark's client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -64,10 +69,17 @@ class DeltaClock:
 
     expected: int
     received_ns: list[int] = field(default_factory=list)
+    _characters: int = 0
 
     @property
     def complete(self) -> bool:
         return len(self.received_ns) == self.expected
+
+    def on_text(self, text: str, received_ns: int) -> None:
+        """A text chunk arrived. Counted by characters, so that deltas a daemon
+        merged while the client was behind are still timed."""
+        self._characters += len(text)
+        self.reached(self._characters // len(DELTA_TEXT), received_ns)
 
     def reached(self, count: int, now_ns: int) -> None:
         """`count` deltas have now arrived, the newest of them at `now_ns`. Counting
@@ -79,13 +91,14 @@ class DeltaClock:
 
 class BenchProvider(LoopbackService):
     """`async with BenchProvider() as provider:` set `provider.plan`, then POST
-    `{provider.base_url}/chat/completions`; `provider.sent_ns` holds the last
-    stream's send time of each content chunk."""
+    `{provider.base_url}/chat/completions`; when `stamping`, `provider.sent_ns`
+    holds the send time of each content chunk of the last stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, stamping: bool = True) -> None:
         super().__init__()
         self.plan = Plan(deltas=1)
         self.sent_ns: list[int] = []
+        self._stamping = stamping
 
     @property
     def base_url(self) -> str:
@@ -103,7 +116,8 @@ class BenchProvider(LoopbackService):
         for index in range(plan.deltas):
             if index and plan.interval:
                 await asyncio.sleep(plan.interval)
-            sent.append(time.monotonic_ns())
+            if self._stamping:
+                sent.append(time.monotonic_ns())
             await responder.write(_CONTENT)
         await responder.write(_FINISH)
         await responder.write(_usage(plan.deltas))
@@ -124,3 +138,37 @@ async def read_bare(client: httpx.AsyncClient, base_url: str, clock: DeltaClock)
                 data_lines += 1
                 # The first data line is the role chunk, which carries no text.
                 clock.reached(data_lines - 1, time.monotonic_ns())
+
+
+@asynccontextmanager
+async def in_own_process(plan: Plan) -> AsyncIterator[str]:
+    """A provider streaming `plan` to every request from a child process: its base URL."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        str(plan.deltas),
+        str(plan.interval),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        base_url = (await process.stdout.readline()).decode().strip()
+        if not base_url:
+            raise RuntimeError(f"the provider process exited ({await process.wait()})")
+        yield base_url
+    finally:
+        process.stdin.close()
+        await process.wait()
+
+
+async def _serve_until_stdin_closes(plan: Plan) -> None:
+    # Its streams are too long to keep a time for every chunk of.
+    async with BenchProvider(stamping=False) as provider:
+        provider.plan = plan
+        print(provider.base_url, flush=True)
+        await asyncio.to_thread(sys.stdin.buffer.read)
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_until_stdin_closes(Plan(int(sys.argv[1]), float(sys.argv[2]))))

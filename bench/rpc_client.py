@@ -28,6 +28,7 @@ _READ_LIMIT = 16 * 1024 * 1024
 _REQUEST_TIMEOUT = 60.0
 _EXIT_GRACE = 5.0
 _STDERR_TAIL = 2000
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
@@ -41,14 +42,21 @@ class RpcClient:
     """One child process and the requests in flight to it."""
 
     def __init__(
-        self, process: asyncio.subprocess.Process, framing: Framing, stderr_path: Path
+        self,
+        process: asyncio.subprocess.Process,
+        stdout: asyncio.StreamReader,
+        stdout_pipe: asyncio.ReadTransport,
+        framing: Framing,
+        stderr_path: Path,
     ) -> None:
         self.process = process
         self.on_notification: NotificationHandler | None = None
+        self._stdout = stdout
+        self._stdout_pipe = stdout_pipe
         self._framing = framing
         self._stderr_path = stderr_path
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, asyncio.Future[tuple[Any, int]]] = {}
         self._reader = asyncio.create_task(self._read_loop())
 
     @classmethod
@@ -61,19 +69,32 @@ class RpcClient:
         framing: Framing,
         stderr_path: Path,
     ) -> RpcClient:
-        # stderr goes to a file so a crashed server's traceback can be shown,
-        # without a pipe that would have to be drained while it runs.
-        with stderr_path.open("wb") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=stderr,
-                env=dict(env),
-                cwd=cwd,
-                limit=_READ_LIMIT,
-            )
-        return cls(process, framing, stderr_path)
+        # stdout is a pipe of our own rather than asyncio's, so its transport is
+        # ours to pause: a client that stops reading must stop at the pipe, not
+        # go on filling a StreamReader buffer of many megabytes.
+        read_end, write_end = os.pipe()
+        try:
+            # stderr goes to a file so a crashed server's traceback can be shown,
+            # without a pipe that would have to be drained while it runs.
+            with stderr_path.open("wb") as stderr:
+                process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=write_end,
+                    stderr=stderr,
+                    env=dict(env),
+                    cwd=cwd,
+                )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        stdout = asyncio.StreamReader(limit=_READ_LIMIT)
+        stdout_pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stdout), os.fdopen(read_end, "rb", 0)
+        )
+        return cls(process, stdout, stdout_pipe, framing, stderr_path)
 
     @property
     def pid(self) -> int:
@@ -93,17 +114,36 @@ class RpcClient:
         self.send({"method": method, "params": params})
 
     async def request(self, method: str, params: Message) -> Any:
+        result, _received_ns = await self.request_stamped(method, params)
+        return result
+
+    async def request_stamped(self, method: str, params: Message) -> tuple[Any, int]:
+        """The result, and when its frame was read: the awaiting task may resume
+        later, behind the frames that arrived with it."""
+        try:
+            async with asyncio.timeout(_REQUEST_TIMEOUT):
+                return await self.request_unbounded(method, params)
+        except TimeoutError:
+            raise PeerError(f"no answer to {method} in {_REQUEST_TIMEOUT:.0f} s") from None
+
+    async def request_unbounded(self, method: str, params: Message) -> tuple[Any, int]:
+        """`request_stamped` waiting however long the answer takes: for a request
+        that is answered only once it is told to stop."""
         request_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
             self.send({"id": request_id, "method": method, "params": params})
-            async with asyncio.timeout(_REQUEST_TIMEOUT):
-                return await future
-        except TimeoutError:
-            raise PeerError(f"no answer to {method} in {_REQUEST_TIMEOUT:.0f} s") from None
+            return await future
         finally:
             self._pending.pop(request_id, None)
+
+    def stop_reading(self) -> None:
+        """Read nothing more until `resume_reading`: the server's writes back up in the pipe."""
+        self._stdout_pipe.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._stdout_pipe.resume_reading()
 
     async def close(self) -> None:
         """Close stdin, which every server under test takes as its cue to exit."""
@@ -118,11 +158,11 @@ class RpcClient:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+        self._stdout_pipe.close()
 
     async def _read_frame(self) -> bytes:
         """The next frame's body, or b"" at end of stream."""
-        stdout = self.process.stdout
-        assert stdout is not None
+        stdout = self._stdout
         if self._framing == "ndjson":
             return await stdout.readline()
         length = None
@@ -168,7 +208,7 @@ class RpcClient:
         if "error" in message:
             future.set_exception(PeerError(f"server pid {self.pid}: {message['error']}"))
         else:
-            future.set_result(message.get("result"))
+            future.set_result((message.get("result"), received_ns))
 
     def _stderr_tail(self) -> str:
         try:
@@ -186,6 +226,20 @@ def rss_mb(pid: int, *, peak: bool = False) -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024 / 1e6
     raise PeerError(f"pid {pid} has no {field} (a kernel thread, or not Linux?)")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start the kernel's peak RSS (`rss_mb(pid, peak=True)`) over from the RSS of now."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used, all its threads, from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields 14 and 15 (utime, stime), counted after the command name, which may
+    # hold spaces and parentheses of its own.
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def clean_environ() -> dict[str, str]:

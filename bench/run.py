@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cancel
+import control
+import cpu
 import memory
 import session_list
 import session_load
@@ -35,7 +36,14 @@ class Sizes:
     startup_runs: int
     stream_repeats: int
     paced_deltas: int
-    cancel_runs: int
+    cpu_deltas: int
+    cpu_repeats: int
+    control_runs: int
+    # The most time the control runs may take, alone and again under load.
+    control_seconds: float
+    loaded_sessions: int
+    unread_deltas: int
+    unread_seconds: float
     # The first log size is the baseline the others are held against.
     log_sizes: tuple[int, ...]
     append_rounds: int
@@ -49,7 +57,13 @@ FULL = Sizes(
     startup_runs=15,
     stream_repeats=5,
     paced_deltas=1000,
-    cancel_runs=7,
+    cpu_deltas=20_000,
+    cpu_repeats=3,
+    control_runs=100,
+    control_seconds=90.0,
+    loaded_sessions=20,
+    unread_deltas=100_000,
+    unread_seconds=10.0,
     log_sizes=(10, 10_000, 100_000),
     append_rounds=5,
     # 100,000 deltas with 100 children: in a few long responses, and in many small ones.
@@ -65,7 +79,13 @@ QUICK = Sizes(
     startup_runs=5,
     stream_repeats=3,
     paced_deltas=250,
-    cancel_runs=3,
+    cpu_deltas=5000,
+    cpu_repeats=1,
+    control_runs=5,
+    control_seconds=2.0,
+    loaded_sessions=3,
+    unread_deltas=10_000,
+    unread_seconds=1.0,
     log_sizes=(10, 1000),
     append_rounds=2,
     stored_sessions=(Shape(turns=10, responses=10, deltas_per_response=10, children=5),),
@@ -98,8 +118,11 @@ async def _main(arguments: argparse.Namespace) -> int:
     benchmarks: dict[str, Callable[[], Awaitable[list[Row]]]] = {
         "start-up": lambda: startup.run(sizes.startup_runs),
         "streaming": lambda: streaming.run(sizes.stream_repeats, sizes.paced_deltas, profile_to),
-        "cancel": lambda: cancel.run(sizes.cancel_runs),
-        "memory": memory.run,
+        "agent CPU": lambda: cpu.run(sizes.cpu_deltas, sizes.cpu_repeats),
+        "cancel and pause": lambda: control.run(
+            sizes.control_runs, sizes.loaded_sessions, sizes.control_seconds
+        ),
+        "memory": lambda: memory.run(sizes.unread_deltas, sizes.unread_seconds),
         "store append": lambda: asyncio.to_thread(
             store_append.run, sizes.log_sizes, sizes.append_rounds
         ),

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rpc_client import Framing, Message, RpcClient, clean_environ, rss_mb
+from rpc_client import (
+    Framing,
+    Message,
+    RpcClient,
+    clean_environ,
+    cpu_seconds,
+    reset_peak_rss,
+    rss_mb,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 # Every server runs on this same interpreter, so start-up ratios compare servers,
@@ -18,6 +26,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 PARLEYD = (sys.executable, "-m", "parleyd.main")
 MINIMAL_SERVER = (sys.executable, str(BENCH_DIR / "baselines" / "minimal_stdio_server.py"))
 PYGLS_SERVER = (sys.executable, str(BENCH_DIR / "baselines" / "pygls_server.py"))
+MSGSPEC_FLOOR_AGENT = (sys.executable, str(BENCH_DIR / "baselines" / "msgspec_floor_agent.py"))
 
 INITIALIZE = {
     "protocolVersion": 1,
@@ -79,21 +88,20 @@ async def spawn(
 
 
 class Daemon:
-    """An initialized parleyd and the ACP calls the benchmarks make."""
+    """An initialized ACP agent (parleyd unless told otherwise) and the calls the
+    benchmarks make."""
 
     def __init__(self, client: RpcClient, where: Scratch) -> None:
         self._client = client
         self._where = where
-        self.on_chunk: ChunkHandler | None = None
+        self._chunk_handlers: dict[str, ChunkHandler] = {}
         client.on_notification = self._notification
 
     @classmethod
     @asynccontextmanager
     async def running(
-        cls, base_url: str | None = None, profile_to: Path | None = None
+        cls, base_url: str | None = None, argv: Sequence[str] = PARLEYD
     ) -> AsyncIterator[Daemon]:
-        # cProfile writes its file when the daemon exits, which closing stdin brings about.
-        argv = PARLEYD if profile_to is None else _profiled(profile_to)
         with scratch() as where:
             client = await spawn(argv, where, base_url=base_url)
             try:
@@ -106,30 +114,90 @@ class Daemon:
     def rss_mb(self) -> float:
         return rss_mb(self._client.pid)
 
-    async def new_session(self) -> str:
-        result = await self._client.request(
-            "session/new", {"cwd": str(self._where.work), "mcpServers": []}
-        )
+    @property
+    def peak_rss_mb(self) -> float:
+        """The highest RSS since the start or the last `reset_peak_rss`."""
+        return rss_mb(self._client.pid, peak=True)
+
+    def reset_peak_rss(self) -> None:
+        reset_peak_rss(self._client.pid)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self._client.pid)
+
+    async def new_session(self, settings: Message | None = None) -> str:
+        """A session in the scratch directory; `settings` go in its `_meta.parley`."""
+        params: Message = {"cwd": str(self._where.work), "mcpServers": []}
+        if settings:
+            params["_meta"] = {"parley": settings}
+        result = await self._client.request("session/new", params)
         return str(result["sessionId"])
 
     async def prompt(self, session_id: str, text: str) -> str:
         """Run one turn; its stop reason."""
-        prompt = [{"type": "text", "text": text}]
-        result = await self._client.request(
-            "session/prompt", {"sessionId": session_id, "prompt": prompt}
+        stop, _received_ns = await self.prompt_stamped(session_id, text)
+        return stop
+
+    async def prompt_stamped(self, session_id: str, text: str) -> tuple[str, int]:
+        """Run one turn; its stop reason and when the answer was read."""
+        result, received_ns = await self._client.request_stamped(
+            "session/prompt", _prompt(session_id, text)
+        )
+        return str(result["stopReason"]), received_ns
+
+    async def prompt_until_cancelled(self, session_id: str, text: str) -> str:
+        """A turn the model streams for ever: its stop reason, however long it runs."""
+        result, _received_ns = await self._client.request_unbounded(
+            "session/prompt", _prompt(session_id, text)
         )
         return str(result["stopReason"])
 
     def cancel(self, session_id: str) -> None:
         self._client.notify("session/cancel", {"sessionId": session_id})
 
+    async def pause_stamped(self, session_id: str) -> tuple[Message, int]:
+        """Pause the session's turn; the answer and when it was read."""
+        result, received_ns = await self._client.request_stamped(
+            "_parley/session/pause", {"sessionId": session_id}
+        )
+        return dict(result), received_ns
+
+    async def resume(self, session_id: str) -> None:
+        await self._client.request("_parley/session/resume", {"sessionId": session_id})
+
+    @contextmanager
+    def watching(self, session_id: str, on_chunk: ChunkHandler) -> Iterator[None]:
+        """Inside, each text chunk of the session's own conversation goes to `on_chunk`."""
+        self._chunk_handlers[session_id] = on_chunk
+        try:
+            yield
+        finally:
+            del self._chunk_handlers[session_id]
+
+    @contextmanager
+    def reading_nothing(self) -> Iterator[None]:
+        """Inside, nothing the agent writes is read: it backs up in the pipe."""
+        self._client.stop_reading()
+        try:
+            yield
+        finally:
+            self._client.resume_reading()
+
     def _notification(self, message: Message, received_ns: int) -> None:
-        if self.on_chunk is None or message.get("method") != "session/update":
+        if message.get("method") != "session/update":
             return
-        update: dict[str, Any] = message["params"]["update"]
-        if update.get("sessionUpdate") == "agent_message_chunk":
-            self.on_chunk(update["content"]["text"], received_ns)
+        params: dict[str, Any] = message["params"]
+        handler = self._chunk_handlers.get(params["sessionId"])
+        update: dict[str, Any] = params["update"]
+        if handler is not None and update.get("sessionUpdate") == "agent_message_chunk":
+            handler(update["content"]["text"], received_ns)
 
 
-def _profiled(profile_to: Path) -> tuple[str, ...]:
+def _prompt(session_id: str, text: str) -> Message:
+    return {"sessionId": session_id, "prompt": [{"type": "text", "text": text}]}
+
+
+def profiled(profile_to: Path) -> tuple[str, ...]:
+    """parleyd under cProfile, which writes its file when the daemon exits (when stdin closes)."""
     return (sys.executable, "-m", "cProfile", "-o", str(profile_to), "-m", "parleyd.main")

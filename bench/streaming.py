@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 from memory import RSS_BAR_MB
-from provider import DELTA_TEXT, BenchProvider, DeltaClock, Plan, read_bare
+from provider import BenchProvider, DeltaClock, Plan, read_bare
 from report import Row
-from servers import Daemon, UnexpectedAnswer
+from servers import PARLEYD, Daemon, UnexpectedAnswer, profiled
 from stats import median, ms, percentile
 
 ANSWER_DELTAS = 2000
@@ -51,19 +51,10 @@ async def through_daemon(daemon: Daemon, provider: BenchProvider, plan: Plan) ->
     session = await daemon.new_session()
     provider.plan = plan
     clock = DeltaClock(plan.deltas)
-    characters = 0
-
-    def on_chunk(text: str, received_ns: int) -> None:
-        # Counted by characters: a daemon that merged deltas would still be timed right.
-        nonlocal characters
-        characters += len(text)
-        clock.reached(characters // len(DELTA_TEXT), received_ns)
-
-    daemon.on_chunk = on_chunk
-    start = time.monotonic_ns()
-    stop = await daemon.prompt(session, "bench")
-    end = time.monotonic_ns()
-    daemon.on_chunk = None
+    with daemon.watching(session, clock.on_text):
+        start = time.monotonic_ns()
+        stop = await daemon.prompt(session, "bench")
+        end = time.monotonic_ns()
     if stop != "end_turn" or not clock.complete:
         raise UnexpectedAnswer(
             f"turn ended {stop!r} after {len(clock.received_ns)} of {plan.deltas} deltas"
@@ -86,7 +77,9 @@ async def run(repeats: int, paced_deltas: int, profile_to: Path | None) -> list[
     async with (
         BenchProvider() as provider,
         httpx.AsyncClient() as client,
-        Daemon.running(provider.base_url, profile_to) as daemon,
+        Daemon.running(
+            provider.base_url, PARLEYD if profile_to is None else profiled(profile_to)
+        ) as daemon,
     ):
         # Untimed: opens the connections and runs each code path once, as an
         # editor's daemon would have by its second answer.

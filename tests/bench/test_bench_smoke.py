@@ -26,8 +26,10 @@ def test_quick_bench_measures_everything(tmp_path: Path) -> None:
     measured = {row["measurement"] for row in document["rows"]}
     assert any("start-up" in name for name in measured)
     assert any("deltas/s" in name for name in measured)
-    assert any("cancel" in name for name in measured)
-    assert any("RSS" in name for name in measured)
+    assert any("cancel" in name and "streaming" in name for name in measured)
+    assert any("pause" in name and "streaming" in name for name in measured)
+    assert any("CPU per delta" in name for name in measured)
+    assert any("RSS" in name and "reading nothing" in name for name in measured)
     assert any(name.startswith("append") for name in measured)
     assert any(name.startswith("session/load") for name in measured)
     assert any(name.startswith("session/list") for name in measured)
