@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -50,12 +52,15 @@ from parley_protocol.acp import (
     SessionDeleteCapabilities,
     SessionForkCapabilities,
     SessionListCapabilities,
+    SessionModeState,
     SessionNotification,
     SessionResumeCapabilities,
     SessionStatusCapabilities,
     SessionStatusRequest,
     SessionStatusResponse,
     SessionTitleCapabilities,
+    SetSessionModeRequest,
+    SetSessionModeResponse,
     SetSessionTitleRequest,
     SetSessionTitleResponse,
     TextContent,
@@ -65,12 +70,22 @@ from parley_protocol.acp import (
 )
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import (
+    EXTENSION_METHODS,
     SESSION_FORK,
+    SESSION_INJECT,
+    SESSION_PAUSE,
+    SESSION_RESUME,
     SESSION_SET_BUDGET,
     TOOL_CALL_CANCEL,
     ParleyCapabilities,
     SessionForkParams,
     SessionForkResult,
+    SessionInjectParams,
+    SessionInjectResult,
+    SessionPauseParams,
+    SessionPauseResult,
+    SessionResumeParams,
+    SessionResumeResult,
     SetBudgetParams,
     SetBudgetResult,
     ToolCallCancelParams,
@@ -80,6 +95,7 @@ from parley_protocol.parley import (
 )
 from parleyd import __version__
 from parleyd.config import ConfigError, Settings
+from parleyd.rpc.outbox import Outbox
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
 from parleyd.session.errors import (
     InvalidCursor,
@@ -92,17 +108,27 @@ from parleyd.session.errors import (
     UnknownConversation,
     UnknownSession,
     UnknownToolCall,
+    WrongTurnState,
 )
 from parleyd.store.log import StoreError
+from parleyd.update_coalescing import UpdateCoalescing
 
 if TYPE_CHECKING:
     from parleyd.session.conversation import Conversation
     from parleyd.session.manager import SessionManager
-    from parleyd.session.port import TurnHost, TurnLoop
+    from parleyd.session.port import Steer, TurnHost, TurnLoop
+    from parleyd.session.session import Session
 
 log = logging.getLogger(__name__)
 
 AGENT_INFO = Implementation(name="parley", title="Parley", version=__version__)
+CLIENT_GONE = "The editor went away while the turn ran."
+# Requests served ahead of the streams of other sessions (see `Outbox.hurry`);
+# a `session/cancel` hurries its session until the prompt answers.
+_CONTROL_METHODS = frozenset({SESSION_PAUSE, SESSION_RESUME, TOOL_CALL_CANCEL})
+# Pausing stops the model streams and syncs the logs: quick, but a daemon
+# whose client left must exit at once whatever a stream or a disk does.
+_PAUSING_WHEN_LEFT_SECONDS = 1.0
 PARLEY_FEATURES = ["conversationMeta", "usageDetail", "sessionSettings", "subagents"]
 # archive, status, title and fork are unstable: each stands for the methods
 # the unstable schema puts behind it.
@@ -119,20 +145,57 @@ SESSION_CAPABILITIES = SessionCapabilities(
 
 
 class AcpChannel:
-    """The client as sessions see it: updates out, permission requests answered."""
+    """The client as sessions see it: updates out, each session's in its own
+    lane of an `Outbox`, and permission requests answered."""
 
     def __init__(self, protocol: ParleyProtocol) -> None:
         self._protocol = protocol
         self.capabilities: ClientCapabilities | None = None
+        self._outbox: Outbox[SessionNotification] | None = None
+        # A child session's id -> the lane of the session it belongs to.
+        self._lanes: dict[str, str] = {}
 
-    async def send_update(self, notification: SessionNotification) -> None:
-        await self._protocol.send_notification("session/update", notification)
+    def _lanes_out(self) -> Outbox[SessionNotification] | None:
+        if self._outbox is None and self._protocol.frame_writer is not None:
+            self._outbox = Outbox(
+                self._protocol.frame_writer,
+                functools.partial(self._protocol.notification_body, "session/update"),
+                UpdateCoalescing(),
+            )
+        return self._outbox
+
+    async def send_update(self, notification: SessionNotification, lane: str) -> None:
+        if (outbox := self._lanes_out()) is not None:
+            self._lanes[notification.session_id] = lane
+            await outbox.put(lane, notification)
 
     async def send_updates(self, notifications: Iterable[SessionNotification]) -> None:
         """Many updates in order, as a replay sends them: in writes of many at once."""
         await self._protocol.send_notifications("session/update", notifications)
 
+    async def flushed(self, session_id: str) -> None:
+        """Until the updates the session (or child session) queued are on their way."""
+        if self._outbox is not None:
+            await self._outbox.flushed(self._lanes.get(session_id, session_id))
+
+    def hurry(self, session_id: str) -> None:
+        """A control request about the session is being served: other sessions'
+        streams hold back until it has its answer (`settled`)."""
+        if self._outbox is not None:
+            self._outbox.hurry(self._lanes.get(session_id, session_id))
+
+    def settled(self, session_id: str) -> None:
+        if self._outbox is not None:
+            self._outbox.settled(self._lanes.get(session_id, session_id))
+
+    async def close(self) -> None:
+        """Write what the lanes hold (if the client takes it in time)."""
+        if self._outbox is not None:
+            await self._outbox.close()
+
     async def request_permission(self, request: RequestPermissionRequest) -> str | None:
+        # After the updates that show the call it asks about.
+        await self.flushed(request.session_id)
         try:
             raw = await self._protocol.request("session/request_permission", request)
         except PeerError as exc:
@@ -144,6 +207,20 @@ class AcpChannel:
             log.warning("unreadable permission answer, treating it as declined: %s", exc)
             return None
         return getattr(response.outcome, "option_id", None)
+
+
+def _steer(blocks: list[ContentBlock]) -> Steer:
+    from parleyd.session.conversation import new_id
+    from parleyd.session.port import Steer
+
+    return Steer(prompt_text(blocks), msgspec.to_builtins(blocks), new_id("msg"))
+
+
+def _modes(session: Session) -> SessionModeState:
+    """The `modes` of a session's setup answers: every mode, and its current one."""
+    from parleyd.session.modes import mode_state  # with the sessions, not at start-up
+
+    return mode_state(session.permissions.mode)
 
 
 def prompt_text(blocks: list[ContentBlock]) -> str:
@@ -187,6 +264,7 @@ _ERROR_CODES: dict[type[Exception], ErrorCode] = {
     UnknownToolCall: ErrorCode.RESOURCE_NOT_FOUND,
     UnknownConversation: ErrorCode.RESOURCE_NOT_FOUND,
     SessionBusy: ErrorCode.SESSION_BUSY,
+    WrongTurnState: ErrorCode.WRONG_TURN_STATE,
     InvalidCursor: ErrorCode.INVALID_PARAMS,
     InvalidValue: ErrorCode.INVALID_PARAMS,
     ConfigError: ErrorCode.CONFIG_ERROR,
@@ -265,6 +343,9 @@ class AcpAgent:
             ("session/prompt", PromptRequest, self.prompt),
             (TOOL_CALL_CANCEL, ToolCallCancelParams, self.cancel_tool_call),
             (SESSION_SET_BUDGET, SetBudgetParams, self.set_budget),
+            (SESSION_PAUSE, SessionPauseParams, self.pause),
+            (SESSION_RESUME, SessionResumeParams, self.resume),
+            (SESSION_INJECT, SessionInjectParams, self.inject),
             ("session/resume", ResumeSessionRequest, self.resume_session),
             ("session/close", CloseSessionRequest, self.close_session),
             ("session/delete", DeleteSessionRequest, self.delete_session),
@@ -272,18 +353,40 @@ class AcpAgent:
             ("session/archive", ArchiveSessionRequest, self.archive_session),
             ("session/unarchive", UnarchiveSessionRequest, self.unarchive_session),
             ("session/set_title", SetSessionTitleRequest, self.set_session_title),
+            ("session/set_mode", SetSessionModeRequest, self.set_session_mode),
             ("session/fork", ForkSessionRequest, self.fork_session),
             (SESSION_FORK, SessionForkParams, self.fork_from_message),
         ]
         for method, params_type, handler in requests:
-            server.request(method, params_type)(answering_errors(handler))
+            answer = self._after_its_updates(answering_errors(handler), method in _CONTROL_METHODS)
+            server.request(method, params_type)(answer)
         server.notification("session/cancel", CancelNotification)(self.cancel)
+
+    def _after_its_updates(self, handler: Handler, control: bool) -> Handler:
+        """The answer to a request about a session follows the updates the
+        session queued before it (they wait in its lane, see `Outbox`); a
+        `control` request is served ahead of other sessions' streams."""
+
+        @functools.wraps(handler)
+        async def answer(params: Any) -> Any:
+            session_id = getattr(params, "session_id", None)
+            if not isinstance(session_id, str):
+                return await handler(params)
+            if control:
+                self.channel.hurry(session_id)
+            try:
+                return await handler(params)
+            finally:
+                await self.channel.flushed(session_id)
+                self.channel.settled(session_id)
+
+        return answer
 
     async def initialize(self, params: InitializeRequest) -> InitializeResponse:
         self.channel.capabilities = params.client_capabilities
         capabilities = ParleyCapabilities(
             version=__version__,
-            methods=[TOOL_CALL_CANCEL, SESSION_SET_BUDGET, SESSION_FORK],
+            methods=list(EXTENSION_METHODS),  # every one is served
             features=PARLEY_FEATURES,
         )
         return InitializeResponse(
@@ -307,14 +410,14 @@ class AcpAgent:
         except msgspec.ValidationError as exc:
             raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from None
         session = await self.sessions.create(cwd, overrides)
-        return NewSessionResponse(session_id=session.id)
+        return NewSessionResponse(session_id=session.id, modes=_modes(session))
 
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
         cwd = _absolute(params.cwd)
         session, replay = await self.sessions.load(params.session_id, cwd)
         notifications = (session.wire.notification(*item) for item in replay)
         await self.channel.send_updates(n for n in notifications if n is not None)
-        return LoadSessionResponse()
+        return LoadSessionResponse(modes=_modes(session))
 
     async def list_sessions(self, params: ListSessionsRequest) -> ListSessionsResponse:
         sessions, next_cursor = self.sessions.list(params.cwd, params.cursor, params.archived)
@@ -340,6 +443,35 @@ class AcpAgent:
             )
         return ToolCallCancelResult()
 
+    async def pause(self, params: SessionPauseParams) -> SessionPauseResult:
+        session = self.sessions.get(params.session_id)
+        running = await session.pause(params.reason, params.cancel_running)
+        return SessionPauseResult(running_tool_calls=running)
+
+    async def resume(self, params: SessionResumeParams) -> SessionResumeResult:
+        session = self.sessions.get(params.session_id)
+        steer = None if params.message is None else _steer(params.message)
+        return SessionResumeResult(stop_reason=await session.resume(steer))
+
+    async def inject(self, params: SessionInjectParams) -> SessionInjectResult:
+        if params.mode != "steer":
+            raise RpcError(
+                ErrorCode.INVALID_PARAMS,
+                f"Invalid params: mode {params.mode!r} is not served; Parley takes 'steer'",
+            )
+        session, conversation = self._session_of(params.session_id)
+        steer = _steer(params.prompt)
+        session.steer(steer, conversation)
+        return SessionInjectResult(message_id=steer.message_id)
+
+    def _session_of(self, session_id: str) -> tuple[Session, str | None]:
+        """The open session a session id names, and which conversation: None
+        for its root, or the child a child session id stands for."""
+        for session in self.sessions.sessions.values():
+            if session_id in session.conversations and session_id != session.root.id:
+                return session, session_id
+        return self.sessions.get(session_id), None
+
     async def set_budget(self, params: SetBudgetParams) -> SetBudgetResult:
         from parleyd.session.conversation import Budget
 
@@ -358,6 +490,8 @@ class AcpAgent:
         return SetBudgetResult(budget=limits)
 
     async def cancel(self, params: CancelNotification) -> None:
+        # Until its prompt answers `cancelled`.
+        self.channel.hurry(params.session_id)
         session = self.sessions.sessions.get(params.session_id)
         if session is not None:
             session.cancel()
@@ -370,19 +504,29 @@ class AcpAgent:
                 "session/cancel for %r: no such session or running child", params.session_id
             )
 
-    def cancel_turns(self) -> None:
-        """Stop every running turn: each records what it has and answers `cancelled`."""
-        if self._sessions is not None:
-            for session in self._sessions.sessions.values():
-                session.cancel()
+    async def client_gone(self) -> None:
+        """The client went away: every running turn pauses, recorded so, and
+        every session is let go, its lock released, so another client (or this
+        one, back) loads it paused and resumes it. Bounded: a daemon whose
+        client left exits at once."""
+        if self._sessions is None:
+            return
+        sessions = list(self._sessions.sessions.values())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_PAUSING_WHEN_LEFT_SECONDS):
+                for session in sessions:
+                    with contextlib.suppress(WrongTurnState):
+                        await session.pause(CLIENT_GONE, cancel_running=False)
+        await self._sessions.close_sessions()
 
     async def shutdown(self) -> None:
         if self._sessions is not None:
             await self._sessions.close_all()
+        await self.channel.close()
 
     async def resume_session(self, params: ResumeSessionRequest) -> ResumeSessionResponse:
-        await self.sessions.resume(params.session_id, _absolute(params.cwd))
-        return ResumeSessionResponse()
+        session = await self.sessions.resume(params.session_id, _absolute(params.cwd))
+        return ResumeSessionResponse(modes=_modes(session))
 
     async def close_session(self, params: CloseSessionRequest) -> CloseSessionResponse:
         await self.sessions.close(params.session_id)
@@ -410,6 +554,10 @@ class AcpAgent:
         title = await self.sessions.set_title(params.session_id, params.title)
         return SetSessionTitleResponse(title=title)
 
+    async def set_session_mode(self, params: SetSessionModeRequest) -> SetSessionModeResponse:
+        await self.sessions.set_mode(params.session_id, params.mode_id)
+        return SetSessionModeResponse()
+
     async def fork_session(self, params: ForkSessionRequest) -> ForkSessionResponse:
         if params.system_prompt is not None:
             raise RpcError(
@@ -418,7 +566,7 @@ class AcpAgent:
                 " sessionCapabilities.systemPrompt",
             )
         session = await self.sessions.fork(params.session_id, _absolute(params.cwd))
-        return ForkSessionResponse(session_id=session.id)
+        return ForkSessionResponse(session_id=session.id, modes=_modes(session))
 
     async def fork_from_message(self, params: SessionForkParams) -> SessionForkResult:
         cwd = None if params.cwd is None else _absolute(params.cwd)

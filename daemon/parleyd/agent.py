@@ -38,18 +38,20 @@ from parleyd.providers.events import (
 )
 from parleyd.providers.messages import (
     AssistantMessage,
+    Message,
     ModelRequest,
     Part,
     RefusalPart,
     TextPart,
     ThinkingPart,
     ToolCall,
+    ToolResultMessage,
     UserMessage,
 )
 from parleyd.session import compaction, updates
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import ProviderFailed
-from parleyd.session.port import TurnHost
+from parleyd.session.port import Steer, TurnHost
 from parleyd.session.usage import context_size_of, price_of
 from parleyd.session.wire import Outgoing
 from parleyd.store.log import StoreError
@@ -65,9 +67,11 @@ from parleyd.store.records import (
     ToolStarted,
     ToolStatus,
     UsageRecorded,
+    UserTurn,
 )
 from parleyd.tools.base import ChildTask, Tool, ToolContext, ToolError, ToolResult
 from parleyd.tools.environment import child_environment
+from parleyd.tools.subagent import NAME as SUBAGENT_TOOL
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,6 @@ log = logging.getLogger(__name__)
 _PROGRESS_INTERVAL = 0.1
 _PROGRESS_TAIL = 8192
 
-DECLINED = "The user declined this tool call."
 WITHDRAWN = "Not run: the permission question was withdrawn before the user answered it."
 CALL_CANCELLED = "Cancelled by the user while it ran; it may have done part of its work."
 SUBAGENT_PROMPT = (
@@ -90,11 +93,25 @@ def system_prompt(cwd: str) -> str:
         "You are Parley, a coding agent working inside an editor. The workspace root is "
         f"{cwd}; every path you pass to a tool is relative to it. Read before you change "
         "anything, keep changes small, and say what you did. Writing files and running "
-        "commands ask the user first; if the user declines, do not retry the same action."
+        "commands may need the user's permission; if a call is declined or refused, do not "
+        "retry the same action."
     )
 
 
 PartKind = Literal["text", "thought", "refusal"]
+
+
+def unanswered_calls(history: list[Message]) -> tuple[ToolCall, ...]:
+    """The calls of the history's last response that have no result yet."""
+    answered: set[str] = set()
+    for message in reversed(history):
+        if isinstance(message, ToolResultMessage):
+            answered.add(message.call_id)
+        elif isinstance(message, AssistantMessage):
+            return tuple(c for c in message.tool_calls if c.id not in answered)
+        else:
+            break
+    return ()
 
 
 @dataclass
@@ -205,9 +222,17 @@ class Turn:
         self.stop_note: str | None = None
         # One permission question at a time, in the order the model made the calls.
         self._asking = anyio.Lock()
+        # Messages steered into the turn, waiting for its next step boundary.
+        self._steered: list[Steer] = []
+        self._finished = False
+        # The calls that started running and have not finished; which of them run a sub-agent.
+        self._running: set[str] = set()
+        self._children_calls: set[str] = set()
         self.tools = host.tools_for(conversation)
 
     def _record(self, record: Record) -> None:
+        if self.host.pauses.released:
+            return  # the log keeps the turn as it was when paused
         try:
             self.host.record(record, self.conversation, self.turn_id)
         except StoreError as exc:
@@ -220,7 +245,45 @@ class Turn:
     async def run(self, text: str) -> StopReason:
         """Answer the prompt the host has recorded."""
         self.conversation.history.append(UserMessage(text=text))
+        return await self._steps()
+
+    async def go_on(self) -> StopReason:
+        """Carry on a turn that was paused before a restart: the calls of its
+        last response that have no result run, then the model is called."""
+        waiting = unanswered_calls(self.conversation.history)
+        for call in waiting:
+            self._unfinished_calls[call.id] = call.name
+        if waiting:
+            await self._run_tool_calls(waiting)
+        return await self._steps()
+
+    def steer(self, message: Steer) -> bool:
+        """Add a user message to the turn at its next step boundary; False if
+        the turn is past its last one."""
+        if self._finished:
+            return False
+        self._steered.append(message)
+        return True
+
+    @property
+    def running_tool_calls(self) -> list[str]:
+        """The calls running now, sub-agents aside (they pause, not finish)."""
+        return [call for call in self._running if call not in self._children_calls]
+
+    def cancel_running_tools(self) -> None:
+        for call_id in self.running_tool_calls:
+            self.cancel_tool_call(call_id)
+
+    async def _steps(self) -> StopReason:
+        stop = await self._step_until_done()
+        self._finished = True
+        return stop
+
+    async def _step_until_done(self) -> StopReason:
+        pauses = self.host.pauses
         for _ in range(self.host.settings.max_model_calls_per_turn):
+            await pauses.wait_while_paused()
+            await self._take_steered()
             if (spent := self.host.budget_reached(self.conversation)) is not None:
                 self._record(spent)
                 await self._send(spent)
@@ -235,16 +298,33 @@ class Turn:
                 if not overflow or not await self._compact("the model's context window overflowed"):
                     raise
                 done, message = await self._model_call()
-            if done.stop_reason != "tool_use":
+            if done is not None and done.stop_reason != "tool_use" and not self._steered:
                 return done.stop_reason
-            if not message.tool_calls:
+            # Cut short by a pause, its finished calls are the turn's next step.
+            if message.tool_calls:
+                await self._run_tool_calls(message.tool_calls)
+            elif done is not None and not self._steered:
                 return "end_turn"
-            await self._run_tool_calls(message.tool_calls)
         return "max_turn_requests"
+
+    async def _take_steered(self) -> None:
+        """The messages steered into the turn join its conversation here, where
+        the model reads them next and a replay shows them."""
+        while self._steered:
+            steer = self._steered.pop(0)
+            self._record(
+                UserTurn(text=steer.text, content=steer.content, message_id=steer.message_id)
+            )
+            self.conversation.history.append(UserMessage(text=steer.text))
+            for update in updates.user_updates(
+                steer.content, steer.message_id, self.conversation.meta
+            ):
+                await self._send(update)
 
     # -- one model response -----------------------------------------------
 
-    async def _model_call(self) -> tuple[Done, AssistantMessage]:
+    async def _model_call(self) -> tuple[Done | None, AssistantMessage]:
+        """One model response, recorded; `done` None when a pause cut it short."""
         host = self.host
         request = ModelRequest(
             model=host.settings.model_name,
@@ -256,33 +336,38 @@ class Turn:
         response = self._response = _ResponseInProgress(new_id("msg"), host.settings.model_name)
         usage: Usage | None = None
         done: Done | None = None
-        async for event in host.provider.stream(request):
-            match event:
-                case TextDelta(text=text):
-                    response.open_part("text").pieces.append(text)
-                    await self._chunk(response, "text", text)
-                case ThinkingDelta(text=text, signature=signature, redacted=redacted):
-                    part = response.open_part("thought")
-                    part.signature = signature or part.signature
-                    part.redacted = redacted or part.redacted
-                    if text:
-                        part.pieces.append(text)
-                        await self._chunk(response, "thought", text)
-                case RefusalDelta(text=text):
-                    response.open_part("refusal").pieces.append(text)
-                    await self._chunk(response, "text", text)
-                case ToolCallStart():
-                    await self._announce_call(response, event)
-                case ToolCallArgumentsDelta():
-                    pass  # the complete arguments come with ToolCallEnd
-                case ToolCallEnd():
-                    await self._complete_call(response, event)
-                case Usage():
-                    usage = event
-                case Done():
-                    done = event
-                case StreamError():
-                    raise ProviderFailed(host.settings.provider, event)
+        with host.pauses.model_stream() as streaming:
+            async for event in host.provider.stream(request):
+                match event:
+                    case TextDelta(text=text):
+                        response.open_part("text").pieces.append(text)
+                        await self._chunk(response, "text", text)
+                    case ThinkingDelta(text=text, signature=signature, redacted=redacted):
+                        part = response.open_part("thought")
+                        part.signature = signature or part.signature
+                        part.redacted = redacted or part.redacted
+                        if text:
+                            part.pieces.append(text)
+                            await self._chunk(response, "thought", text)
+                    case RefusalDelta(text=text):
+                        response.open_part("refusal").pieces.append(text)
+                        await self._chunk(response, "text", text)
+                    case ToolCallStart():
+                        await self._announce_call(response, event)
+                    case ToolCallArgumentsDelta():
+                        pass  # the complete arguments come with ToolCallEnd
+                    case ToolCallEnd():
+                        await self._complete_call(response, event)
+                    case Usage():
+                        usage = event
+                    case Done():
+                        done = event
+                    case StreamError():
+                        raise ProviderFailed(host.settings.provider, event)
+        if streaming.cancelled_caught:
+            for update in self._abandoned_calls(response):
+                await self._send(update)
+            return None, self._record_response(response, interrupted=True)
         if done is None:  # pragma: no cover - providers always end with Done or StreamError
             ended = StreamError(kind="protocol", message="the stream ended early")
             raise ProviderFailed(host.settings.provider, ended)
@@ -500,15 +585,30 @@ class Turn:
         return True
 
     async def _run_tool_call(self, call: ToolCall) -> ToolOutcome:
-        meta = self.conversation.meta
         run = _ToolRun(call)
+        pauses = self.host.pauses
         try:
             tool = self.tools.get(call.name)
             arguments = self.tools.parse_arguments(tool, call.arguments)
+            await pauses.wait_while_paused()
             if (refusal := await self._refusal(tool, call, arguments)) is not None:
                 return run.outcome("failed", refusal)
         except ToolError as error:
             return run.outcome("failed", str(error))
+        # Allowed while the session was paused, it starts once it resumes.
+        await pauses.wait_while_paused()
+        self._running.add(call.id)
+        if call.name == SUBAGENT_TOOL:
+            self._children_calls.add(call.id)
+        try:
+            return await self._run_allowed(tool, call, arguments, run)
+        finally:
+            self._running.discard(call.id)
+
+    async def _run_allowed(
+        self, tool: Tool, call: ToolCall, arguments: Mapping[str, Any], run: _ToolRun
+    ) -> ToolOutcome:
+        meta = self.conversation.meta
         # Outside the tools' own failures: a log that cannot be written stops the turn.
         run.start()
         self._record(ToolStarted(call_id=call.id))
@@ -535,7 +635,8 @@ class Turn:
         return run.outcome(status, result.output, result)
 
     async def _send(self, update: Outgoing) -> None:
-        await self.host.send(update, self.conversation)
+        if not self.host.pauses.released:  # else its client has gone
+            await self.host.send(update, self.conversation)
 
     def _context(self, **extra: Any) -> ToolContext:
         environment = child_environment(self.host.settings.shell_env_allow)
@@ -547,9 +648,9 @@ class Turn:
         """None if the call may run; else why not, for the model."""
         async with self._asking:
             policy = self.host.permissions
-            standing = policy.standing_decision(tool)
+            standing = policy.decide(tool, arguments)
             if standing is not None:
-                return None if standing.allowed else DECLINED
+                return None if standing.allowed else standing.reason
             # What the user is asked to allow: the diff of a write, the command
             # and its directory. A call that would fail is asked about as it is.
             try:
@@ -569,17 +670,23 @@ class Turn:
                 ),
                 options=[
                     PermissionOption(option_id=option.option_id, name=option.name, kind=option.kind)
-                    for option in policy.options()
+                    for option in policy.options(tool, arguments)
                 ],
                 meta=self.conversation.meta,
             )
             option_id = await self.host.request_permission(request, self.conversation)
             if option_id is None:  # the client cancelled the question: nobody refused
                 return WITHDRAWN
-            decision = policy.record(tool.name, option_id)
-            if decision.lasting:
-                self._record(PermissionRemembered(tool=tool.name, allowed=decision.allowed))
-            return None if decision.allowed else DECLINED
+            decision = policy.answer(tool, arguments, option_id)
+            if (scope := decision.lasting) is not None:
+                self._record(
+                    PermissionRemembered(
+                        tool=scope.tool,
+                        allowed=decision.allowed,
+                        command_prefix=scope.command_prefix,
+                    )
+                )
+            return None if decision.allowed else decision.reason
 
     def _finish_call(self, outcome: ToolOutcome) -> None:
         # The history pairs the call with its result even if the log cannot
@@ -589,6 +696,15 @@ class Turn:
         self._record(outcome)
 
     # -- endings ------------------------------------------------------------
+
+    def _abandoned_calls(self, response: _ResponseInProgress) -> list[Outgoing]:
+        """Calls announced whose arguments never finished streaming, closed on
+        the client, which would otherwise show them pending forever."""
+        finished = {call.id for call in response.calls}
+        return [
+            updates.tool_call_abandoned(call_id, self.conversation.meta)
+            for call_id in response.views.keys() - finished
+        ]
 
     def close(self, reason: str) -> list[Outgoing]:
         """The turn stops early: keep what was said, and answer every tool call
@@ -604,13 +720,7 @@ class Turn:
             self._compacting = None
         response = self._response
         if response is not None:
-            # Calls announced whose arguments never finished streaming: close
-            # them on the client, which would otherwise show them pending forever.
-            finished = {call.id for call in response.calls}
-            closing += [
-                updates.tool_call_abandoned(call_id, self.conversation.meta)
-                for call_id in response.views.keys() - finished
-            ]
+            closing += self._abandoned_calls(response)
             if response.parts or response.views:
                 self._record_response(response, interrupted=True)
         self._response = None

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import platformdirs
 
@@ -25,6 +25,9 @@ PROVIDERS: tuple[ProviderName, ...] = ("openai", "offline")
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = {"openai": "gpt-4o-mini", "offline": "parley-scripted"}
 DEFAULT_CONTEXT_SIZE = 128_000
+# A tool's default in `config.toml`'s `[permissions]` table (see tools/permission.py).
+ToolPermission = Literal["ask", "allow", "deny"]
+_PERMISSIONS_TABLE = "permissions"
 
 
 class ConfigError(Exception):
@@ -52,6 +55,9 @@ class Settings:
     response_checkpoint_seconds: float = 1.0
     # Secret-looking variables that commands the model runs may still inherit.
     shell_env_allow: tuple[str, ...] = ()
+    # Tool name -> whether its calls ask, run or are refused, before a session's
+    # mode and "always" answers have their say.
+    tool_permissions: Mapping[str, ToolPermission] = field(default_factory=dict)
 
     @property
     def model_name(self) -> str:
@@ -188,10 +194,44 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"cannot read {path}: {exc}") from None
         if "api_key" in document:
             raise ConfigError(f"{path}: keys do not belong in files; set OPENAI_API_KEY instead")
-        _refuse_unknown(document, _FILE_KEYS, str(path))
+        _refuse_unknown(document, {**_FILE_KEYS, _PERMISSIONS_TABLE: ""}, str(path))
         settings = _apply(settings, document, _FILE_KEYS, str(path))
+        if _PERMISSIONS_TABLE in document:
+            permissions = _tool_permissions(document[_PERMISSIONS_TABLE], str(path))
+            settings = replace(settings, tool_permissions=permissions)
     register_provider_keys(environ)
     return _apply(settings, environ, _ENV_KEYS, "environment")
+
+
+def _tool_permissions(table: Any, origin: str) -> dict[str, ToolPermission]:
+    """The `[permissions]` table: built-in tool names, each `ask`, `allow` or `deny`."""
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f'{origin}: permissions must be a table of tool names, e.g. run_shell = "ask"'
+        )
+    # Only a file that sets permissions pays for importing the tools at start-up.
+    from parleyd.tools.registry import builtin_registry
+
+    tools = [tool.name for tool in builtin_registry()]
+    unknown = [name for name in table if name not in tools]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(
+            f"{origin}: [permissions] names unknown tool{plural} "
+            f"{describe_unknown(unknown, tools)}; the tools are {', '.join(tools)}"
+        )
+    return {
+        name: _tool_permission(value, f"{origin}: permissions.{name}")
+        for name, value in table.items()
+    }
+
+
+def _tool_permission(value: Any, where: str) -> ToolPermission:
+    choices = get_args(ToolPermission)
+    if value in choices:
+        return cast(ToolPermission, value)
+    listed = ", ".join(f'"{choice}"' for choice in choices)
+    raise ConfigError(f"{where} must be one of {listed}, got {value!r}")
 
 
 def with_session_overrides(settings: Settings, overrides: Mapping[str, Any] | None) -> Settings:

@@ -70,15 +70,15 @@ async def serve_connection(
     access: AccessToken | None = None,
 ) -> None:
     """One client, start to end: when it closes its end, running turns are
-    cancelled (each records what it had), every request already received is
-    answered, every log is synced and closed, and the answers are out of the
-    daemon's buffers before this returns."""
+    paused (each recorded so, for a later client to resume) and let go, every
+    request already received is answered, every log is synced and closed, and
+    the answers are out of the daemon's buffers before this returns."""
     server = RpcServer(access)
     agent = AcpAgent(server, settings, home)
     writer = FrameWriter(sink)
     try:
         await server.serve(FrameReader(reader, MAX_FRAME_BYTES), writer)
-        agent.cancel_turns()
+        await agent.client_gone()
         await server.finish_requests()
     finally:
         await agent.shutdown()

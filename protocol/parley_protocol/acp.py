@@ -59,6 +59,8 @@ from .session import (
     SessionNotification,
     SessionStatusRequest,
     SessionStatusResponse,
+    SetSessionModeRequest,
+    SetSessionModeResponse,
     SetSessionTitleRequest,
     SetSessionTitleResponse,
     UnarchiveSessionRequest,
@@ -78,6 +80,7 @@ SESSION_LIST: Final = "session/list"
 SESSION_RESUME: Final = "session/resume"
 SESSION_CLOSE: Final = "session/close"
 SESSION_DELETE: Final = "session/delete"
+SESSION_SET_MODE: Final = "session/set_mode"
 # Unstable, each behind the `sessionCapabilities` entry the unstable schema gives it.
 SESSION_STATUS: Final = "session/status"
 SESSION_ARCHIVE: Final = "session/archive"
@@ -99,6 +102,7 @@ AGENT_REQUESTS: Final[dict[str, tuple[type[msgspec.Struct], type[msgspec.Struct]
     SESSION_RESUME: (ResumeSessionRequest, ResumeSessionResponse),
     SESSION_CLOSE: (CloseSessionRequest, CloseSessionResponse),
     SESSION_DELETE: (DeleteSessionRequest, DeleteSessionResponse),
+    SESSION_SET_MODE: (SetSessionModeRequest, SetSessionModeResponse),
     SESSION_STATUS: (SessionStatusRequest, SessionStatusResponse),
     SESSION_ARCHIVE: (ArchiveSessionRequest, ArchiveSessionResponse),
     SESSION_UNARCHIVE: (UnarchiveSessionRequest, UnarchiveSessionResponse),
@@ -145,6 +149,7 @@ __all__ = [  # noqa: PLE0604
     "SESSION_PROMPT",
     "SESSION_REQUEST_PERMISSION",
     "SESSION_RESUME",
+    "SESSION_SET_MODE",
     "SESSION_SET_TITLE",
     "SESSION_STATUS",
     "SESSION_UNARCHIVE",

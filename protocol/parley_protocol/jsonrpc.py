@@ -23,6 +23,7 @@ class ErrorCode(IntEnum):
     # Parley's own, inside the JSON-RPC server-error range.
     NOT_INITIALIZED = -32003
     SESSION_BUSY = -32004
+    WRONG_TURN_STATE = -32005
     PROVIDER_ERROR = -32010
     CONFIG_ERROR = -32011
 

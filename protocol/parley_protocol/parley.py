@@ -23,6 +23,7 @@ from typing import Annotated, Any, Final, TypeVar
 import msgspec
 
 from ._base import Meta, SessionId, ToolCallId
+from .content import ContentBlock
 from .names import describe_unknown
 
 PARLEY_META_KEY: Final = "parley"
@@ -35,12 +36,14 @@ _PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 TOOL_CALL_CANCEL: Final = "_parley/toolCall/cancel"
 SESSION_PAUSE: Final = "_parley/session/pause"
 SESSION_RESUME: Final = "_parley/session/resume"
+SESSION_INJECT: Final = "_parley/session/inject"
 SESSION_SET_BUDGET: Final = "_parley/session/setBudget"
 SESSION_FORK: Final = "_parley/session/fork"
 EXTENSION_METHODS: Final = (
     TOOL_CALL_CANCEL,
     SESSION_PAUSE,
     SESSION_RESUME,
+    SESSION_INJECT,
     SESSION_SET_BUDGET,
     SESSION_FORK,
 )
@@ -180,15 +183,66 @@ class SetBudgetResult(ParleyStruct):
 
 
 class SessionPauseParams(ParleyStruct):
-    """`_parley/session/pause` params."""
+    """`_parley/session/pause` params: hold the running turn at its earliest safe
+    point. The model's stream is closed (what it sent is kept); tool calls
+    already running finish, unless `cancelRunning`; calls not started yet wait;
+    sub-agents pause with it. The turn's `session/prompt` stays open."""
 
     session_id: SessionId
+    cancel_running: bool = False
+    reason: str | None = None
+    """Why, as the session's state will show it."""
+
+
+class SessionPauseResult(ParleyStruct):
+    """The turn is paused: nothing streams from the model any more. The calls
+    in `runningToolCalls` are still finishing."""
+
+    running_tool_calls: list[ToolCallId] = msgspec.field(default_factory=list)
 
 
 class SessionResumeParams(ParleyStruct):
-    """`_parley/session/resume` params."""
+    """`_parley/session/resume` params: go on from where the turn paused (its
+    waiting tool calls run, then the model is called), with `message` joining
+    the conversation first if given."""
 
     session_id: SessionId
+    message: list[ContentBlock] | None = None
+
+
+class SessionResumeResult(ParleyStruct):
+    """`stopReason` is set when this request carried to its end a turn paused
+    before a restart (no `session/prompt` is open for it); otherwise the
+    turn's own `session/prompt` answers, and this is null."""
+
+    stop_reason: str | None = None
+
+
+class SessionInjectParams(ParleyStruct):
+    """`_parley/session/inject` params, shaped like ACP's proposed
+    `session/inject`: `steer` adds the message to the running turn at its next
+    step boundary (after the current model response or tool results), without
+    cancelling anything."""
+
+    session_id: SessionId
+    prompt: list[ContentBlock]
+    mode: str = "steer"
+
+
+class SessionInjectResult(ParleyStruct):
+    """The message's id, as its `user_message_chunk` will carry it when it joins."""
+
+    message_id: str
+
+
+class TurnStatus(ParleyStruct):
+    """At `_meta.parley.turn` of a `session_info_update`: the state of the
+    session's turn when it changes. `state`: "paused", "running" (resumed), or
+    "idle" (a turn paused before a restart was cancelled: no prompt answers
+    for it)."""
+
+    state: str
+    reason: str | None = None
 
 
 class SessionForkParams(ParleyStruct):
@@ -319,6 +373,7 @@ __all__ = [
     "EXTENSION_METHODS",
     "PARLEY_META_KEY",
     "SESSION_FORK",
+    "SESSION_INJECT",
     "SESSION_PAUSE",
     "SESSION_RESUME",
     "SESSION_SET_BUDGET",
@@ -331,14 +386,19 @@ __all__ = [
     "ParleyStruct",
     "SessionForkParams",
     "SessionForkResult",
+    "SessionInjectParams",
+    "SessionInjectResult",
     "SessionPauseParams",
+    "SessionPauseResult",
     "SessionResumeParams",
+    "SessionResumeResult",
     "SessionSettings",
     "SetBudgetParams",
     "SetBudgetResult",
     "SubagentInfo",
     "ToolCallCancelParams",
     "ToolCallCancelResult",
+    "TurnStatus",
     "UsageDetail",
     "UsageTotals",
     "parley_meta",

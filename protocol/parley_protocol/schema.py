@@ -69,7 +69,11 @@ def _methods() -> dict[str, str]:
     for method, params_type in (
         (parley.TOOL_CALL_CANCEL, parley.ToolCallCancelParams),
         (parley.SESSION_PAUSE, parley.SessionPauseParams),
+        (parley.SESSION_PAUSE, parley.SessionPauseResult),
         (parley.SESSION_RESUME, parley.SessionResumeParams),
+        (parley.SESSION_RESUME, parley.SessionResumeResult),
+        (parley.SESSION_INJECT, parley.SessionInjectParams),
+        (parley.SESSION_INJECT, parley.SessionInjectResult),
         (parley.SESSION_SET_BUDGET, parley.SetBudgetParams),
         (parley.SESSION_SET_BUDGET, parley.SetBudgetResult),
         (parley.SESSION_FORK, parley.SessionForkParams),

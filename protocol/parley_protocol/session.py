@@ -1,5 +1,5 @@
-"""Sessions: setup, listing, resuming, closing, deleting, archiving, titles and
-forks, prompt turns, cancellation, and `session/update`."""
+"""Sessions: setup, modes, listing, resuming, closing, deleting, archiving, titles
+and forks, prompt turns, cancellation, and `session/update`."""
 
 from __future__ import annotations
 
@@ -57,6 +57,18 @@ class SessionMode(AcpStruct):
 class SessionModeState(AcpStruct):
     current_mode_id: SessionModeId
     available_modes: list[SessionMode]
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SetSessionModeRequest(AcpStruct):
+    """`session/set_mode`: switch to one of the modes the session offered."""
+
+    session_id: SessionId
+    mode_id: SessionModeId
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class SetSessionModeResponse(AcpStruct):
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
@@ -589,6 +601,8 @@ __all__ = [
     "SessionStatusRequest",
     "SessionStatusResponse",
     "SessionUpdate",
+    "SetSessionModeRequest",
+    "SetSessionModeResponse",
     "SetSessionTitleRequest",
     "SetSessionTitleResponse",
     "StopReason",

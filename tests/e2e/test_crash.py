@@ -228,7 +228,7 @@ async def _load_each(
         )
         while "method" in (loaded := await daemon.receive(check=check)):
             pass
-        assert loaded == {"jsonrpc": "2.0", "id": request_id, "result": {}}, root
+        assert loaded["id"] == request_id and "modes" in loaded["result"], (root, loaded)
         replays[root] = session_notes(daemon.frames[before:])
     return replays
 

@@ -49,7 +49,7 @@ async def _load(daemon: RawDaemon, session_id: str, workspace: Path) -> list[dic
     """Load the session; the updates its replay sent."""
     first = len(daemon.frames)
     answer = await daemon.load_session(session_id, workspace)
-    assert answer["result"] == {}, answer
+    assert answer["result"]["modes"]["currentModeId"] == "ask", answer
     return [
         frame["params"]["update"]
         for frame in daemon.frames[first:]

@@ -38,7 +38,8 @@ async def test_a_session_on_openai_does_not_load_without_the_key(
     # And the session is as it was: with the key, it loads.
     async with raw_daemon(with_key) as daemon:
         await daemon.initialize()
-        assert (await daemon.load_session(session_id, workspace))["result"] == {}
+        loaded = await daemon.load_session(session_id, workspace)
+        assert loaded["result"]["modes"]["currentModeId"] == "ask"
 
 
 async def test_a_loaded_session_reaches_its_provider_with_the_first_prompt(
@@ -53,7 +54,8 @@ async def test_a_loaded_session_reaches_its_provider_with_the_first_prompt(
         provider.enqueue_fixture("openai_chat/text_usage_chunk")
         async with raw_daemon(env) as daemon:
             await daemon.initialize()
-            assert (await daemon.load_session(session_id, workspace))["result"] == {}
+            loaded = await daemon.load_session(session_id, workspace)
+            assert loaded["result"]["modes"]["currentModeId"] == "ask"
             assert provider.requests == []
             prompt = {"sessionId": session_id, "prompt": [{"type": "text", "text": "hi"}]}
             answer = await daemon.request("session/prompt", prompt)

@@ -160,7 +160,7 @@ async def test_status_and_close(home: Path, workspace: Path) -> None:
         # Forgotten here, its lock released: the other daemon can open it now.
         assert _error(await _prompt(daemon, session_id, "Hi"))[0] == RESOURCE_NOT_FOUND
         resumed = await _call(other, "session/resume", session_id, cwd=str(workspace))
-        assert resumed["result"] == {}
+        assert resumed["result"]["modes"]["currentModeId"] == "ask"
         assert (await _prompt(other, session_id, "Hi"))["result"] == {"stopReason": "end_turn"}
 
         # Closed already here: nothing to do. Unknown: said so, naming it.

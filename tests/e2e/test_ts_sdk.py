@@ -192,7 +192,7 @@ def test_a_fresh_daemon_replays_a_loaded_session_as_it_streamed(
     load = {"op": "load", "sessionId": session_id, "cwd": str(workspace)}
     replayed = _run_client([INITIALIZE, load], offline_env(home))
     _assert_strict(replayed)
-    assert replayed["steps"][1]["result"] == {}
+    assert replayed["steps"][1]["result"]["modes"]["currentModeId"] == "ask"
     assert {entry["sessionId"] for entry in replayed["updates"]} == {session_id}
     first, *rest = _updates(replayed)
     assert first["sessionUpdate"] == "user_message_chunk"

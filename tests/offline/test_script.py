@@ -9,7 +9,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from parleyd.agent import DECLINED
 from parleyd.offline.script import (
     BENCH_DELTA,
     INTRO,
@@ -20,6 +19,7 @@ from parleyd.offline.script import (
     plan_reply,
 )
 from parleyd.tools.paths import fs_error
+from parleyd.tools.permission import DECLINED
 
 ALL_TOOLS = ("read_file", "list_directory", "search_text", "write_file", "run_shell")
 
@@ -270,3 +270,16 @@ def test_every_filesystem_failure_of_a_write_is_an_error(error: int) -> None:
 )
 def test_tool_results_are_classified(content: str, outcome: str) -> None:
     assert classify_tool_result(content) == outcome
+
+
+def test_a_reply_cut_short_goes_on_where_it_stopped() -> None:
+    story = [{"role": "user", "content": "Tell me a long story"}]
+    whole = plan_reply({"messages": story})
+    begun = "".join(whole.content[:7])
+    rest = plan_reply({"messages": [*story, {"role": "assistant", "content": begun}]})
+    # Its thinking was done; the first answer's introduction is not said twice.
+    assert rest.thinking == ()
+    assert begun + "".join(rest.content) == "".join(whole.content)
+    # An answer that is not this reply begun gets the reply whole.
+    other = plan_reply({"messages": [*story, {"role": "assistant", "content": "Once upon"}]})
+    assert other.content == whole.content

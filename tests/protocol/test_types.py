@@ -801,6 +801,7 @@ def test_capabilities_advertised_under_agent_capabilities_meta() -> None:
         "_parley/toolCall/cancel",
         "_parley/session/pause",
         "_parley/session/resume",
+        "_parley/session/inject",
         "_parley/session/setBudget",
         "_parley/session/fork",
     ]

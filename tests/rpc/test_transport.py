@@ -14,9 +14,12 @@ from typing import BinaryIO
 import pytest
 
 from parleyd.rpc.framing import Framing
-from parleyd.rpc.transport import HIGH_WATER, FrameWriter, open_stdio
+from parleyd.rpc.transport import WRITE_HIGH_WATER, FrameWriter, open_stdio
 from tests.rpc.fakes import CollectingSink
 from tests.support.raw_daemon import split_frames
+
+# Many times what a pipe and the output's high-water mark hold.
+_MANY_FRAMES = 16 * WRITE_HIGH_WATER // 1000
 
 
 @contextmanager
@@ -50,7 +53,7 @@ class Drainer(threading.Thread):
 async def test_close_returns_only_once_every_queued_byte_is_written() -> None:
     # More than the pipe and the high-water mark together hold: the transport
     # must still have bytes queued when close() is called.
-    bodies = [b'{"n":%d,"pad":"%b"}' % (n, b"x" * 1000) for n in range(3 * HIGH_WATER // 1000)]
+    bodies = [b'{"n":%d,"pad":"%b"}' % (n, b"x" * 1000) for n in range(_MANY_FRAMES)]
     with pipe() as (stdin_read, _), pipe() as (stdout_read, stdout_write):
         _, sink = await open_stdio(stdin_read, stdout_write)
         drainer = Drainer(stdout_read)
@@ -114,7 +117,7 @@ async def test_send_all_writes_every_frame_in_order_after_what_was_queued(
 ) -> None:
     # Several times what the pipe and the high-water mark hold, so sending has
     # to wait for the reader; one frame carries a credential.
-    bodies = [b'{"n":%d,"pad":"%b"}' % (n, b"x" * 1000) for n in range(3 * HIGH_WATER // 1000)]
+    bodies = [b'{"n":%d,"pad":"%b"}' % (n, b"x" * 1000) for n in range(_MANY_FRAMES)]
     bodies[7] = b'{"error":"Authorization: Bearer abcdefghijklmnop1234"}'
     with pipe() as (stdin_read, _), pipe() as (stdout_read, stdout_write):
         _, sink = await open_stdio(stdin_read, stdout_write)

@@ -36,7 +36,7 @@ async def _load(home: Path, session_id: str, workspace: Path) -> list[dict[str, 
         answer = await daemon.request(
             "session/load", {"sessionId": session_id, "cwd": str(workspace), "mcpServers": []}
         )
-        assert answer["result"] == {}
+        assert answer["result"]["modes"]["currentModeId"] == "ask"
         replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
         # The migrated history is valid for the model: the session goes on.
         more = await daemon.request(

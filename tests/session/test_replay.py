@@ -8,6 +8,7 @@ import pytest
 from parley_protocol.acp import (
     AgentMessageChunk,
     AgentThoughtChunk,
+    CurrentModeUpdate,
     ToolCallProgress,
     ToolCallStart,
     UsageUpdate,
@@ -31,6 +32,7 @@ from parleyd.store.records import (
     AssistantResponse,
     ConversationStarted,
     CurrentRecord,
+    ModeSet,
     PermissionRemembered,
     ResponseStreamed,
     SessionStarted,
@@ -43,6 +45,7 @@ from parleyd.store.records import (
     UsageRecorded,
     UserTurn,
 )
+from parleyd.tools.permission import Scope
 
 AnyRecord = CurrentRecord
 
@@ -336,14 +339,26 @@ def test_a_child_started_but_killed_before_its_turn_is_closed() -> None:
     assert [u.ending for u in ended] == ["interrupted"]
 
 
-def test_always_answers_are_restored() -> None:
+def test_always_answers_and_the_mode_are_restored() -> None:
     records = [
         *session(),
         PermissionRemembered(conv=ROOT, tool="run_shell", allowed=True),
         PermissionRemembered(conv=ROOT, tool="write_file", allowed=False),
         PermissionRemembered(conv=ROOT, tool="run_shell", allowed=False),
+        PermissionRemembered(conv=ROOT, tool="run_shell", allowed=True, command_prefix="git log"),
+        ModeSet(conv=ROOT, mode="accept_edits"),
+        ModeSet(conv=ROOT, mode="read_only"),
     ]
-    assert restore(records).permissions == {"run_shell": False, "write_file": False}
+    restored = restore(records)
+    assert restored.permissions == {
+        Scope("run_shell"): False,
+        Scope("write_file"): False,
+        Scope("run_shell", "git log"): True,
+    }
+    assert restored.mode == "read_only"
+    modes = [u.current_mode_id for u, _ in restored.updates if isinstance(u, CurrentModeUpdate)]
+    assert modes == ["accept_edits", "read_only"]
+    assert restore(session()).mode is None
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,14 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from parleyd.providers.messages import ToolSpec
-from parleyd.tools.base import Tool, ToolContext, ToolError
+from parleyd.tools.base import ToolContext, ToolError
 from parleyd.tools.files import ReadFile
-from parleyd.tools.permission import Decision, PermissionMode, PermissionPolicy
 from parleyd.tools.registry import ToolRegistry, builtin_registry
-from parleyd.tools.shell import RunShell
 
 BUILTINS = ("read_file", "list_directory", "search_text", "write_file", "run_shell", "subagent")
 
@@ -96,80 +93,3 @@ async def test_parsed_arguments_run_the_tool(tmp_path: Path) -> None:
         registry.parse_arguments(tool, '{"path": "a.txt"}'), ToolContext(tmp_path)
     )
     assert result.output == "hello\n"
-
-
-# permission
-
-
-@dataclass
-class FakeTool:
-    name: str
-    needs_permission: bool
-
-
-def tool(name: str = "run_shell", needs_permission: bool = True) -> Tool:
-    return FakeTool(name, needs_permission)  # type: ignore[return-value]
-
-
-def test_options_in_acp_terms() -> None:
-    options = PermissionPolicy().options()
-    assert [(o.option_id, o.name, o.kind) for o in options] == [
-        ("allow_once", "Allow once", "allow_once"),
-        ("allow_always", "Always allow", "allow_always"),
-        ("reject_once", "Reject", "reject_once"),
-        ("reject_always", "Always reject", "reject_always"),
-    ]
-
-
-def test_tools_without_permission_never_ask() -> None:
-    policy = PermissionPolicy(PermissionMode.DENY_ALL)
-    assert not policy.needs_asking(ReadFile())
-    decision = policy.standing_decision(ReadFile())
-    assert decision is not None and decision.allowed
-
-
-def test_ask_mode_asks_until_always() -> None:
-    policy = PermissionPolicy()
-    shell = RunShell()
-    assert policy.needs_asking(shell)
-    assert policy.record("run_shell", "allow_once").allowed
-    assert policy.needs_asking(shell)  # once means once
-    assert not policy.record("run_shell", "reject_once").allowed
-    assert policy.needs_asking(shell)
-    assert policy.record("run_shell", "allow_always").allowed
-    assert not policy.needs_asking(shell)
-    assert policy.standing_decision(shell) == Decision(
-        True, "the user allowed run_shell for this session", lasting=True
-    )
-    # Remembered per tool name.
-    assert policy.needs_asking(tool("write_file"))
-
-
-def test_reject_always_is_remembered() -> None:
-    policy = PermissionPolicy()
-    assert not policy.record("write_file", "reject_always").allowed
-    decision = policy.standing_decision(tool("write_file"))
-    assert decision is not None and not decision.allowed
-    assert not policy.needs_asking(tool("write_file"))
-
-
-def test_unknown_option_is_a_rejection_and_not_remembered() -> None:
-    policy = PermissionPolicy()
-    assert policy.record("run_shell", "allow_forever_please") == Decision(
-        False, "the user rejected this call"
-    )
-    assert policy.needs_asking(tool())
-
-
-def test_modes_are_consulted_first() -> None:
-    allow_all = PermissionPolicy(PermissionMode.ALLOW_ALL)
-    allow_all.record("run_shell", "reject_always")
-    decision = allow_all.standing_decision(tool())
-    assert decision is not None and decision.allowed
-
-    deny_all = PermissionPolicy(PermissionMode("deny_all"))
-    deny_all.record("run_shell", "allow_always")
-    decision = deny_all.standing_decision(tool())
-    assert decision is not None and not decision.allowed
-    assert "denied" in decision.reason
-    assert PermissionMode("ask") is PermissionMode.ASK

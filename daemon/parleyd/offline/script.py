@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import msgspec
@@ -116,8 +116,12 @@ class Conversation:
     # Tool calls of the assistant's last message with their results, when the
     # request ends with those results; empty when it ends with a user message.
     tool_outcomes: tuple[ToolOutcome, ...]
-    # Numbers this reply's tool call ids so they stay unique in the conversation.
+    # Numbers this reply's tool call ids so they stay unique in the conversation,
+    # a compacted one too.
     assistant_turns: int
+    # The text of the assistant's last message when the request ends with it:
+    # a reply cut short (a paused turn, resumed), which the script goes on with.
+    cut_short: str | None = None
 
     @classmethod
     def from_request(cls, request: Mapping[str, Any]) -> Conversation:
@@ -134,13 +138,19 @@ class Conversation:
             if request.get("tool_choice") == "none"
             else frozenset(_tool_names(request.get("tools") or ()))
         )
+        cut_short = None
+        if messages and messages[-1].get("role") == "assistant":
+            cut_short = _text_of(messages[-1].get("content"))
+        # The reply cut short is this one, begun: it is not an earlier answer.
         assistant_turns = sum(1 for m in messages if m.get("role") == "assistant")
+        assistant_turns -= cut_short is not None
         return cls(
             user_text=user_text,
             offered_tools=offered,
             first_answer=assistant_turns == 0,
             tool_outcomes=_trailing_tool_outcomes(messages),
-            assistant_turns=assistant_turns,
+            assistant_turns=max(assistant_turns, _last_call_number(messages)),
+            cut_short=cut_short,
         )
 
 
@@ -157,7 +167,22 @@ def plan_reply(request: Mapping[str, Any]) -> Reply:
             draft = _bench(min(int(bench.group(1)), MAX_BENCH_DELTAS))
         else:
             draft = _pick_scenario(conversation.user_text)(conversation)
+    if conversation.cut_short is not None:
+        draft = _going_on(draft, conversation.cut_short)
     return _finish(draft, request)
+
+
+def _going_on(draft: _Draft, said: str) -> _Draft:
+    """The rest of the reply that `said` began, its thinking done; the reply
+    whole if it did not begin it."""
+    begun = ""
+    for count, delta in enumerate((*draft.content, "")):
+        if begun == said:
+            return replace(draft, thinking="", content=draft.content[count:])
+        if len(begun) > len(said):
+            break
+        begun += delta
+    return draft
 
 
 # ---------------------------------------------------------------------------
@@ -185,6 +210,21 @@ def _tool_names(tools: Sequence[Any]) -> list[str]:
         and isinstance(tool.get("function"), Mapping)
         and "name" in tool["function"]
     ]
+
+
+# The ids `_call` gives: a compaction that replaced the responses before them
+# leaves their numbers in the calls it kept, which later ids must not take again.
+_CALL_ID = re.compile(r"call_scripted_(\d+)_\d+")
+
+
+def _last_call_number(messages: Sequence[Mapping[str, Any]]) -> int:
+    numbers = (
+        int(match.group(1))
+        for message in messages
+        for call in message.get("tool_calls") or ()
+        if isinstance(call, Mapping) and (match := _CALL_ID.fullmatch(str(call.get("id"))))
+    )
+    return max(numbers, default=0)
 
 
 def _parse_arguments(text: Any) -> Mapping[str, Any]:
@@ -260,6 +300,8 @@ def classify_tool_result(content: str) -> Outcome:
 _BENCH = re.compile(r"\bbench\s+(\d+)\b", re.IGNORECASE)
 # What an agent asks when it compacts its history (Parley's words; others' alike).
 _SUMMARY = re.compile(r"^\s*(write|give|provide) a summary of the conversation\b", re.IGNORECASE)
+# Several files to read a response at a time, each after the last one's result.
+_ONE_BY_ONE = re.compile(r"\b(one by one|one at a time)\b", re.IGNORECASE)
 _FILE_NAME = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-]+\.[A-Za-z0-9]{1,8})(?![\w/-])")
 # Not single quotes: apostrophes ("don't", "I'd") would pair up across words.
 _QUOTED = re.compile(r"`([^`]+)`|\"([^\"]+)\"|\u201c([^\u201d]+)\u201d")
@@ -340,6 +382,29 @@ def _read(conversation: Conversation) -> _Draft:
         {"path": path},
         thinking=f"The user wants me to look at {path}. I'll read it first.",
         text=f"Let me open `{path}` and see what it says.",
+    )
+
+
+def _next_read(conversation: Conversation) -> _Draft | None:
+    """In "read a.md, b.md and c.md one by one", the read of the file after the
+    one whose result just came back; None when that was the last, or failed."""
+    if not _ONE_BY_ONE.search(conversation.user_text):
+        return None
+    match conversation.tool_outcomes:
+        case (ToolOutcome(name="read_file", outcome="ok", arguments=arguments),):
+            done = str(arguments.get("path"))
+        case _:
+            return None
+    paths = _FILE_NAME.findall(conversation.user_text)
+    if done not in paths or done == paths[-1]:
+        return None
+    path = paths[paths.index(done) + 1]
+    return _tool_scenario(
+        conversation,
+        "read_file",
+        {"path": path},
+        thinking=f"That was {done}. The next file to read is {path}.",
+        text=f"Next, `{path}`.",
     )
 
 
@@ -448,7 +513,8 @@ def _story(conversation: Conversation) -> _Draft:
 def _overview(conversation: Conversation) -> _Draft:
     text = (
         "## What I can demonstrate\n\n"
-        "- **Reading a file**: ask me to *read* or *summarize* `README.md`.\n"
+        "- **Reading a file**: ask me to *read* or *summarize* `README.md`, or to read "
+        "several *one by one*.\n"
         "- **Writing a file**: ask me to *write a note*; Parley asks your permission first.\n"
         "- **Running a command**: ask me to *run* `ls`; that asks permission too.\n"
         "- **Listing files**: ask me to *list the files*.\n"
@@ -507,8 +573,11 @@ _SCENARIOS: tuple[tuple[re.Pattern[str], Scenario], ...] = tuple(
 
 
 def _after_tools(conversation: Conversation) -> _Draft:
-    """The reply once this turn's tool results are back: always a final answer, never
-    another call, so a declined or failing tool cannot make the script loop."""
+    """The reply once this turn's tool results are back: a final answer, or, after a
+    read that worked, the next of several files read one by one; never a call after
+    a declined or failing tool, so the script cannot loop."""
+    if (following := _next_read(conversation)) is not None:
+        return following
     outcomes = conversation.tool_outcomes
     if all(o.outcome != "ok" for o in outcomes):
         if all(o.outcome == "declined" for o in outcomes):

@@ -388,6 +388,11 @@ class ParleyProtocol(JsonRPCProtocol):
     def _write(self, message: object) -> None:
         self._write_body(_encoder.encode(message))
 
+    @staticmethod
+    def notification_body(method: str, params: Any) -> bytes:
+        """A notification, encoded, for a frame written later (see `outbox.py`)."""
+        return _encoder.encode(Notification(method=method, params=params))
+
     async def send_notification(self, method: str, params: Any) -> None:
         """Send and wait while the client lags: streaming backpressure."""
         if self.frame_writer is not None:

@@ -21,8 +21,12 @@ from typing import BinaryIO, Protocol
 from parleyd.redaction import may_hold_secrets, redact_bytes
 from parleyd.rpc.framing import Framing, frame_bytes
 
-# Above this much unsent output, streaming producers wait for the client.
-HIGH_WATER = 1 << 20
+# How much the reader holds before it waits for the daemon to take it.
+READ_LIMIT = 1 << 20
+# Above this much unsent output, the writer waits for the client: small, as
+# what stands here stands between the client and every answer (sessions queue
+# the rest in their lanes, see `outbox.py`).
+WRITE_HIGH_WATER = 64 * 1024
 # At most this many frames share one write(2); ~32 deltas is well under 1 ms.
 _BATCH_FRAMES = 32
 # What one write(2) of `send_all` carries, where no frame waits on a model.
@@ -138,6 +142,11 @@ class FrameWriter:
                 batch, size = [], 0
         await self._send_batch(batch)
 
+    async def wait_for_room(self) -> None:
+        """Write what is queued, then wait while the client is behind."""
+        self.flush()
+        await self._drain()
+
     async def _send_batch(self, bodies: list[bytes]) -> None:
         if bodies and not self.closed:
             self._write(bodies)
@@ -179,7 +188,7 @@ def _watchable(file: BinaryIO, events: int) -> bool:
 async def open_stdio(stdin: BinaryIO, stdout: BinaryIO) -> tuple[asyncio.StreamReader, ByteSink]:
     """Wrap the daemon's stdin/stdout: pipes, ttys, sockets, regular files or /dev/null."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=HIGH_WATER)
+    reader = asyncio.StreamReader(limit=READ_LIMIT)
     if _watchable(stdin, selectors.EVENT_READ):
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
     else:
@@ -193,7 +202,7 @@ async def open_stdio(stdin: BinaryIO, stdout: BinaryIO) -> tuple[asyncio.StreamR
     transport, protocol = await loop.connect_write_pipe(
         lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), stdout
     )
-    transport.set_write_buffer_limits(high=HIGH_WATER)
+    transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
     return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
 

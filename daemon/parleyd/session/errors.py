@@ -32,6 +32,11 @@ class SessionBusy(SessionError):
     """A turn is running, or another daemon holds the session."""
 
 
+class WrongTurnState(SessionError):
+    """The session's turn is not where the request needs it: no turn to pause
+    or steer, none paused to resume."""
+
+
 class InvalidCursor(SessionError):
     """A `session/list` cursor this daemon did not hand out."""
 

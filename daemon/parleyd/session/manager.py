@@ -25,9 +25,10 @@ from parleyd.providers.hub import ProviderHub
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import InvalidCursor, InvalidValue, SessionBusy, UnknownSession
 from parleyd.session.fork import fork_point
+from parleyd.session.modes import mode_update
 from parleyd.session.port import TurnFactory
 from parleyd.session.replay import NotASession, closing_records, restore
-from parleyd.session.session import ClientChannel, Session
+from parleyd.session.session import ClientChannel, Session, TurnState
 from parleyd.session.titles import title_from, title_update
 from parleyd.session.usage import UsageLedger
 from parleyd.session.wire import Outgoing
@@ -45,11 +46,12 @@ from parleyd.store.records import (
     ArchiveSet,
     ConversationStarted,
     ForkedFrom,
+    ModeSet,
     Record,
     SessionStarted,
     TitleSet,
 )
-from parleyd.tools.permission import PermissionPolicy
+from parleyd.tools.permission import PermissionMode, PermissionPolicy, mode_named
 from parleyd.tools.registry import builtin_registry
 
 log = logging.getLogger(__name__)
@@ -154,7 +156,7 @@ class SessionManager:
             channel=self.channel,
             provider=provider,
             tools=builtin_registry(),
-            permissions=permissions or PermissionPolicy(),
+            permissions=permissions or PermissionPolicy(defaults=settings.tool_permissions),
             new_turn=self.new_turn,
             ledger=ledger,
             title=title,
@@ -203,12 +205,14 @@ class SessionManager:
                 contents.malformed_lines,
                 contents.torn_bytes,
             )
-        permissions = PermissionPolicy()
-        for tool_name, allowed in restored.permissions.items():
-            permissions.remember(tool_name, allowed=allowed)
         stored = restored.started.settings
         settings = with_session_overrides(
             self.settings, {k: v for k, v in stored.items() if v is not None}
+        )
+        permissions = PermissionPolicy(
+            _stored_mode(session_id, restored.mode),
+            settings.tool_permissions,
+            restored.permissions,
         )
         session = await self._build(
             session_id=session_id,
@@ -221,6 +225,8 @@ class SessionManager:
             permissions=permissions,
         )
         session.conversations.update(restored.conversations)
+        if restored.paused is not None:
+            session.paused_on_load(restored.open_turns)
         return session, restored.updates
 
     async def resume(self, session_id: str, cwd: Path) -> Session:
@@ -258,6 +264,21 @@ class SessionManager:
             session.title = title
             await session.send(title_update(title, session.root), session.root)
         return title
+
+    async def set_mode(self, session_id: str, mode_id: str) -> None:
+        """Switch an open session's permission mode: stored, then told to the
+        client as a `current_mode_update`. A running turn decides its next tool
+        call by it; a question already asked waits for its answer."""
+        session = self.get(session_id)
+        try:
+            mode = mode_named(mode_id)
+        except ValueError as exc:
+            raise InvalidValue(str(exc)) from None
+        if mode is session.permissions.mode:
+            return
+        self._record(session_id, ModeSet(mode=mode.value))
+        session.permissions.mode = mode
+        await session.send(mode_update(mode.value, session.root), session.root)
 
     async def set_archived(self, session_id: str, archived: bool) -> None:
         """Archive or unarchive a stored session. One open here is closed before
@@ -318,17 +339,24 @@ class SessionManager:
         return infos, next_cursor
 
     def _activity(self, session_id: str) -> str:
-        """What a listed session is doing: `running` a prompt or `idle` in this
-        daemon, else `saved` (stored; another daemon may have it open)."""
+        """What a listed session is doing: `running` a prompt, `paused` in one,
+        or `idle` in this daemon, else `saved` (stored; another daemon may have
+        it open)."""
         session = self.sessions.get(session_id)
         if session is None:
             return "saved"
+        if session.state is TurnState.PAUSED:
+            return "paused"
         return "running" if session.running else "idle"
 
-    async def close_all(self) -> None:
+    async def close_sessions(self) -> None:
+        """Close every open session (a paused one stays paused in its log)."""
         for session in list(self.sessions.values()):
             await session.close()
         self.sessions.clear()
+
+    async def close_all(self) -> None:
+        await self.close_sessions()
         self.index.close()
         await self.providers.aclose()
 
@@ -368,6 +396,18 @@ def _closed_on_failure(log_file: SessionLog) -> Iterator[None]:
     except StoreError:
         log_file.close()
         raise
+
+
+def _stored_mode(session_id: str, mode_id: str | None) -> PermissionMode:
+    """The mode a session was left in: `ask` if none was set, or if a newer
+    Parley set one this daemon does not know (`ask` changes nothing unasked)."""
+    if mode_id is None:
+        return PermissionMode.ASK
+    try:
+        return mode_named(mode_id)
+    except ValueError:
+        log.warning("session %s: unknown mode %r in its log, loaded as ask", session_id, mode_id)
+        return PermissionMode.ASK
 
 
 def _is_session_id(value: str) -> bool:

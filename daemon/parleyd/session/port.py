@@ -7,19 +7,31 @@ session drives a turn only through `TurnLoop`, so neither imports the other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from parley_protocol.acp import RequestPermissionRequest, StopReason
 from parleyd.config import Settings
 from parleyd.providers.base import Provider
 from parleyd.session.conversation import Conversation
+from parleyd.session.pause import PauseGate
 from parleyd.session.usage import UsageLedger
 from parleyd.session.wire import Outgoing
 from parleyd.store.records import BudgetReached, Record
 from parleyd.tools.base import ChildTask, ToolResult
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import ToolRegistry
+
+
+@dataclass(frozen=True)
+class Steer:
+    """A user message sent into a running turn: `text` for the model, `content`
+    as the client sent it."""
+
+    text: str
+    content: list[dict[str, Any]]
+    message_id: str
 
 
 class TurnHost(Protocol):
@@ -40,6 +52,11 @@ class TurnHost(Protocol):
 
     @property
     def ledger(self) -> UsageLedger: ...
+
+    @property
+    def pauses(self) -> PauseGate:
+        """Where the session's turns hold while it is paused."""
+        ...
 
     def tools_for(self, conversation: Conversation) -> ToolRegistry:
         """The tools this conversation's model is offered."""
@@ -80,6 +97,21 @@ class TurnLoop(Protocol):
     async def run(self, text: str) -> StopReason:
         """Answer the prompt, which the host has recorded."""
         ...
+
+    async def go_on(self) -> StopReason:
+        """Carry on the turn from its conversation's history (paused before a
+        restart): its waiting calls run, then the model is called."""
+        ...
+
+    def steer(self, message: Steer) -> bool:
+        """Join `message` to the turn at its next step boundary; False if the
+        turn has taken its last step."""
+        ...
+
+    @property
+    def running_tool_calls(self) -> list[str]: ...
+
+    def cancel_running_tools(self) -> None: ...
 
     def close(self, reason: str) -> list[Outgoing]: ...
 

@@ -1,5 +1,5 @@
 """Rebuilding a session from its log: the tree of conversations and their
-histories, the usage ledger, the standing permission answers, and the stream
+histories, the usage ledger, the permission mode and standing answers, and the stream
 `session/load` replays: what the user saw, in the order it happened, each
 conversation's updates under the same ids as live, merged: each streamed
 part is one update, the consecutive updates of one tool call are one, and
@@ -34,6 +34,7 @@ from parleyd.providers.messages import (
 from parleyd.session import updates
 from parleyd.session.compaction import compacted
 from parleyd.session.conversation import Budget, Conversation
+from parleyd.session.modes import mode_update
 from parleyd.session.titles import title_update
 from parleyd.session.usage import UsageLedger
 from parleyd.session.wire import ChildState, Outgoing
@@ -45,6 +46,7 @@ from parleyd.store.records import (
     CompactionStarted,
     ConversationStarted,
     CurrentRecord,
+    ModeSet,
     PermissionRemembered,
     Record,
     ResponseStreamed,
@@ -54,9 +56,12 @@ from parleyd.store.records import (
     ToolOutcome,
     ToolStarted,
     TurnEnded,
+    TurnPaused,
+    TurnResumed,
     TurnStarted,
     UserTurn,
 )
+from parleyd.tools.permission import Scope
 
 INTERRUPTED_CALL = "Not finished: Parley stopped while this tool call was running."
 INTERRUPTED_TURN = "Parley stopped before this turn finished."
@@ -72,8 +77,14 @@ class Restored:
     title: str | None
     # What to send, each with the conversation it belongs to.
     updates: list[tuple[Outgoing, Conversation]]
-    # Tool name -> allowed, from the user's "always" answers.
-    permissions: dict[str, bool] = field(default_factory=dict)
+    # What each of the user's "always" answers covers -> allowed.
+    permissions: dict[Scope, bool] = field(default_factory=dict)
+    # The mode id the last `mode` record set; None before the first.
+    mode: str | None = None
+    # The session's turn was paused and is to be resumed, in these turns:
+    # conversation id -> its open turn's id.
+    paused: TurnPaused | None = None
+    open_turns: dict[str, str | None] = field(default_factory=dict)
 
 
 class NotASession(Exception):
@@ -135,6 +146,8 @@ class _OpenTurn:
     turn: str | None
     conversation: str
     calls: dict[str, ToolCall] = field(default_factory=dict)
+    # The calls among them that had started running.
+    running: set[str] = field(default_factory=set)
     # Message id -> a response still streaming, as far as its checkpoints go.
     streaming: dict[str, _StreamedSoFar] = field(default_factory=dict)
 
@@ -143,17 +156,36 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
     """What ends the turns the daemon died inside: the response each had
     streaming, as far as its checkpoints go, a result for each call they never
     answered, then each turn's end, the deepest conversation first. Empty if
-    every turn ended."""
+    every turn ended.
+
+    A session whose turn was paused keeps its turns open, to be resumed: only
+    what died with the daemon is closed (a response cut mid-stream is kept as
+    far as it got, a tool call that was running is answered as not finished),
+    and calls that had not started, or whose sub-agent is paused, wait."""
     open_turns: dict[str, _OpenTurn] = {}
     depths: dict[str, int] = {}
     parents: dict[str, str | None] = {}
     last_written: dict[str, float] = {}
+    root: str | None = None
+    paused = False
+    # A `subagent` call's id -> the child conversation it runs.
+    children: dict[str, str] = {}
     for record in records:
         last_written[record.conv] = record.ts
         match record:
+            case SessionStarted():
+                root = record.conv
+            case TurnPaused():
+                paused = True
+            case TurnResumed():
+                paused = False
+            case ToolStarted() if record.conv in open_turns:
+                open_turns[record.conv].running.add(record.call_id)
             case ConversationStarted():
                 depths[record.conv] = record.depth
                 parents[record.conv] = record.parent
+                if record.parent_tool_call is not None:
+                    children[record.parent_tool_call] = record.conv
                 if record.parent is not None:
                     # A child is started to run a turn: one killed before its
                     # turn_start is closed like one killed inside it.
@@ -175,6 +207,7 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
                 open_turns[record.conv].calls.pop(record.call_id, None)
             case TurnEnded():
                 open_turns.pop(record.conv, None)
+                paused = paused and record.conv != root
     if not open_turns:
         return []
     # A turn runs as long as anything below it writes: its closing records carry
@@ -192,11 +225,13 @@ def closing_records(records: list[CurrentRecord]) -> list[CurrentRecord]:
             closing.append(_in(cut_short, open_turn, ending))
             open_turn.calls.update((call.id, call) for call in cut_short.message.tool_calls)
         for call in open_turn.calls.values():
+            if paused and (call.id not in open_turn.running or children.get(call.id) in open_turns):
+                continue
             outcome = updates.interrupted_outcome(call.id, call.name, INTERRUPTED_CALL)
             closing.append(_in(outcome, open_turn, ending))
-        closing.append(
-            _in(TurnEnded(stop_reason="interrupted", error=INTERRUPTED_TURN), open_turn, ending)
-        )
+        if not paused:
+            ended = TurnEnded(stop_reason="interrupted", error=INTERRUPTED_TURN)
+            closing.append(_in(ended, open_turn, ending))
     return closing
 
 
@@ -213,11 +248,14 @@ def restore(records: list[CurrentRecord]) -> Restored:
     conversations: dict[str, Conversation] = {}
     ledger = UsageLedger()
     title: str | None = None
-    permissions: dict[str, bool] = {}
+    permissions: dict[Scope, bool] = {}
+    mode: str | None = None
     replayed: list[tuple[Outgoing, Conversation]] = []
     started_calls: set[str] = set()
     # Conversations whose figures changed since their usage was last replayed.
     usage_changed: set[str] = set()
+    paused: TurnPaused | None = None
+    open_turns: dict[str, str | None] = {}
 
     def replay_usage(conversation: Conversation) -> None:
         if conversation.id in usage_changed:
@@ -238,6 +276,8 @@ def restore(records: list[CurrentRecord]) -> Restored:
         match record:
             case ConversationStarted():
                 conversation = conversations[record.conv] = Conversation.started(record)
+                if conversation.parent is not None:
+                    open_turns[conversation.id] = None  # started to run a turn
                 if conversation.parent in conversations:
                     parent = conversations[conversation.parent]
                     replay([ChildState(conversation, "running", announce=True)], parent)
@@ -269,8 +309,19 @@ def restore(records: list[CurrentRecord]) -> Restored:
                     record, conversation.meta, start_replayed=record.call_id in started_calls
                 )
                 replay(lifecycle, conversation)
+            case TurnStarted():
+                open_turns[record.conv] = record.turn
+            case TurnPaused() | TurnResumed():
+                paused = record if isinstance(record, TurnPaused) else None
+                state: updates.TurnStatusName = "running" if paused is None else "paused"
+                reason = None if paused is None else paused.reason
+                root = conversation_of(record)
+                replay([updates.turn_status_update(state, reason, root)], root)
             case TurnEnded():
                 conversation = conversation_of(record)
+                open_turns.pop(conversation.id, None)
+                if conversation.id == started.conv:
+                    paused = None
                 replay_usage(conversation)
                 if not conversation.is_root and conversation.parent in conversations:
                     ending = ChildState(
@@ -278,7 +329,11 @@ def restore(records: list[CurrentRecord]) -> Restored:
                     )
                     replay([ending], conversation)
             case PermissionRemembered():
-                permissions[record.tool] = record.allowed
+                permissions[Scope(record.tool, record.command_prefix)] = record.allowed
+            case ModeSet():
+                mode = record.mode
+                root = conversation_of(record)
+                replay([mode_update(mode, root)], root)
             case BudgetSet():
                 conversation_of(record).budget = Budget(
                     cost=record.cost, responses=record.responses, seconds=record.seconds
@@ -296,7 +351,9 @@ def restore(records: list[CurrentRecord]) -> Restored:
     # The figures of turns the log never ended (format 1), children before
     # parents, as their turns would have ended.
     for conversation in sorted(conversations.values(), key=lambda c: -c.depth):
-        conversation.history = _every_call_answered(conversation.history)
+        # A paused turn's last calls wait for the resume that runs them.
+        waiting = paused is not None and conversation.id in open_turns
+        conversation.history = _every_call_answered(conversation.history, trailing=not waiting)
         replay_usage(conversation)
     root = conversations.get(started.conv) or Conversation(id=started.conv)
     conversations.setdefault(root.id, root)
@@ -309,12 +366,16 @@ def restore(records: list[CurrentRecord]) -> Restored:
         title=title,
         updates=list(_tool_calls_folded(replayed)),
         permissions=permissions,
+        mode=mode,
+        paused=paused,
+        open_turns=open_turns if paused is not None else {},
     )
 
 
-def _every_call_answered(history: list[Message]) -> list[Message]:
+def _every_call_answered(history: list[Message], *, trailing: bool = True) -> list[Message]:
     """The history with a result for every tool call, as providers require: a
-    result the log never took (a full disk at the wrong moment) is supplied."""
+    result the log never took (a full disk at the wrong moment) is supplied;
+    for the calls of its last message too unless not `trailing`."""
     answered: list[Message] = []
     unanswered: dict[str, ToolCall] = {}
 
@@ -333,7 +394,8 @@ def _every_call_answered(history: list[Message]) -> list[Message]:
         answered.append(message)
         if isinstance(message, AssistantMessage):
             unanswered.update((call.id, call) for call in message.tool_calls)
-    supply()
+    if trailing:
+        supply()
     return answered
 
 

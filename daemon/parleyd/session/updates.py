@@ -19,6 +19,7 @@ from parley_protocol.acp import (
     ContentToolCallContent,
     Cost,
     FileEditToolCallContent,
+    SessionInfoUpdate,
     SessionUpdate,
     TextContent,
     ToolCallContent,
@@ -29,6 +30,7 @@ from parley_protocol.acp import (
     UserMessageChunk,
 )
 from parley_protocol.content import ContentBlock
+from parley_protocol.parley import TurnStatus
 from parleyd.providers.messages import (
     AssistantMessage,
     RefusalPart,
@@ -271,3 +273,14 @@ def usage_updates(
         )
         reported.append((update, conversation))
     return reported
+
+
+TurnStatusName = Literal["running", "paused", "idle"]
+
+
+def turn_status_update(
+    state: TurnStatusName, reason: str | None, root: Conversation
+) -> SessionInfoUpdate:
+    """The session's turn paused or went on: a `session_info_update` (about the
+    whole session, so on its root) with `_meta.parley.turn`."""
+    return SessionInfoUpdate(meta=root.meta_with(turn=TurnStatus(state=state, reason=reason)))

@@ -75,11 +75,25 @@ class TurnStarted(Record, tag="turn_start"):
 
 
 class UserTurn(Record, tag="user"):
-    """`text` is what the model reads; `content` the ACP blocks as the client sent them."""
+    """`text` is what the model reads; `content` the ACP blocks as the client
+    sent them. A turn's first opens it; later ones were injected into it (a
+    steer, or the message a resume added) where they stand."""
 
     text: str
     content: list[dict[str, Any]]
     message_id: str
+
+
+class TurnPaused(Record, tag="turn_pause"):
+    """The session's turn (written on the root conversation) holds until a
+    `turn_resume`: also across a restart, when a load keeps its open turns
+    open instead of closing them as interrupted."""
+
+    reason: str | None = None
+
+
+class TurnResumed(Record, tag="turn_resume"):
+    """The paused turn goes on."""
 
 
 class ToolCallView(msgspec.Struct, frozen=True):
@@ -215,11 +229,20 @@ class Compacted(Record, tag="compaction"):
 
 
 class PermissionRemembered(Record, tag="permission"):
-    """An "always" answer: it holds for this tool for the rest of the session,
-    across loads."""
+    """An "always" answer: it holds for the rest of the session, across loads,
+    for this tool, or with `command_prefix` for its commands of that prefix
+    only (see `tools/command_prefix.py`)."""
 
     tool: str
     allowed: bool
+    command_prefix: str | None = None
+
+
+class ModeSet(Record, tag="mode"):
+    """`session/set_mode`: the session's permission mode from now on, by its
+    ACP mode id; before the first one, the mode is `ask`."""
+
+    mode: str
 
 
 # How a turn ended: ACP's stop reasons, `error` for a failure, and
@@ -256,10 +279,13 @@ CurrentRecord = (
     | ToolOutcome
     | UsageRecorded
     | PermissionRemembered
+    | ModeSet
     | BudgetSet
     | BudgetReached
     | CompactionStarted
     | Compacted
+    | TurnPaused
+    | TurnResumed
     | TurnEnded
     | ArchiveSet
     | ForkedFrom
