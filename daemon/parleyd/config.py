@@ -204,21 +204,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _tool_permissions(table: Any, origin: str) -> dict[str, ToolPermission]:
-    """The `[permissions]` table: built-in tool names, each `ask`, `allow` or `deny`."""
+    """The `[permissions]` table: tool names, each `ask`, `allow` or `deny`
+    (the names are the tools' to check: `tools.registry.refuse_unknown_tools`)."""
     if not isinstance(table, dict):
         raise ConfigError(
             f'{origin}: permissions must be a table of tool names, e.g. run_shell = "ask"'
-        )
-    # Only a file that sets permissions pays for importing the tools at start-up.
-    from parleyd.tools.registry import builtin_registry
-
-    tools = [tool.name for tool in builtin_registry()]
-    unknown = [name for name in table if name not in tools]
-    if unknown:
-        plural = "s" if len(unknown) > 1 else ""
-        raise ConfigError(
-            f"{origin}: [permissions] names unknown tool{plural} "
-            f"{describe_unknown(unknown, tools)}; the tools are {', '.join(tools)}"
         )
     return {
         name: _tool_permission(value, f"{origin}: permissions.{name}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from parleyd import __version__
 from parleyd.acp_agent import AcpAgent
-from parleyd.config import ConfigError, Settings, data_home, load_settings
+from parleyd.config import ConfigError, Settings, config_file, data_home, load_settings
 from parleyd.redaction import RedactingFormatter
 from parleyd.rpc.framing import FrameReader
 from parleyd.rpc.server import RpcServer
@@ -134,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     handler.setFormatter(RedactingFormatter(handler.formatter))
     try:
         settings = load_settings()
+        if settings.tool_permissions:
+            # Only a file that sets permissions pays for importing the tools here.
+            from parleyd.tools.registry import refuse_unknown_tools
+
+            refuse_unknown_tools(settings.tool_permissions, str(config_file()))
     except ConfigError as exc:
         sys.stderr.write(f"parleyd: {exc}\n")
         raise SystemExit(2) from None

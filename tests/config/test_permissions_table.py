@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from parleyd.config import ConfigError, Settings, load_settings
+from parleyd.tools.registry import refuse_unknown_tools
 from tests.support.daemon import PARLEYD, daemon_env
 
 
@@ -18,8 +19,11 @@ def config_path(tmp_path: Path) -> Path:
 
 
 def _load(config_path: Path, text: str) -> Settings:
+    """The settings as parleyd takes them at start-up, its tool names checked."""
     config_path.write_text(text)
-    return load_settings({"PARLEY_CONFIG": str(config_path)})
+    settings = load_settings({"PARLEY_CONFIG": str(config_path)})
+    refuse_unknown_tools(settings.tool_permissions, str(config_path))
+    return settings
 
 
 def test_each_tool_may_ask_run_or_be_denied(config_path: Path) -> None:

@@ -7,6 +7,9 @@ from typing import Any
 
 import msgspec
 
+from parley_protocol.names import describe_unknown
+
+from ..config import ConfigError
 from ..providers.messages import ToolSpec
 from .base import Tool, ToolError
 from .files import ListDirectory, ReadFile, WriteFile
@@ -83,3 +86,15 @@ def builtin_registry() -> ToolRegistry:
     return ToolRegistry(
         [ReadFile(), ListDirectory(), SearchText(), WriteFile(), RunShell(), Subagent()]
     )
+
+
+def refuse_unknown_tools(names: Iterable[str], origin: str) -> None:
+    """ConfigError naming every name that is no built-in tool, and the closest one."""
+    tools = [tool.name for tool in builtin_registry()]
+    unknown = [name for name in names if name not in tools]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(
+            f"{origin}: [permissions] names unknown tool{plural} "
+            f"{describe_unknown(unknown, tools)}; the tools are {', '.join(tools)}"
+        )
