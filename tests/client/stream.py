@@ -46,6 +46,12 @@ def child(id: str, parent: ConversationRef, tool_call_id: str) -> ConversationRe
     )
 
 
+# The tree the client tests stream: two sub-agents of the root, one with a child.
+READER = child("conv_reader", ROOT, "call_1")
+LISTER = child("conv_lister", ROOT, "call_2")
+GRANDCHILD = child("conv_grandchild", LISTER, "call_1")
+
+
 def _notification(update: AnySessionUpdate) -> SessionNotification:
     return SessionNotification(session_id=SESSION_ID, update=update)
 

@@ -15,19 +15,17 @@ from parley_protocol.acp import (
 )
 from parley_protocol.parley import parley_meta
 from tests.client.stream import (
+    GRANDCHILD,
+    LISTER,
+    READER,
     ROOT,
     SESSION_ID,
     announced,
-    child,
     text,
     tool_call,
     tool_ended,
     usage,
 )
-
-READER = child("conv_reader", ROOT, "call_1")
-LISTER = child("conv_lister", ROOT, "call_2")
-GRANDCHILD = child("conv_grandchild", LISTER, "call_1")
 
 
 def plain(notifications: list[SessionNotification]) -> str:

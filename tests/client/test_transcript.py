@@ -6,6 +6,9 @@ from parley_client.transcript import Entry, Message, Transcript, compare_replay
 from parley_protocol.acp import AgentMessageChunk, SessionNotification, TextContent
 from parley_protocol.parley import ConversationRef
 from tests.client.stream import (
+    GRANDCHILD,
+    LISTER,
+    READER,
     ROOT,
     SESSION_ID,
     announced,
@@ -15,10 +18,6 @@ from tests.client.stream import (
     tool_ended,
     usage,
 )
-
-READER = child("conv_reader", ROOT, "call_1")
-LISTER = child("conv_lister", ROOT, "call_2")
-GRANDCHILD = child("conv_grandchild", LISTER, "call_1")
 
 
 def delegating_turn(reading_in: ConversationRef = READER) -> list[SessionNotification]:
