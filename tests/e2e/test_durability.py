@@ -15,6 +15,7 @@ import pytest
 from acp import text_block
 from acp.schema import RequestPermissionResponse
 
+from parley_protocol.jsonrpc import ErrorCode
 from parleyd.session.replay import INTERRUPTED_CALL
 from parleyd.store.blobs import BLOB_THRESHOLD_CHARS, BLOBS_DIR
 from parleyd.store.log import LOG_NAME, read_log
@@ -24,7 +25,6 @@ from tests.support.daemon import offline_env
 from tests.support.updates import as_replayed
 
 ENOSPC_SITE = Path(__file__).parents[1] / "support" / "enospc"
-INTERNAL_ERROR = -32603
 COMMAND = "Run `echo hello`"
 
 
@@ -93,7 +93,7 @@ async def _fill_during_a_command(
     """The error of a turn during which the disk fills."""
     with pytest.raises(acp.RequestError) as failure:
         await _prompt(connection, session_id, COMMAND)
-    assert failure.value.code == INTERNAL_ERROR
+    assert failure.value.code == ErrorCode.INTERNAL_ERROR
     return failure.value
 
 

@@ -10,24 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from acp import text_block
 
+from parley_protocol.jsonrpc import ErrorCode
 from tests.support.acp_client import RecordingClient, acp_daemon
 from tests.support.daemon import offline_env, replay_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 from tests.support.replay_server import ReplayServer
 
-RESOURCE_NOT_FOUND = -32002
-INVALID_PARAMS = -32602
 INTRO = "Parley's scripted offline model"
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "workspace"
-    root.mkdir()
-    return root
 
 
 async def _prompt(daemon: RawDaemon, session_id: str, text: str) -> None:
@@ -151,7 +142,7 @@ async def test_a_fork_from_an_earlier_message(home: Path, workspace: Path) -> No
             assert _user_texts(provider.requests[2]) == ["first", "third"]
 
             unknown = await _fork(daemon, parent, messageId="msg_nothere")
-            assert unknown["error"]["code"] == INVALID_PARAMS
+            assert unknown["error"]["code"] == ErrorCode.INVALID_PARAMS
             assert "'msg_nothere'" in unknown["error"]["message"]
             assert parent in unknown["error"]["message"]
 
@@ -229,16 +220,16 @@ async def test_forks_asked_for_wrongly_are_refused(home: Path, workspace: Path) 
         unknown = await daemon.request(
             "session/fork", {"sessionId": "sess_0000nothere", "cwd": str(workspace)}
         )
-        assert unknown["error"]["code"] == RESOURCE_NOT_FOUND
+        assert unknown["error"]["code"] == ErrorCode.RESOURCE_NOT_FOUND
         assert unknown["error"]["data"] == {"sessionId": "sess_0000nothere"}
         relative = await daemon.request("session/fork", {"sessionId": parent, "cwd": "here"})
-        assert relative["error"]["code"] == INVALID_PARAMS
+        assert relative["error"]["code"] == ErrorCode.INVALID_PARAMS
         system_prompt = {"mode": "append", "content": [{"type": "text", "text": "Be terse"}]}
         refused = await daemon.request(
             "session/fork",
             {"sessionId": parent, "cwd": str(workspace), "systemPrompt": system_prompt},
         )
-        assert refused["error"]["code"] == INVALID_PARAMS
+        assert refused["error"]["code"] == ErrorCode.INVALID_PARAMS
         assert "systemPrompt" in refused["error"]["message"]
         # Still serving: a fork of a session never prompted is not listed yet.
         fork = await _forked(daemon, parent)

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.daemon import daemon_env, replay_env
 from tests.support.raw_daemon import raw_daemon
 from tests.support.replay_server import ReplayServer
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "workspace"
-    root.mkdir()
-    return root
 
 
 async def test_a_session_on_openai_does_not_load_without_the_key(

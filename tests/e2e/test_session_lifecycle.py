@@ -9,24 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from acp import text_block
 
+from parley_protocol.jsonrpc import ErrorCode
 from tests.support.acp_client import RecordingClient, acp_daemon
 from tests.support.daemon import offline_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 
-RESOURCE_NOT_FOUND = -32002
-SESSION_BUSY = -32004
-INVALID_PARAMS = -32602
 INTRO = "Parley's scripted offline model"
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "workspace"
-    root.mkdir()
-    return root
 
 
 async def _prompted_session(daemon: RawDaemon, workspace: Path, text: str = "Hello") -> str:
@@ -158,7 +148,7 @@ async def test_status_and_close(home: Path, workspace: Path) -> None:
         assert closed["result"] == {}
         assert await _status(daemon, session_id) == "saved"
         # Forgotten here, its lock released: the other daemon can open it now.
-        assert _error(await _prompt(daemon, session_id, "Hi"))[0] == RESOURCE_NOT_FOUND
+        assert _error(await _prompt(daemon, session_id, "Hi"))[0] == ErrorCode.RESOURCE_NOT_FOUND
         resumed = await _call(other, "session/resume", session_id, cwd=str(workspace))
         assert resumed["result"]["modes"]["currentModeId"] == "ask"
         assert (await _prompt(other, session_id, "Hi"))["result"] == {"stopReason": "end_turn"}
@@ -166,10 +156,10 @@ async def test_status_and_close(home: Path, workspace: Path) -> None:
         # Closed already here: nothing to do. Unknown: said so, naming it.
         assert (await _call(daemon, "session/close", session_id))["result"] == {}
         unknown = await _call(daemon, "session/status", "sess_0000nothere")
-        assert unknown["error"]["code"] == RESOURCE_NOT_FOUND
+        assert unknown["error"]["code"] == ErrorCode.RESOURCE_NOT_FOUND
         assert unknown["error"]["data"] == {"sessionId": "sess_0000nothere"}
         closed_unknown = await _call(daemon, "session/close", "sess_0000nothere")
-        assert closed_unknown["error"]["code"] == RESOURCE_NOT_FOUND
+        assert closed_unknown["error"]["code"] == ErrorCode.RESOURCE_NOT_FOUND
 
 
 async def test_set_title_is_stored_announced_and_kept(home: Path, workspace: Path) -> None:
@@ -190,9 +180,9 @@ async def test_set_title_is_stored_announced_and_kept(home: Path, workspace: Pat
             "stopReason": "end_turn"
         }
         blank = await _call(daemon, "session/set_title", session_id, title=" \n ")
-        assert _error(blank)[0] == INVALID_PARAMS
+        assert _error(blank)[0] == ErrorCode.INVALID_PARAMS
         unknown = await _call(daemon, "session/set_title", "sess_0000nothere", title="x")
-        assert _error(unknown)[0] == RESOURCE_NOT_FOUND
+        assert _error(unknown)[0] == ErrorCode.RESOURCE_NOT_FOUND
         listing = await daemon.request("session/list", {})
         assert [s["title"] for s in listing["result"]["sessions"]] == ["Fix the parser"]
 
@@ -230,9 +220,9 @@ async def test_archived_sessions_are_hidden_until_unarchived(home: Path, workspa
         flags = {s["sessionId"]: s["archived"] for s in listing["result"]["sessions"]}
         assert flags == {kept: False, archived: True}
         refused = await daemon.request("session/list", {"archived": "_mine"})
-        assert _error(refused)[0] == INVALID_PARAMS
+        assert _error(refused)[0] == ErrorCode.INVALID_PARAMS
         unknown = await _call(daemon, "session/archive", "sess_0000nothere")
-        assert _error(unknown)[0] == RESOURCE_NOT_FOUND
+        assert _error(unknown)[0] == ErrorCode.RESOURCE_NOT_FOUND
 
     # Kept in the log: an index rebuilt from the logs still hides it.
     _drop_index(home)
@@ -253,7 +243,7 @@ async def test_delete_removes_the_folder_and_the_listing(home: Path, workspace: 
         await _start_long_prompt(daemon, running, 80)
         refused = await _call(daemon, "session/delete", running)
         assert _error(refused) == (
-            SESSION_BUSY,
+            ErrorCode.SESSION_BUSY,
             f"session {running} is running a prompt: cancel it or wait for its answer"
             " before deleting it",
         )
@@ -265,8 +255,11 @@ async def test_delete_removes_the_folder_and_the_listing(home: Path, workspace: 
         assert (await _call(daemon, "session/delete", deleted))["result"] == {}
         assert not (home / "sessions" / deleted).exists()
         assert await _listed(daemon) == [running]
-        assert _error(await _prompt(daemon, deleted, "Hi"))[0] == RESOURCE_NOT_FOUND
-        assert _error(await _call(daemon, "session/status", deleted))[0] == RESOURCE_NOT_FOUND
+        assert _error(await _prompt(daemon, deleted, "Hi"))[0] == ErrorCode.RESOURCE_NOT_FOUND
+        assert (
+            _error(await _call(daemon, "session/status", deleted))[0]
+            == ErrorCode.RESOURCE_NOT_FOUND
+        )
         # Deleted already, or never there: ACP has it succeed.
         for session_id in (deleted, "sess_0000nothere", "../sessions"):
             assert (await _call(daemon, "session/delete", session_id))["result"] == {}
@@ -293,7 +286,7 @@ async def test_a_session_another_daemon_has_open_is_left_alone(home: Path, works
             ("session/load", {"cwd": str(workspace), "mcpServers": []}),
         ]:
             answer = await _call(daemon, method, session_id, **params)
-            assert _error(answer) == (SESSION_BUSY, held), method
+            assert _error(answer) == (ErrorCode.SESSION_BUSY, held), method
         # Not open here, so closing here is done already; the holder keeps it.
         assert (await _call(daemon, "session/close", session_id))["result"] == {}
 
