@@ -102,12 +102,13 @@ def test_chunk_boundaries_do_not_matter(chunks: list[bytes]) -> None:
     ]
 
 
-async def test_read_sse_over_an_async_byte_stream() -> None:
+async def test_read_sse_batches_the_events_each_piece_of_bytes_completed() -> None:
     async def chunks() -> AsyncIterator[bytes]:
-        for piece in (b"data: o", b"ne\n", b"\ndata: two"):
+        for piece in (b"data: o", b"ne\n\n", b"data: two\n\ndata: three\n\nda", b"ta: four"):
             yield piece
 
-    assert [event async for event in read_sse(chunks())] == [
-        SseEvent(None, "one"),
-        SseEvent(None, "two"),
+    assert [batch async for batch in read_sse(chunks())] == [
+        [SseEvent(None, "one")],
+        [SseEvent(None, "two"), SseEvent(None, "three")],
+        [SseEvent(None, "four")],
     ]

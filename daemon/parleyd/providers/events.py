@@ -8,6 +8,7 @@ Cancellation is the exception: it propagates as `asyncio.CancelledError`.
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Literal
 
 import msgspec
@@ -111,3 +112,47 @@ ProviderEvent = (
     | Done
     | StreamError
 )
+
+
+def _join_key(event: ProviderEvent) -> object:
+    """Events with equal keys side by side join into one; any other event is its own key."""
+    match event:
+        case TextDelta() | RefusalDelta():
+            return type(event)
+        case ThinkingDelta(signature=None, redacted=None):
+            return ThinkingDelta
+        case ToolCallArgumentsDelta(call_id=call_id):
+            return call_id
+        case _:
+            return id(event)
+
+
+def _joined(group: list[ProviderEvent]) -> ProviderEvent:
+    # Every event of a group has the first one's type (see _join_key).
+    match group[0]:
+        case ToolCallArgumentsDelta(index=index, call_id=call_id):
+            arguments = (
+                event.delta for event in group if isinstance(event, ToolCallArgumentsDelta)
+            )
+            return ToolCallArgumentsDelta(index, call_id, "".join(arguments))
+        case TextDelta() | ThinkingDelta() | RefusalDelta() as first:
+            texts = (event.text for event in group if isinstance(event, type(first)))
+            return type(first)("".join(texts))
+    return group[0]
+
+
+def joined_deltas(events: list[ProviderEvent]) -> list[ProviderEvent]:
+    """The same stream in fewer events: side-by-side deltas of one kind (text,
+    plain thinking, refusal, one call's arguments) joined into one.
+
+    Providers join what one network read delivered: a delta that arrives on its
+    own still goes on alone, at once, and a burst (a server that sends faster
+    than the daemon reads, or batches its tokens) costs one step downstream
+    instead of one per token. Signed or redacted thinking is never joined: its
+    payload belongs to that delta alone."""
+    if len(events) < 2:
+        return events
+    return [
+        group[0] if len(group) == 1 else _joined(group)
+        for group in (list(run) for _, run in groupby(events, key=_join_key))
+    ]

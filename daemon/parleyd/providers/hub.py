@@ -35,12 +35,11 @@ class ProviderHub:
 
     async def connect(self, settings: Settings) -> Provider:
         """The provider itself, with the shared pool (and the offline server) it uses."""
-        import httpx
-
         from parleyd.providers.openai_chat import OpenAIChatProvider
+        from parleyd.providers.transport import model_client
 
         if self._client is None:
-            self._client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=8))
+            self._client = model_client()
         if settings.provider == "offline":
             base_url = (await self._offline_server()).base_url
         else:

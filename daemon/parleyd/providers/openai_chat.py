@@ -34,6 +34,7 @@ from parleyd.providers.events import (
     ToolCallEnd,
     ToolCallStart,
     Usage,
+    joined_deltas,
 )
 from parleyd.providers.messages import (
     AssistantMessage,
@@ -45,6 +46,7 @@ from parleyd.providers.messages import (
 )
 from parleyd.providers.sse import SseEvent, parse_sse, read_sse
 from parleyd.providers.think_tags import ThinkTagSplitter
+from parleyd.providers.transport import model_client
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -164,7 +166,7 @@ class OpenAIChatProvider:
             connect=connect_timeout, read=idle_timeout, write=idle_timeout, pool=connect_timeout
         )
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        self._client = client or model_client()
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -295,29 +297,48 @@ def _tool(spec: ToolSpec) -> dict[str, Any]:
 # --- the stream ---------------------------------------------------------------
 
 
-async def parse_chat_stream(events: AsyncIterator[SseEvent]) -> AsyncIterator[ProviderEvent]:
-    """Normalised events from a Chat Completions event stream; ends with one Done or StreamError."""
+async def parse_chat_stream(
+    batches: AsyncIterator[list[SseEvent]],
+) -> AsyncIterator[ProviderEvent]:
+    """Normalised events from a Chat Completions event stream, the deltas of each
+    batch joined (see joined_deltas); ends with one Done or StreamError."""
     assembler = _Assembler()
-    async for event in events:
-        data = event.data.strip()
+    async for batch in batches:
+        normalised = _batch_events(assembler, batch)
+        for event in joined_deltas(normalised):
+            yield event
+        if assembler.ended:
+            break
+    if not assembler.failed:
+        for event in assembler.finish():
+            yield event
+
+
+def _batch_events(assembler: _Assembler, batch: list[SseEvent]) -> list[ProviderEvent]:
+    """The events of one batch, up to the stream's end if the batch holds it."""
+    normalised: list[ProviderEvent] = []
+    for sse in batch:
+        data = sse.data.strip()
         if data == "[DONE]":
+            assembler.ended = True
             break
         if not data:
             continue
         try:
             chunk = _chunk_decoder.decode(data)
         except msgspec.DecodeError as exc:
-            yield StreamError(
-                kind="protocol",
-                message=f"unreadable stream chunk ({exc}): {data[:_DATA_EXCERPT]!r}",
+            normalised.append(
+                StreamError(
+                    kind="protocol",
+                    message=f"unreadable stream chunk ({exc}): {data[:_DATA_EXCERPT]!r}",
+                )
             )
-            return
-        for normalised in assembler.chunk(chunk):
-            yield normalised
+            assembler.failed = assembler.ended = True
+            break
+        normalised += assembler.chunk(chunk)
         if assembler.failed:
-            return
-    for normalised in assembler.finish():
-        yield normalised
+            break
+    return normalised
 
 
 @dataclass
@@ -348,7 +369,10 @@ class _Assembler:
         self._usage: Usage | None = None
         self._finish_reason: str | None = None
         self._refused = False
+        # `failed`: the stream carried its own error, which ends it. `ended`:
+        # nothing after this point is read (an error, or `[DONE]`).
         self.failed = False
+        self.ended = False
 
     def chunk(self, chunk: _Chunk) -> Iterator[ProviderEvent]:
         # Perplexity repeats usage on every chunk and OpenAI sends it last, so the
@@ -357,7 +381,7 @@ class _Assembler:
         if wire_usage is not None:
             self._usage = _usage(wire_usage)
         if chunk.error is not None:
-            self.failed = True
+            self.failed = self.ended = True
             yield from self._usage_event()
             yield stream_error(chunk.error)
             return

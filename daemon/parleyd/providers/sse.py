@@ -92,11 +92,12 @@ def parse_sse(body: bytes) -> list[SseEvent]:
     return parser.feed(body) + parser.close()
 
 
-async def read_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
-    """The events of a byte stream, as soon as each one is complete."""
+async def read_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[SseEvent]]:
+    """The events of a byte stream as soon as each is complete, in the batches
+    that arrived together: one step per network read, however many events it held."""
     parser = SseParser()
     async for chunk in chunks:
-        for event in parser.feed(chunk):
-            yield event
-    for event in parser.close():
-        yield event
+        if events := parser.feed(chunk):
+            yield events
+    if events := parser.close():
+        yield events
