@@ -10,6 +10,7 @@ holds up the benchmark's client.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -163,6 +164,10 @@ async def in_own_process(plan: Plan) -> AsyncIterator[str]:
 
 
 async def _serve_until_stdin_closes(plan: Plan) -> None:
+    # A real provider's work is done on another machine. This one shares the
+    # daemon's: at the lowest priority it takes only the CPU the daemon and
+    # the measuring client leave, so it loads the daemon without starving it.
+    os.nice(19)
     # Its streams are too long to keep a time for every chunk of.
     async with BenchProvider(stamping=False) as provider:
         provider.plan = plan

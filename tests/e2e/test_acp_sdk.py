@@ -9,6 +9,7 @@ from pathlib import Path
 import acp
 import pytest
 from acp import text_block
+from acp.schema import AgentMessageChunk
 
 from tests.support.acp_client import RecordingClient, acp_daemon
 from tests.support.daemon import offline_env
@@ -102,8 +103,8 @@ async def test_cancel_mid_stream_answers_cancelled_and_keeps_what_was_said(
         prompt = asyncio.ensure_future(
             connection.prompt(session_id=session_id, prompt=[text_block("Tell me a long story")])
         )
-        await asyncio.wait_for(client.wait_for(lambda _: True), 10)
-        await asyncio.sleep(0.3)
+        # Cancelled once the answer is under way (after the title and the thinking).
+        await asyncio.wait_for(client.wait_for(lambda u: isinstance(u, AgentMessageChunk)), 10)
         await connection.cancel(session_id=session_id)
         response = await asyncio.wait_for(prompt, 5)
         streamed = client.text()

@@ -8,7 +8,8 @@ and one task moves them to the output a few per lane in turn, while the output
 is below its mark. Answers and requests to the client are written straight to
 the output: they wait behind at most one turn of each lane, not behind every
 lane's backlog. A request's answer follows the notifications its session
-queued before it (`flushed`), so a client still reads them in order.
+queued before it (`flushed`), so a client still reads them in order, and a
+lane a control request is about takes its turns ahead of the others (`hurry`).
 
 While the client is behind (the output is full and the writer waits for it),
 a lane takes new notifications by folding them (see `Coalescing`): nothing is
@@ -33,22 +34,18 @@ P = TypeVar("P")
 
 log = logging.getLogger(__name__)
 
-# Notifications moved from one lane per turn: no lane waits behind more than
-# this many of each other lane's.
+# Notifications moved from one lane per turn, and the bytes they may come to
+# (past the first): no lane waits behind more than this of each other lane's.
 TURN_FRAMES = 16
+TURN_BYTES = 32 * 1024
 LANE_LIMIT = 64
 # How much joins into one queued notification: a client reads a frame whole,
 # and some cap a line's length (so a lane full of joined text, the producer waits).
 JOIN_LIMIT = 16 * 1024
-# A producer yields the event loop after this many notifications: one loop
-# iteration runs every ready producer, and a control request (a cancel) needs
-# a few iterations, so each producer's share of one must stay short.
-YIELD_EVERY = 8
 # While a control request about one lane is served (a cancel, a pause), the
-# producers of the others hold back this long at each notification, so the
-# few loop iterations the request needs are short. Never longer than
-# `HURRY_SECONDS`, whatever becomes of the request.
-HOLD_BACK_SECONDS = 0.005
+# producers of the others wait at their next notification until it is
+# answered, so the few loop iterations the request needs are short. Never
+# longer than `HURRY_SECONDS`, whatever becomes of the request.
 HURRY_SECONDS = 2.0
 CLOSE_SECONDS = 5.0
 
@@ -91,16 +88,24 @@ class _Lane(Generic[P]):
     queue: deque[_Queued[P]] = field(default_factory=deque)
     # Keys that replace, to the one queued for them.
     states: dict[Hashable, _Queued[P]] = field(default_factory=dict)
-    # Set while the lane holds nothing: what `flushed` waits for.
-    empty: asyncio.Event = field(default_factory=asyncio.Event)
+    # Notifications ever queued, and ever taken out to be written: `flushed`
+    # waits for the second to reach what the first was when it was called.
+    queued: int = 0
+    taken: int = 0
+    # (queued count, its waiter), oldest first.
+    flush_waiters: deque[tuple[int, asyncio.Future[None]]] = field(default_factory=deque)
     # Set while the lane has room.
     room: asyncio.Event = field(default_factory=asyncio.Event)
-    # Notifications put since its producer last yielded.
-    unyielded: int = 0
 
     def __post_init__(self) -> None:
-        self.empty.set()
         self.room.set()
+
+    def release_flushed(self, everything: bool = False) -> None:
+        waiters = self.flush_waiters
+        while waiters and (everything or waiters[0][0] <= self.taken):
+            _, waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Outbox(Generic[P]):
@@ -119,8 +124,11 @@ class Outbox(Generic[P]):
         self._work = asyncio.Event()
         self._behind = False
         self._task: asyncio.Task[None] | None = None
-        # Lanes a control request is being served for -> until when, at most.
-        self._hurried: dict[str, float] = {}
+        # Lanes a control request is being served for -> what ends the hurry
+        # if the request never settles; `_calm` is set while there are none.
+        self._hurried: dict[str, asyncio.TimerHandle] = {}
+        self._calm = asyncio.Event()
+        self._calm.set()
 
     async def put(self, lane_id: str, params: P) -> None:
         """Queue a notification in its lane; waits while the lane is full."""
@@ -136,45 +144,48 @@ class Outbox(Generic[P]):
             lane.room.clear()
             await lane.room.wait()
         queued = _Queued(key, params)
+        if not lane.queue:
+            self._turns.append(lane_id)
         lane.queue.append(queued)
+        lane.queued += 1
         if key is not None and self._coalescing.replaces(key):
             lane.states[key] = queued
-        if lane.empty.is_set():
-            lane.empty.clear()
-            self._turns.append(lane_id)
         self._work.set()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._write_in_turns())
-        if self._hurried and self._holds_back(lane_id):
-            await asyncio.sleep(HOLD_BACK_SECONDS)
-            return
-        lane.unyielded += 1
-        if lane.unyielded >= YIELD_EVERY:
-            lane.unyielded = 0
+        # A producer yields the event loop at every notification: one loop
+        # iteration runs a step of every ready producer, and a control request
+        # (a cancel) needs a few iterations, so each step must stay short. A
+        # notification already stands for what one network read delivered.
+        if self._hurried and lane_id not in self._hurried:
+            await self._calm.wait()
+        else:
             await asyncio.sleep(0)
 
     def hurry(self, lane_id: str) -> None:
         """A control request about the lane is being served: the other lanes'
-        producers hold back until it `settled`."""
-        self._hurried[lane_id] = asyncio.get_running_loop().time() + HURRY_SECONDS
+        producers wait until it `settled`, or `HURRY_SECONDS` at most."""
+        if (expiry := self._hurried.pop(lane_id, None)) is not None:
+            expiry.cancel()
+        loop = asyncio.get_running_loop()
+        self._hurried[lane_id] = loop.call_later(HURRY_SECONDS, self.settled, lane_id)
+        self._calm.clear()
 
     def settled(self, lane_id: str) -> None:
-        self._hurried.pop(lane_id, None)
-
-    def _holds_back(self, lane_id: str) -> bool:
-        if lane_id in self._hurried:
-            return False
-        now = asyncio.get_running_loop().time()
-        for hurried, until in list(self._hurried.items()):
-            if until < now:
-                del self._hurried[hurried]
-        return bool(self._hurried)
+        if (expiry := self._hurried.pop(lane_id, None)) is not None:
+            expiry.cancel()
+        if not self._hurried:
+            self._calm.set()
 
     async def flushed(self, lane_id: str) -> None:
-        """Until what the lane held is on its way to the client."""
+        """Until what the lane holds now is on its way to the client (not what
+        it takes meanwhile: a session streaming on would keep its lane full)."""
         lane = self._lanes.get(lane_id)
-        if lane is not None and not self._writer.closed:
-            await lane.empty.wait()
+        if lane is None or self._writer.closed or lane.taken >= lane.queued:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        lane.flush_waiters.append((lane.queued, waiter))
+        await waiter
 
     def _folded(self, lane: _Lane[P], key: Hashable, params: P) -> bool:
         """Fold `params` into what the lane holds, as its coalescing allows;
@@ -201,7 +212,7 @@ class Outbox(Generic[P]):
                     self._work.clear()
                     await self._work.wait()
                     continue
-                self._take_turn(self._turns.popleft())
+                self._take_turn(self._next_lane())
                 # Behind while the output waits for the client: what queues
                 # meanwhile folds.
                 self._behind = True
@@ -209,14 +220,29 @@ class Outbox(Generic[P]):
                 self._behind = False
         finally:
             # Nobody waits on a lane the client will never read.
+            self._calm.set()
             for lane in self._lanes.values():
-                lane.empty.set()
+                lane.release_flushed(everything=True)
                 lane.room.set()
+
+    def _next_lane(self) -> str:
+        """The lane whose turn is next: a hurried one with something queued,
+        or else the one that has waited longest."""
+        turns = self._turns
+        for hurried in self._hurried:
+            if hurried in turns:
+                turns.remove(hurried)
+                return hurried
+        return turns.popleft()
 
     def _take_turn(self, lane_id: str) -> None:
         lane = self._lanes[lane_id]
+        written = 0
         for _ in range(min(TURN_FRAMES, len(lane.queue))):
+            if written > TURN_BYTES:
+                break
             queued = lane.queue.popleft()
+            lane.taken += 1
             if queued.key is not None and lane.states.get(queued.key) is queued:
                 del lane.states[queued.key]
             params = queued.params
@@ -230,10 +256,10 @@ class Outbox(Generic[P]):
                 log.exception("dropped a notification that could not be encoded")
                 continue
             self._writer.write_nowait(body)
+            written += len(body)
+        lane.release_flushed()
         if lane.queue:
             self._turns.append(lane_id)
-        else:
-            lane.empty.set()
         if len(lane.queue) < LANE_LIMIT:
             lane.room.set()
 
@@ -244,8 +270,8 @@ class Outbox(Generic[P]):
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_SECONDS):
-                for lane in list(self._lanes.values()):
-                    await lane.empty.wait()
+                for lane_id in list(self._lanes):
+                    await self.flushed(lane_id)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

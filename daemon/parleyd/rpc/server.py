@@ -154,6 +154,9 @@ class ParleyProtocol(JsonRPCProtocol):
         self.initialized = False
         # Set for a connection any local process can open (a TCP listener).
         self.access: AccessToken | None = None
+        # Told of each admitted request and notification as it is read, before
+        # its handler is even scheduled (see AcpAgent's control requests).
+        self.on_arrival: Callable[[str, msgspec.Raw], None] | None = None
         self._ids = itertools.count(1)
         # Our own requests to the client, apart from pygls' `_request_futures`
         # (the client's requests): both sides number their ids from 1.
@@ -248,6 +251,8 @@ class ParleyProtocol(JsonRPCProtocol):
             None if self._batch is None else (self._batch, self._batch.reserve())
         )
         self._all_answered.clear()
+        if self.on_arrival is not None:
+            self.on_arrival(method, params)
         self._handle_request(msg_id, method, params)
 
     def _admission(self, method: str, params: msgspec.Raw) -> tuple[ErrorCode, str] | None:
@@ -278,6 +283,8 @@ class ParleyProtocol(JsonRPCProtocol):
         if method in ("$/cancel_request", "$/cancelRequest"):
             self._cancel_request(method, params)
             return
+        if self.on_arrival is not None:
+            self.on_arrival(method, params)
         handler = self.fm.features.get(method)
         if handler is None:
             # JSON-RPC forbids answering a notification; `$/` ones may be ignored.
@@ -354,6 +361,11 @@ class ParleyProtocol(JsonRPCProtocol):
         body = _encoder.encode(message)
         if slot is None:
             self._write_body(body)
+            # Out at once, not with the loop iteration's batch: whoever waits
+            # for an answer (a cancel) must not also wait for every streaming
+            # session's next step.
+            if self.frame_writer is not None:
+                self.frame_writer.flush()
         else:
             batch, index = slot
             batch.fill(index, body)
