@@ -74,16 +74,26 @@ from parley_protocol.parley import (
     SESSION_FORK,
     SESSION_INJECT,
     SESSION_PAUSE,
+    SESSION_QUEUE_LIST,
+    SESSION_QUEUE_REPLACE,
+    SESSION_QUEUE_WITHDRAW,
     SESSION_RESUME,
     SESSION_SET_BUDGET,
     TOOL_CALL_CANCEL,
     ParleyCapabilities,
+    QueuedMessage,
     SessionForkParams,
     SessionForkResult,
     SessionInjectParams,
     SessionInjectResult,
     SessionPauseParams,
     SessionPauseResult,
+    SessionQueueListParams,
+    SessionQueueListResult,
+    SessionQueueReplaceParams,
+    SessionQueueReplaceResult,
+    SessionQueueWithdrawParams,
+    SessionQueueWithdrawResult,
     SessionResumeParams,
     SessionResumeResult,
     SetBudgetParams,
@@ -106,6 +116,7 @@ from parleyd.session.errors import (
     StorageFailed,
     TurnCrashed,
     UnknownConversation,
+    UnknownMessage,
     UnknownSession,
     UnknownToolCall,
     WrongTurnState,
@@ -123,9 +134,19 @@ log = logging.getLogger(__name__)
 
 AGENT_INFO = Implementation(name="parley", title="Parley", version=__version__)
 CLIENT_GONE = "The editor went away while the turn ran."
-# Requests served ahead of the streams of other sessions (see `Outbox.hurry`);
-# a `session/cancel` hurries its session until the prompt answers.
-_CONTROL_METHODS = frozenset({SESSION_PAUSE, SESSION_RESUME, TOOL_CALL_CANCEL})
+# Requests served ahead of the streams of other sessions (see `Outbox.hurry`)
+# from the moment they are read until they are answered; a `session/cancel`
+# hurries its session until the prompt answers.
+_CONTROL_METHODS = frozenset(
+    {
+        SESSION_PAUSE,
+        SESSION_RESUME,
+        TOOL_CALL_CANCEL,
+        SESSION_QUEUE_REPLACE,
+        SESSION_QUEUE_WITHDRAW,
+        "session/cancel",
+    }
+)
 # Pausing stops the model streams and syncs the logs: quick, but a daemon
 # whose client left must exit at once whatever a stream or a disk does.
 _PAUSING_WHEN_LEFT_SECONDS = 1.0
@@ -209,6 +230,15 @@ class AcpChannel:
         return getattr(response.outcome, "option_id", None)
 
 
+class _AboutSession(msgspec.Struct):
+    """The one field a control request is hurried by, read before its handler decodes the rest."""
+
+    session_id: str = msgspec.field(name="sessionId")
+
+
+_session_of = msgspec.json.Decoder(_AboutSession).decode
+
+
 def _steer(blocks: list[ContentBlock]) -> Steer:
     from parleyd.session.conversation import new_id
     from parleyd.session.port import Steer
@@ -263,6 +293,7 @@ def _absolute(cwd: str) -> Path:
 _ERROR_CODES: dict[type[Exception], ErrorCode] = {
     UnknownToolCall: ErrorCode.RESOURCE_NOT_FOUND,
     UnknownConversation: ErrorCode.RESOURCE_NOT_FOUND,
+    UnknownMessage: ErrorCode.RESOURCE_NOT_FOUND,
     SessionBusy: ErrorCode.SESSION_BUSY,
     WrongTurnState: ErrorCode.WRONG_TURN_STATE,
     InvalidCursor: ErrorCode.INVALID_PARAMS,
@@ -346,6 +377,9 @@ class AcpAgent:
             (SESSION_PAUSE, SessionPauseParams, self.pause),
             (SESSION_RESUME, SessionResumeParams, self.resume),
             (SESSION_INJECT, SessionInjectParams, self.inject),
+            (SESSION_QUEUE_LIST, SessionQueueListParams, self.list_queue),
+            (SESSION_QUEUE_REPLACE, SessionQueueReplaceParams, self.replace_queued),
+            (SESSION_QUEUE_WITHDRAW, SessionQueueWithdrawParams, self.withdraw_queued),
             ("session/resume", ResumeSessionRequest, self.resume_session),
             ("session/close", CloseSessionRequest, self.close_session),
             ("session/delete", DeleteSessionRequest, self.delete_session),
@@ -358,27 +392,38 @@ class AcpAgent:
             (SESSION_FORK, SessionForkParams, self.fork_from_message),
         ]
         for method, params_type, handler in requests:
-            answer = self._after_its_updates(answering_errors(handler), method in _CONTROL_METHODS)
+            answer = self._after_its_updates(answering_errors(handler))
             server.request(method, params_type)(answer)
         server.notification("session/cancel", CancelNotification)(self.cancel)
+        server.protocol.on_arrival = self._arrived
 
-    def _after_its_updates(self, handler: Handler, control: bool) -> Handler:
+    def _arrived(self, method: str, params: msgspec.Raw) -> None:
+        # Hurried as soon as read: under load, every loop iteration until the
+        # handler runs is one in which all the streaming sessions take a step.
+        if method in _CONTROL_METHODS:
+            try:
+                session_id = _session_of(params).session_id
+            except msgspec.DecodeError:
+                return  # its handler answers what is wrong with it
+            self.channel.hurry(session_id)
+
+    def _after_its_updates(self, handler: Handler) -> Handler:
         """The answer to a request about a session follows the updates the
-        session queued before it (they wait in its lane, see `Outbox`); a
-        `control` request is served ahead of other sessions' streams."""
+        session queued before it (they wait in its lane, see `Outbox`), and
+        ends the hurry a control request began (`_arrived`)."""
 
         @functools.wraps(handler)
         async def answer(params: Any) -> Any:
             session_id = getattr(params, "session_id", None)
             if not isinstance(session_id, str):
                 return await handler(params)
-            if control:
-                self.channel.hurry(session_id)
             try:
                 return await handler(params)
             finally:
                 await self.channel.flushed(session_id)
-                self.channel.settled(session_id)
+                # After the answer is written (it is, in a callback scheduled as
+                # this returns): the other streams take their steps behind it.
+                asyncio.get_running_loop().call_soon(self.channel.settled, session_id)
 
         return answer
 
@@ -426,12 +471,16 @@ class AcpAgent:
     async def prompt(self, params: PromptRequest) -> PromptResponse:
         session = self.sessions.get(params.session_id)
         request_id = self.protocol.msg_id
-        if request_id is not None:
-            # `$/cancel_request` on a prompt is a cancel of its turn: the
-            # answer is then `cancelled`, as for session/cancel.
-            self.protocol.cancel_hooks[request_id] = session.cancel
+        request = asyncio.current_task()
+        if request_id is not None and request is not None:
+            # `$/cancel_request` on a prompt is a cancel of its turn (the
+            # answer is then `cancelled`, as for session/cancel), or of its
+            # wait in the queue.
+            self.protocol.cancel_hooks[request_id] = functools.partial(
+                session.cancel_request, request
+            )
         stop_reason = await session.prompt(
-            prompt_text(params.prompt), msgspec.to_builtins(params.prompt)
+            prompt_text(params.prompt), msgspec.to_builtins(params.prompt), request
         )
         return PromptResponse(stop_reason=stop_reason)
 
@@ -451,18 +500,51 @@ class AcpAgent:
     async def resume(self, params: SessionResumeParams) -> SessionResumeResult:
         session = self.sessions.get(params.session_id)
         steer = None if params.message is None else _steer(params.message)
-        return SessionResumeResult(stop_reason=await session.resume(steer))
+        stop_reason = await session.resume(steer, asyncio.current_task())
+        return SessionResumeResult(stop_reason=stop_reason)
 
     async def inject(self, params: SessionInjectParams) -> SessionInjectResult:
-        if params.mode != "steer":
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS,
-                f"Invalid params: mode {params.mode!r} is not served; Parley takes 'steer'",
-            )
         session, conversation = self._session_of(params.session_id)
-        steer = _steer(params.prompt)
-        session.steer(steer, conversation)
-        return SessionInjectResult(message_id=steer.message_id)
+        if params.mode == "steer":
+            steer = _steer(params.prompt)
+            session.steer(steer, conversation)
+            return SessionInjectResult(message_id=steer.message_id)
+        if conversation is not None:
+            raise InvalidValue(
+                f"{params.session_id} is a sub-agent's session, which takes no queued prompts:"
+                f" steer it, or queue the message in session {session.id}"
+            )
+        message_id = await session.enqueue(
+            prompt_text(params.prompt), msgspec.to_builtins(params.prompt), asyncio.current_task()
+        )
+        return SessionInjectResult(message_id=message_id)
+
+    async def list_queue(self, params: SessionQueueListParams) -> SessionQueueListResult:
+        session = self.sessions.get(params.session_id)
+        return SessionQueueListResult(
+            messages=[
+                QueuedMessage(
+                    message_id=message.message_id,
+                    prompt=msgspec.convert(message.content, list[ContentBlock]),
+                    origin=message.origin,
+                )
+                for message in session.queue.waiting
+            ]
+        )
+
+    async def replace_queued(self, params: SessionQueueReplaceParams) -> SessionQueueReplaceResult:
+        session = self.sessions.get(params.session_id)
+        await session.replace_queued(
+            params.message_id, prompt_text(params.prompt), msgspec.to_builtins(params.prompt)
+        )
+        return SessionQueueReplaceResult()
+
+    async def withdraw_queued(
+        self, params: SessionQueueWithdrawParams
+    ) -> SessionQueueWithdrawResult:
+        session = self.sessions.get(params.session_id)
+        await session.withdraw_queued(params.message_id)
+        return SessionQueueWithdrawResult()
 
     def _session_of(self, session_id: str) -> tuple[Session, str | None]:
         """The open session a session id names, and which conversation: None
@@ -490,8 +572,7 @@ class AcpAgent:
         return SetBudgetResult(budget=limits)
 
     async def cancel(self, params: CancelNotification) -> None:
-        # Until its prompt answers `cancelled`.
-        self.channel.hurry(params.session_id)
+        # Hurried since it was read (`_arrived`), until its prompt answers `cancelled`.
         session = self.sessions.sessions.get(params.session_id)
         if session is not None:
             session.cancel()

@@ -48,7 +48,7 @@ from parleyd.providers.messages import (
     ToolResultMessage,
     UserMessage,
 )
-from parleyd.session import compaction, updates
+from parleyd.session import alive, compaction, updates
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import ProviderFailed
 from parleyd.session.port import Steer, TurnHost
@@ -82,6 +82,9 @@ _PROGRESS_TAIL = 8192
 
 WITHDRAWN = "Not run: the permission question was withdrawn before the user answered it."
 CALL_CANCELLED = "Cancelled by the user while it ran; it may have done part of its work."
+# Cancelled while it waited (for permission, or for the session to resume):
+# the model must not think it did anything.
+CALL_CANCELLED_UNRUN = "Cancelled by the user before it ran."
 SUBAGENT_PROMPT = (
     "You are a sub-agent: another agent gave you the task in the user message. It sees only "
     "your final answer, so end with a complete, self-contained one."
@@ -292,12 +295,12 @@ class Turn:
             if self._near_the_window():
                 await self._compact("the context window is nearly full")
             try:
-                done, message = await self._model_call()
+                done, message = await self._watched_model_call()
             except ProviderFailed as failure:
                 overflow = failure.error.kind == "context_overflow"
                 if not overflow or not await self._compact("the model's context window overflowed"):
                     raise
-                done, message = await self._model_call()
+                done, message = await self._watched_model_call()
             if done is not None and done.stop_reason != "tool_use" and not self._steered:
                 return done.stop_reason
             # Cut short by a pause, its finished calls are the turn's next step.
@@ -320,6 +323,26 @@ class Turn:
                 steer.content, steer.message_id, self.conversation.meta
             ):
                 await self._send(update)
+
+    async def _watched_model_call(self) -> tuple[Done | None, AssistantMessage]:
+        """A model call, the client told while the model keeps silent (`alive.py`)."""
+        interval = self.host.settings.status_interval_seconds
+        async with alive.ModelWatch(interval, self._model_progress, self._send):
+            return await self._model_call()
+
+    def _model_progress(self) -> alive.Progress:
+        """How far the response streaming now has come, read off its parts so
+        that the stream pays nothing for it; a call's arguments streaming in
+        show only once they are complete."""
+        response = self._response
+        if response is None or not (response.parts or response.views):
+            return alive.Progress(None, "first_output")
+        last = response.parts[-1] if response.parts else None
+        growing = last.grown_by if isinstance(last, _OpenPart) else None
+        mark = (len(response.parts), len(response.views), growing)
+        if len(response.views) > len(response.calls):
+            return alive.Progress(mark, "tool_call_arguments")
+        return alive.Progress(mark, "more_output")
 
     # -- one model response -----------------------------------------------
 
@@ -562,14 +585,16 @@ class Turn:
 
     async def _run_and_record(self, call: ToolCall) -> None:
         outcome: ToolOutcome | None = None
+        run = _ToolRun(call)
         with anyio.CancelScope() as scope:
             self._call_scopes[call.id] = scope
             try:
-                outcome = await self._run_tool_call(call)
+                outcome = await self._run_tool_call(run)
             finally:
                 del self._call_scopes[call.id]
         if outcome is None:  # this call alone was cancelled
-            outcome = updates.interrupted_outcome(call.id, call.name, CALL_CANCELLED)
+            said = CALL_CANCELLED if run.ran else CALL_CANCELLED_UNRUN
+            outcome = updates.interrupted_outcome(call.id, call.name, said)
         finished = self._unsent[call.id] = updates.tool_call_finished(
             outcome, self.conversation.meta
         )
@@ -584,8 +609,8 @@ class Turn:
         scope.cancel()
         return True
 
-    async def _run_tool_call(self, call: ToolCall) -> ToolOutcome:
-        run = _ToolRun(call)
+    async def _run_tool_call(self, run: _ToolRun) -> ToolOutcome:
+        call = run.call
         pauses = self.host.pauses
         try:
             tool = self.tools.get(call.name)

@@ -25,6 +25,10 @@ PROVIDERS: tuple[ProviderName, ...] = ("openai", "offline")
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = {"openai": "gpt-4o-mini", "offline": "parley-scripted"}
 DEFAULT_CONTEXT_SIZE = 128_000
+# What a `session/prompt` to a session whose turn is running gets: refused
+# (SessionBusy), or queued to be the next prompt (see session/queue.py).
+PromptWhileRunning = Literal["refuse", "queue"]
+PROMPT_WHILE_RUNNING: tuple[PromptWhileRunning, ...] = ("refuse", "queue")
 # A tool's default in `config.toml`'s `[permissions]` table (see tools/permission.py).
 ToolPermission = Literal["ask", "allow", "deny"]
 _PERMISSIONS_TABLE = "permissions"
@@ -53,6 +57,12 @@ class Settings:
     # How often a response still streaming is written to the log: the most of
     # it a daemon killed mid-response can lose.
     response_checkpoint_seconds: float = 1.0
+    # After this long without a word from a model, and as often while it stays
+    # silent, the client is told the daemon waits for it; 0 tells nothing.
+    status_interval_seconds: float = 5.0
+    # A `session/prompt` while a turn runs: refused, or answered once the
+    # turns queued before it and its own have run.
+    prompt_while_running: PromptWhileRunning = "refuse"
     # Secret-looking variables that commands the model runs may still inherit.
     shell_env_allow: tuple[str, ...] = ()
     # Tool name -> whether its calls ask, run or are refused, before a session's
@@ -123,6 +133,8 @@ _CONVERTERS: dict[str, type] = {
     "max_subagent_depth": int,
     "compact_at": float,
     "response_checkpoint_seconds": float,
+    "status_interval_seconds": float,
+    "prompt_while_running": str,
     "shell_env_allow": VariableNames,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
@@ -132,9 +144,16 @@ _ENV_KEYS = {
     "OPENAI_BASE_URL": "base_url",
     "OPENAI_API_KEY": "api_key",
     "PARLEY_SHELL_ENV_ALLOW": "shell_env_allow",
+    "PARLEY_PROMPT_WHILE_RUNNING": "prompt_while_running",
     "PARLEY_MAX_SUBAGENT_DEPTH": "max_subagent_depth",
     "PARLEY_COMPACT_AT": "compact_at",
     "PARLEY_RESPONSE_CHECKPOINT_SECONDS": "response_checkpoint_seconds",
+    "PARLEY_STATUS_INTERVAL_SECONDS": "status_interval_seconds",
+}
+# The settings that take one of a few words.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "provider": PROVIDERS,
+    "prompt_while_running": PROMPT_WHILE_RUNNING,
 }
 # session/new `_meta.parley` keys (camelCase, as on the wire).
 _SESSION_KEYS = {
@@ -174,11 +193,12 @@ def _apply(
             raise ConfigError(
                 f"{origin}: {key} must be a {convert.__name__}, got {value!r}"
             ) from None
-    provider = changes.get("provider")
-    if provider is not None and provider not in PROVIDERS:
-        raise ConfigError(
-            f"{origin}: unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}"
-        )
+    for attribute, choices in _CHOICES.items():
+        chosen = changes.get(attribute)
+        if chosen is not None and chosen not in choices:
+            raise ConfigError(
+                f"{origin}: unknown {attribute} {chosen!r}; choose one of {', '.join(choices)}"
+            )
     return replace(settings, **changes)
 
 

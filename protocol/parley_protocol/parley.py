@@ -18,7 +18,7 @@ optional.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
@@ -37,6 +37,9 @@ TOOL_CALL_CANCEL: Final = "_parley/toolCall/cancel"
 SESSION_PAUSE: Final = "_parley/session/pause"
 SESSION_RESUME: Final = "_parley/session/resume"
 SESSION_INJECT: Final = "_parley/session/inject"
+SESSION_QUEUE_LIST: Final = "_parley/session/queue/list"
+SESSION_QUEUE_REPLACE: Final = "_parley/session/queue/replace"
+SESSION_QUEUE_WITHDRAW: Final = "_parley/session/queue/withdraw"
 SESSION_SET_BUDGET: Final = "_parley/session/setBudget"
 SESSION_FORK: Final = "_parley/session/fork"
 EXTENSION_METHODS: Final = (
@@ -44,6 +47,9 @@ EXTENSION_METHODS: Final = (
     SESSION_PAUSE,
     SESSION_RESUME,
     SESSION_INJECT,
+    SESSION_QUEUE_LIST,
+    SESSION_QUEUE_REPLACE,
+    SESSION_QUEUE_WITHDRAW,
     SESSION_SET_BUDGET,
     SESSION_FORK,
 )
@@ -220,29 +226,85 @@ class SessionResumeResult(ParleyStruct):
 
 class SessionInjectParams(ParleyStruct):
     """`_parley/session/inject` params, shaped like ACP's proposed
-    `session/inject`: `steer` adds the message to the running turn at its next
+    `session/inject`. `steer` adds the message to the running turn at its next
     step boundary (after the current model response or tool results), without
-    cancelling anything."""
+    cancelling anything. `queue` has it wait on the session and become its
+    next prompt when the running turn ends (at once if none runs); until a turn
+    takes it, it can be listed, replaced and withdrawn (`_parley/session/queue/...`)."""
 
     session_id: SessionId
     prompt: list[ContentBlock]
-    mode: str = "steer"
+    mode: Literal["steer", "queue"] = "steer"
 
 
 class SessionInjectResult(ParleyStruct):
-    """The message's id, as its `user_message_chunk` will carry it when it joins."""
+    """The message's id, as its `user_message_chunk` will carry it when it joins
+    (a steer) or opens its turn (a queued message), and as the queue methods
+    name it."""
 
     message_id: str
 
 
+class QueuedMessage(ParleyStruct):
+    """A message waiting in a session's queue to be its next prompt."""
+
+    message_id: str
+    prompt: list[ContentBlock]
+    origin: Literal["inject", "prompt"] = "inject"
+    """How it came: `_parley/session/inject` mode `queue`, or a `session/prompt`
+    sent while a turn ran (that request answers with its turn's stop reason)."""
+
+
+class SessionQueueListParams(ParleyStruct):
+    """`_parley/session/queue/list` params: the messages waiting in a session's queue."""
+
+    session_id: SessionId
+
+
+class SessionQueueListResult(ParleyStruct):
+    """The waiting messages, the next to be taken first."""
+
+    messages: list[QueuedMessage] = msgspec.field(default_factory=list)
+
+
+class SessionQueueReplaceParams(ParleyStruct):
+    """`_parley/session/queue/replace` params: a waiting message's new content;
+    it keeps its id and its place in the queue."""
+
+    session_id: SessionId
+    message_id: str
+    prompt: list[ContentBlock]
+
+
+class SessionQueueReplaceResult(ParleyStruct):
+    """The message waits with its new content."""
+
+
+class SessionQueueWithdrawParams(ParleyStruct):
+    """`_parley/session/queue/withdraw` params: take a waiting message out of
+    the queue; a queued `session/prompt` then answers `cancelled`."""
+
+    session_id: SessionId
+    message_id: str
+
+
+class SessionQueueWithdrawResult(ParleyStruct):
+    """The message is out of the queue: no turn will take it."""
+
+
 class TurnStatus(ParleyStruct):
     """At `_meta.parley.turn` of a `session_info_update`: the state of the
-    session's turn when it changes. `state`: "paused", "running" (resumed), or
-    "idle" (a turn paused before a restart was cancelled: no prompt answers
-    for it)."""
+    session's turn when it changes. `state`: "paused"; "running" (resumed, or
+    a turn the queue started); or "idle", when a turn the queue started ends,
+    or one paused before a restart is cancelled (no prompt answers it)."""
 
     state: str
     reason: str | None = None
+    """Why it paused; once idle, why the turn stopped early or how it failed."""
+    stop_reason: str | None = None
+    """Once idle: how the turn ended, a stop reason or "error"."""
+    message_id: str | None = None
+    """Of the queued message whose turn this is (running, then idle)."""
 
 
 class SessionForkParams(ParleyStruct):
@@ -375,6 +437,9 @@ __all__ = [
     "SESSION_FORK",
     "SESSION_INJECT",
     "SESSION_PAUSE",
+    "SESSION_QUEUE_LIST",
+    "SESSION_QUEUE_REPLACE",
+    "SESSION_QUEUE_WITHDRAW",
     "SESSION_RESUME",
     "SESSION_SET_BUDGET",
     "TOOL_CALL_CANCEL",
@@ -384,12 +449,19 @@ __all__ = [
     "ParleyCapabilities",
     "ParleyMeta",
     "ParleyStruct",
+    "QueuedMessage",
     "SessionForkParams",
     "SessionForkResult",
     "SessionInjectParams",
     "SessionInjectResult",
     "SessionPauseParams",
     "SessionPauseResult",
+    "SessionQueueListParams",
+    "SessionQueueListResult",
+    "SessionQueueReplaceParams",
+    "SessionQueueReplaceResult",
+    "SessionQueueWithdrawParams",
+    "SessionQueueWithdrawResult",
     "SessionResumeParams",
     "SessionResumeResult",
     "SessionSettings",

@@ -121,7 +121,12 @@ async def test_a_pause_outlives_the_daemon_and_a_resume_then_ends_the_turn(
         replayed = _updates(daemon)
         # Loaded as paused, saying why, the story as far as it got.
         (status,) = [u for u in replayed if _told(u)]
-        assert status["_meta"]["parley"]["turn"] == {"state": "paused", "reason": "lunch break"}
+        assert status["_meta"]["parley"]["turn"] == {
+            "state": "paused",
+            "reason": "lunch break",
+            "stopReason": None,
+            "messageId": None,
+        }
         assert before.startswith(_story_text(replayed))
         listed = await daemon.request("session/list", {})
         assert listed["result"]["sessions"][0]["_meta"]["parley"]["status"] == "paused"
@@ -224,10 +229,10 @@ async def test_control_requests_that_do_not_fit_the_turn_say_why(
         assert [a["error"]["code"] for a in answers] == [ErrorCode.WRONG_TURN_STATE] * 3
         assert "no running turn to pause" in answers[0]["error"]["message"]
         assert "no paused turn to resume" in answers[1]["error"]["message"]
-        queued = await daemon.request(
-            SESSION_INJECT, {"sessionId": session_id, "prompt": text, "mode": "queue"}
+        unknown_mode = await daemon.request(
+            SESSION_INJECT, {"sessionId": session_id, "prompt": text, "mode": "later"}
         )
-        assert queued["error"]["code"] == ErrorCode.INVALID_PARAMS
+        assert unknown_mode["error"]["code"] == ErrorCode.INVALID_PARAMS
         unknown = await daemon.request(SESSION_PAUSE, {"sessionId": "sess_0000nothere"})
         assert unknown["error"]["code"] == ErrorCode.RESOURCE_NOT_FOUND
         # And the session still works.
@@ -304,7 +309,12 @@ async def test_a_turn_whose_client_goes_away_is_paused_for_the_next_one(
         await daemon.initialize()
         await daemon.load_session(session_id, workspace)
         (status,) = [u for u in _updates(daemon) if _told(u)]
-        assert status["_meta"]["parley"]["turn"] == {"state": "paused", "reason": CLIENT_GONE}
+        assert status["_meta"]["parley"]["turn"] == {
+            "state": "paused",
+            "reason": CLIENT_GONE,
+            "stopReason": None,
+            "messageId": None,
+        }
         resumed = await daemon.request(SESSION_RESUME, {"sessionId": session_id})
         assert resumed["result"] == {"stopReason": "end_turn"}
         assert _story_text(_updates(daemon)) == _whole_story()

@@ -10,25 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from parleyd.offline.script import PlannedToolCall
+from tests.support.chat_streams import tool_calls_stream
 from tests.support.daemon import daemon_env, replay_env
 from tests.support.raw_daemon import raw_daemon
 from tests.support.replay_server import ReplayServer
-
-
-def _read_dotenv_call() -> bytes:
-    """A model's stream that calls read_file on `.env`, as OpenAI sends it."""
-    call = {
-        "index": 0,
-        "id": "call_env",
-        "type": "function",
-        "function": {"name": "read_file", "arguments": '{"path": ".env"}'},
-    }
-    chunks = [
-        {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [call]}}]},
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
-    ]
-    events = b"".join(b"data: %b\n\n" % json.dumps(chunk).encode() for chunk in chunks)
-    return events + b"data: [DONE]\n\n"
 
 
 async def test_the_key_is_redacted_from_frames_session_log_and_stderr(
@@ -42,7 +28,8 @@ async def test_the_key_is_redacted_from_frames_session_log_and_stderr(
         key = env["OPENAI_API_KEY"]
         (workspace / ".env").write_text(f"OPENAI_API_KEY={key}\n")
         echo = {"error": {"message": f"Malformed header Authorization: Bearer {key}"}}
-        provider.enqueue(200, "text/event-stream", _read_dotenv_call())
+        read_dotenv = PlannedToolCall("call_env", "read_file", {"path": ".env"})
+        provider.enqueue(200, "text/event-stream", tool_calls_stream(read_dotenv))
         provider.enqueue(400, "application/json", json.dumps(echo).encode())
         async with raw_daemon(env) as daemon:
             await daemon.initialize()

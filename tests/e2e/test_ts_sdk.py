@@ -6,6 +6,7 @@ only in part: whatever a strict client could not take as sent fails here."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -17,8 +18,12 @@ from typing import Any
 
 import pytest
 
+from parley_protocol.parley import TOOL_CALL_CANCEL
+from parleyd.agent import CALL_CANCELLED
 from tests.support import scripted_agent
-from tests.support.daemon import PARLEYD, offline_env
+from tests.support.chat_streams import SLEEPER, WAITER, WAITER_SAW, serve_two_calls
+from tests.support.daemon import PARLEYD, offline_env, replay_env
+from tests.support.replay_server import ReplayServer
 from tests.support.updates import as_replayed
 
 TS = Path(__file__).resolve().parents[1] / "ts"
@@ -362,3 +367,115 @@ def test_a_field_the_client_does_not_know_is_ignored_not_refused(workspace: Path
         "toolCallId": "call_1",
         "title": "Look",
     }
+
+
+def _endings(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each tool call's last update that gave it a status, by call id."""
+    return {
+        u["toolCallId"]: u
+        for u in _updates(record)
+        if u["sessionUpdate"] in ("tool_call", "tool_call_update") and u.get("status")
+    }
+
+
+def _shown(update: dict[str, Any]) -> str:
+    return "".join(part["content"]["text"] for part in update["content"])
+
+
+async def test_one_of_two_calls_side_by_side_is_cancelled_and_the_other_finishes(
+    workspace: Path, home: Path
+) -> None:
+    started = {
+        "sessionUpdate": "tool_call_update",
+        "toolCallId": SLEEPER.id,
+        "content": [{"content": {"text": "started\n"}}],
+    }
+    cancel = {"sessionId": "$session", "toolCallId": SLEEPER.id}
+    steps = [
+        *_start(workspace),
+        {"op": "permission", "answer": "allow_once"},
+        _prompt("Run both", background="turn"),
+        {"op": "waitFor", "update": started},
+        {"op": "request", "method": TOOL_CALL_CANCEL, "params": cancel},
+        {"op": "await", "name": "turn"},
+    ]
+    async with ReplayServer() as provider:
+        serve_two_calls(provider)
+        # In a thread: the provider answers on this loop while the client runs.
+        record = await asyncio.to_thread(_run_client, steps, replay_env(home, provider.url))
+        (_, after_tools) = provider.requests
+    _assert_strict(record)
+    cancelled, turn = record["steps"][-2:]
+    assert cancelled["result"] == {} and turn["result"] == {"stopReason": "end_turn"}
+    ended = _endings(record)
+    assert (ended[SLEEPER.id]["status"], _shown(ended[SLEEPER.id])) == ("failed", CALL_CANCELLED)
+    assert ended[WAITER.id]["status"] == "completed" and WAITER_SAW in _shown(ended[WAITER.id])
+    results = {
+        m["tool_call_id"]: m["content"] for m in after_tools.json["messages"] if m["role"] == "tool"
+    }
+    assert results[SLEEPER.id] == CALL_CANCELLED and WAITER_SAW in results[WAITER.id]
+    assert _answer(record)
+
+
+def _switch(mode: str) -> list[Step]:
+    """session/set_mode, and the client told of the change."""
+    params = {"sessionId": "$session", "modeId": mode}
+    told = {"sessionUpdate": "current_mode_update", "currentModeId": mode}
+    return [
+        {"op": "request", "method": "session/set_mode", "params": params},
+        {"op": "waitFor", "update": told},
+    ]
+
+
+def test_every_mode_switched_mid_session_and_kept_across_a_load(
+    workspace: Path, home: Path
+) -> None:
+    steps = [
+        *_start(workspace),
+        {"op": "permission", "answer": "reject_once"},
+        *_switch("full_auto"),
+        _prompt("Run `touch auto.txt`"),
+        *_switch("read_only"),
+        _prompt('Write a note to KEPT.md saying "no"'),
+        *_switch("ask"),
+        _prompt('Write a note to ASKED.md saying "asked"'),
+        *_switch("accept_edits"),
+        _prompt('Write a note to EDITS.md saying "accepted"'),
+    ]
+    live = _run_client(steps, offline_env(home))
+    _assert_strict(live)
+    created = live["steps"][1]["result"]
+    assert created["modes"]["currentModeId"] == "ask"
+    offered = [mode["id"] for mode in created["modes"]["availableModes"]]
+    assert offered == ["ask", "accept_edits", "read_only", "full_auto"]
+    switched = [step for step in live["steps"] if step.get("method") == "session/set_mode"]
+    assert [step["result"] for step in switched] == [{}] * 4
+    prompted = [step["result"] for step in live["steps"] if step["op"] == "prompt"]
+    assert prompted == [{"stopReason": "end_turn"}] * 4
+    # Full auto ran the command unasked, read only refused the write unasked,
+    # ask asked (and was told no), accept edits wrote unasked.
+    (asked,) = live["permissionRequests"]
+    assert asked["request"]["toolCall"]["rawInput"]["path"] == "ASKED.md"
+    assert (workspace / "auto.txt").exists() and (workspace / "EDITS.md").exists()
+    assert not (workspace / "KEPT.md").exists() and not (workspace / "ASKED.md").exists()
+    modes = [
+        u["currentModeId"] for u in _updates(live) if u["sessionUpdate"] == "current_mode_update"
+    ]
+    assert modes == ["full_auto", "read_only", "ask", "accept_edits"]
+
+    session_id = created["sessionId"]
+    steps = [
+        INITIALIZE,
+        {"op": "load", "sessionId": session_id, "cwd": str(workspace)},
+        _prompt('Write a note to AGAIN.md saying "again"', sessionId=session_id),
+    ]
+    loaded = _run_client(steps, offline_env(home))
+    _assert_strict(loaded)
+    assert loaded["steps"][1]["result"]["modes"]["currentModeId"] == "accept_edits"
+    replayed = [
+        u["currentModeId"] for u in _updates(loaded) if u["sessionUpdate"] == "current_mode_update"
+    ]
+    assert replayed == modes
+    # Still accepting edits: the write is made without a question.
+    assert loaded["steps"][2]["result"] == {"stopReason": "end_turn"}
+    assert loaded["permissionRequests"] == [] and (workspace / "AGAIN.md").exists()

@@ -802,6 +802,9 @@ def test_capabilities_advertised_under_agent_capabilities_meta() -> None:
         "_parley/session/pause",
         "_parley/session/resume",
         "_parley/session/inject",
+        "_parley/session/queue/list",
+        "_parley/session/queue/replace",
+        "_parley/session/queue/withdraw",
         "_parley/session/setBudget",
         "_parley/session/fork",
     ]

@@ -9,7 +9,8 @@
 Each POST, whatever its path, takes the next canned response from the queue
 and gets exactly its body bytes, cut into `chunk_size` pieces (each one an
 HTTP chunk, so the client's reads see those boundaries) with `delay` seconds
-before every piece after the first. Every request is recorded. When the
+before every piece after the first; `wait` seconds of silence come before
+the response starts (a model loading). Every request is recorded. When the
 queue is empty the server answers 500 with a JSON error that says so, which a
 provider reports as a server error naming the replay server.
 """
@@ -44,6 +45,7 @@ class CannedResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
     chunk_size: int | None = None  # None: the whole body as one chunk
     delay: float = 0.0  # seconds before each chunk after the first
+    wait: float = 0.0  # seconds before the status line
 
     def pieces(self) -> Iterator[bytes]:
         size = self.chunk_size or len(self.body) or 1
@@ -73,15 +75,16 @@ class ReplayServer(LoopbackService):
         headers: Mapping[str, str] | None = None,
         chunk_size: int | None = None,
         delay: float = 0.0,
+        wait: float = 0.0,
     ) -> None:
         if chunk_size is not None and chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         self._queue.append(
-            CannedResponse(status, content_type, body, dict(headers or {}), chunk_size, delay)
+            CannedResponse(status, content_type, body, dict(headers or {}), chunk_size, delay, wait)
         )
 
     def enqueue_fixture(
-        self, case: str, *, chunk_size: int | None = None, delay: float = 0.0
+        self, case: str, *, chunk_size: int | None = None, delay: float = 0.0, wait: float = 0.0
     ) -> FixtureCase:
         """Queue a recorded response ("openai_chat/tool_call") with its recorded status
         and content type; returns the loaded case for its meta and request."""
@@ -92,6 +95,7 @@ class ReplayServer(LoopbackService):
             fixture.body,
             chunk_size=chunk_size,
             delay=delay,
+            wait=wait,
         )
         return fixture
 
@@ -120,6 +124,8 @@ def _record(request: HttpRequest) -> RecordedRequest:
 
 
 async def _serve(canned: CannedResponse, responder: HttpResponder) -> None:
+    if canned.wait:
+        await asyncio.sleep(canned.wait)
     await responder.start(canned.status, {"Content-Type": canned.content_type, **canned.headers})
     for number, piece in enumerate(canned.pieces()):
         if number and canned.delay:

@@ -28,6 +28,10 @@ class UnknownToolCall(SessionError):
     """No tool call of that id is running in the session."""
 
 
+class UnknownMessage(SessionError):
+    """The session's queue never had a message of that id."""
+
+
 class SessionBusy(SessionError):
     """A turn is running, or another daemon holds the session."""
 

@@ -225,6 +225,7 @@ class SessionManager:
             permissions=permissions,
         )
         session.conversations.update(restored.conversations)
+        session.queue = restored.queue
         if restored.paused is not None:
             session.paused_on_load(restored.open_turns)
         return session, restored.updates

@@ -35,6 +35,7 @@ from parleyd.session import updates
 from parleyd.session.compaction import compacted
 from parleyd.session.conversation import Budget, Conversation
 from parleyd.session.modes import mode_update
+from parleyd.session.queue import MessageQueue
 from parleyd.session.titles import title_update
 from parleyd.session.usage import UsageLedger
 from parleyd.session.wire import ChildState, Outgoing
@@ -46,8 +47,12 @@ from parleyd.store.records import (
     CompactionStarted,
     ConversationStarted,
     CurrentRecord,
+    ForkedFrom,
+    MessageQueued,
     ModeSet,
     PermissionRemembered,
+    QueuedReplaced,
+    QueuedWithdrawn,
     Record,
     ResponseStreamed,
     SessionStarted,
@@ -77,6 +82,8 @@ class Restored:
     title: str | None
     # What to send, each with the conversation it belongs to.
     updates: list[tuple[Outgoing, Conversation]]
+    # The messages still waiting to be its next prompts.
+    queue: MessageQueue
     # What each of the user's "always" answers covers -> allowed.
     permissions: dict[Scope, bool] = field(default_factory=dict)
     # The mode id the last `mode` record set; None before the first.
@@ -256,6 +263,7 @@ def restore(records: list[CurrentRecord]) -> Restored:
     usage_changed: set[str] = set()
     paused: TurnPaused | None = None
     open_turns: dict[str, str | None] = {}
+    queue = MessageQueue(started.session_id)
 
     def replay_usage(conversation: Conversation) -> None:
         if conversation.id in usage_changed:
@@ -286,6 +294,7 @@ def restore(records: list[CurrentRecord]) -> Restored:
                 root = conversation_of(record)
                 replay([title_update(title, root)], root)
             case UserTurn():
+                queue.follow(record)
                 conversation = conversation_of(record)
                 if record.turn is None:  # format 1: a prompt ends the turn before it
                     replay_usage(conversation)
@@ -328,6 +337,11 @@ def restore(records: list[CurrentRecord]) -> Restored:
                         conversation, "idle", ending=record.stop_reason, error=record.error
                     )
                     replay([ending], conversation)
+            case MessageQueued() | QueuedReplaced() | QueuedWithdrawn():
+                # Not shown: a waiting message is shown when its turn opens.
+                queue.follow(record)
+            case ForkedFrom():
+                queue.forget()
             case PermissionRemembered():
                 permissions[Scope(record.tool, record.command_prefix)] = record.allowed
             case ModeSet():
@@ -365,6 +379,7 @@ def restore(records: list[CurrentRecord]) -> Restored:
         ledger=ledger,
         title=title,
         updates=list(_tool_calls_folded(replayed)),
+        queue=queue,
         permissions=permissions,
         mode=mode,
         paused=paused,

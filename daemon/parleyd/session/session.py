@@ -16,6 +16,13 @@ end is written and fsynced, and the session is ready for the next prompt.
 A `subagent` tool call runs a child conversation's turn inside the parent's
 tool call, through the same steps, under a cancel scope of its own: cancelling
 the child ends it with what it has, and the parent's turn goes on.
+
+Messages queued while a turn runs (see `queue.py`) wait for its end: whatever
+ends it but a cancel, the queue's next message opens the next turn, told to
+the client as a turn status `running` and then `idle` with its stop reason,
+once the request that answers the turn before has its answer. A cancel holds
+the queue (its `session/prompt`s answer `cancelled`, injected messages wait)
+until the client next prompts or queues a message.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from parleyd.session.errors import (
 )
 from parleyd.session.pause import PauseGate
 from parleyd.session.port import Steer, TurnFactory, TurnLoop
+from parleyd.session.queue import MessageQueue, WaitingMessage
 from parleyd.session.replay import closing_records
 from parleyd.session.titles import title_from, title_update
 from parleyd.session.usage import UsageLedger
@@ -63,6 +71,8 @@ from parleyd.store.records import (
     BudgetReached,
     BudgetSet,
     ConversationStarted,
+    QueuedReplaced,
+    QueuedWithdrawn,
     Record,
     TitleSet,
     TurnEnded,
@@ -116,6 +126,11 @@ class _Prompt:
 
     text: str
     content: list[dict[str, Any]]
+    # The id the client was given for it (a queued message); a new one otherwise.
+    message_id: str | None = None
+    # The client has not seen it (a queued message, a child's task): its
+    # `user_message_chunk`s open the turn. The client shows the prompts it sends.
+    echoed: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,9 +185,14 @@ class Session:
         # The running turn of each conversation: the root's, and its children's.
         self._turns: dict[str, TurnLoop] = {}
         self._child_scopes: dict[str, anyio.CancelScope] = {}
+        self.queue = MessageQueue(session_id)
+        # Set by a cancel: the queue waits until the client next prompts or queues.
+        self._queue_held = False
         # Made for each turn (anyio's event-loop backend loads with the first).
         self._scope: anyio.CancelScope | None = None
-        self._task: asyncio.Task[StopReason] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        # The task serving the request the root's turn answers, if one does.
+        self._turn_request: asyncio.Future[Any] | None = None
         # The log lacks the end of a turn that closed here (it could not be written).
         self._log_behind = False
 
@@ -285,42 +305,183 @@ class Session:
     def running(self) -> bool:
         return self.state is not TurnState.IDLE
 
-    async def prompt(self, text: str, content: list[dict[str, Any]]) -> StopReason:
-        """Run one turn to its end. Raises SessionBusy if one is running, and a
-        TurnFailed once a failed turn has been closed and recorded."""
-        if self.state is TurnState.PAUSED:
-            raise SessionBusy(f"session {self.id} has a paused turn: resume it or cancel it first")
+    async def prompt(
+        self, text: str, content: list[dict[str, Any]], request: asyncio.Future[Any] | None = None
+    ) -> StopReason:
+        """Run one turn to its end. If one is running, raise SessionBusy or,
+        as the settings say, queue this one, answered when its own turn ends.
+        Raises a TurnFailed once a failed turn has been closed and recorded.
+        `request`: the task serving the request that asked, which answers with
+        the stop reason; the queue's next turn waits for it."""
         if self.state is TurnState.CANCELLING and self._task is not None:
             # Its end is being recorded: the new turn follows it.
             await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
         if self.state is not TurnState.IDLE:
+            if self.settings.prompt_while_running == "queue":
+                return await self._wait_in_queue(text, content, request)
+            if self.state is TurnState.PAUSED:
+                raise SessionBusy(
+                    f"session {self.id} has a paused turn: resume it or cancel it first"
+                )
             raise SessionBusy(
-                f"session {self.id} is already running a prompt; cancel it or wait for its answer"
+                f"session {self.id} is already running a prompt; cancel it, wait for its answer,"
+                ' or queue the message (_parley/session/inject with mode "queue")'
             )
-        return await self._start(_Prompt(text, content))
+        self._queue_held = False
+        return await self._start(_Prompt(text, content), request=request)
 
-    async def _start(self, prompt: _Prompt | None, steer: Steer | None = None) -> StopReason:
+    async def _start(
+        self,
+        prompt: _Prompt | None,
+        steer: Steer | None = None,
+        request: asyncio.Future[Any] | None = None,
+    ) -> StopReason:
         """Run the root's turn in a task of its own: whatever happens to the
         request that asked for it, the turn runs to its recorded end. A new
         turn for `prompt`, or, with none, the paused one carried on."""
         self.state = TurnState.RUNNING
         scope = self._scope = anyio.CancelScope()
-        self._task = asyncio.create_task(self._prompt_turn(scope, prompt, steer))
-        return await asyncio.shield(self._task)
+        task = self._task = asyncio.create_task(self._prompt_turn(scope, prompt, steer, request))
+        return await asyncio.shield(task)
+
+    # -- the queue --------------------------------------------------------------
+
+    async def enqueue(
+        self, text: str, content: list[dict[str, Any]], request: asyncio.Future[Any] | None
+    ) -> str:
+        """Queue a message to be the next prompt; an idle session takes the
+        queue's next message at once, once `request` has its answer. Its id."""
+        message = WaitingMessage(new_id("msg"), text, content)
+        self._queue_up(message)
+        self._next_in_queue(request)
+        await self._synced()
+        return message.message_id
+
+    async def replace_queued(
+        self, message_id: str, text: str, content: list[dict[str, Any]]
+    ) -> None:
+        """New words for a waiting message, which keeps its id and its place."""
+        self.queue.find(message_id)
+        replaced = QueuedReplaced(text=text, content=content, message_id=message_id)
+        self.record(replaced, self.root, None)
+        self.queue.replace(message_id, text, content)
+        await self._synced()
+
+    async def withdraw_queued(self, message_id: str) -> None:
+        """Take a waiting message out of the queue; a `session/prompt` waiting
+        for it answers `cancelled`."""
+        self._withdraw(self.queue.find(message_id))
+        await self._synced()
+
+    def cancel_request(self, request: asyncio.Future[Any]) -> None:
+        """`$/cancel_request` on a `session/prompt`: withdrawn if it waits in
+        the queue, its turn cancelled if that is running."""
+        waiting = next((m for m in self.queue.waiting if m.request is request), None)
+        if waiting is not None:
+            self._withdraw_answering(waiting)
+        elif request is self._turn_request:
+            self.cancel()
+
+    async def _wait_in_queue(
+        self, text: str, content: list[dict[str, Any]], request: asyncio.Future[Any] | None
+    ) -> StopReason:
+        answer: asyncio.Future[StopReason] = asyncio.get_running_loop().create_future()
+        message = WaitingMessage(new_id("msg"), text, content, "prompt", answer, request)
+        self._queue_up(message)
+        return await answer
+
+    def _queue_up(self, message: WaitingMessage) -> None:
+        self.record(message.queued_record(), self.root, None)
+        self.queue.add(message)
+        self._queue_held = False
+
+    def _withdraw(self, message: WaitingMessage) -> None:
+        # Out of the queue and answered even if the log then fails (a full
+        # disk): a cancel must answer every prompt it stops.
+        self.queue.withdraw(message.message_id)
+        message.answer_with("cancelled")
+        self.record(QueuedWithdrawn(message_id=message.message_id), self.root, None)
+
+    def _withdraw_awaited(self) -> None:
+        """The prompts waiting in the queue answer `cancelled`."""
+        for message in self.queue.waiting:
+            if message.awaited:
+                self._withdraw_answering(message)
+
+    def _withdraw_answering(self, message: WaitingMessage) -> None:
+        """Withdraw a queued prompt for a cancel, which cannot fail."""
+        try:
+            self._withdraw(message)
+        except StoreError as exc:
+            log.error("could not record that %s was withdrawn: %s", message.message_id, exc)
+
+    async def _synced(self) -> None:
+        """The log on disk: the answer says the queue is stored."""
+        await anyio.to_thread.run_sync(self.log.sync)
+
+    def _next_in_queue(self, after: asyncio.Future[Any] | None) -> None:
+        """Start the queue's next message as the root's turn, if the session is
+        idle and the queue may go on; it begins once `after` (the task serving
+        the request that answers the turn before) is done, so the client has
+        that answer before the next turn's updates."""
+        if self.state is not TurnState.IDLE or self._queue_held or self.pauses.released:
+            return
+        message = self.queue.take()
+        if message is None:
+            return
+        self.state = TurnState.RUNNING
+        scope = self._scope = anyio.CancelScope()
+        self._turn_request = message.request
+        self._task = asyncio.create_task(self._queued_turn(scope, message, after))
+
+    async def _queued_turn(
+        self, scope: anyio.CancelScope, message: WaitingMessage, after: asyncio.Future[Any] | None
+    ) -> None:
+        if after is not None:
+            # Bounded: a client that stopped reading does not hold the queue.
+            await asyncio.wait([after], timeout=_CLOSING_SECONDS)
+        if scope.cancel_called:
+            # Cancelled before it began: the message waits again, or its prompt
+            # answers `cancelled`.
+            self.state = TurnState.IDLE
+            self._task = None
+            self._turn_request = None
+            self.queue.put_back(message)
+            self._withdraw_awaited()
+            return
+        if self.state is TurnState.RUNNING:
+            await self.send(
+                updates.turn_status_update(
+                    "running", None, self.root, message_id=message.message_id
+                ),
+                self.root,
+            )
+        prompt = _Prompt(message.text, message.content, message.message_id, not message.awaited)
+        try:
+            stop = await self._prompt_turn(scope, prompt, None, message.request, announced=True)
+        except Exception as failure:
+            message.fail_with(failure)
+            if not isinstance(failure, TurnFailed):
+                raise  # a bug: logged with the task
+        else:
+            message.answer_with(stop)
 
     def cancel(self) -> None:
-        """Stop the running or paused turn; it answers `cancelled`. Idempotent."""
+        """Stop the running or paused turn; it answers `cancelled`. The queue
+        holds: the prompts waiting in it answer `cancelled` too, injected
+        messages wait. Idempotent."""
+        self._queue_held = True
         if self.state is TurnState.PAUSED and self._task is None:
             # Paused before a restart: carried on already stopped, its turns
             # close as cancelled.
             self.state = TurnState.CANCELLING
             scope = self._scope = anyio.CancelScope()
             scope.cancel()
-            self._task = asyncio.create_task(self._prompt_turn(scope, None, None))
-            return
-        if self.state in (TurnState.RUNNING, TurnState.PAUSED) and self._scope is not None:
+            self._task = asyncio.create_task(self._prompt_turn(scope, None, None, None))
+        elif self.state in (TurnState.RUNNING, TurnState.PAUSED) and self._scope is not None:
             self.state = TurnState.CANCELLING
             self._scope.cancel()
+        self._withdraw_awaited()
 
     async def pause(self, reason: str | None, cancel_running: bool) -> list[str]:
         """Hold the running turn at its earliest safe point; the calls still
@@ -338,17 +499,20 @@ class Session:
         await anyio.to_thread.run_sync(self.log.sync)
         return [call for turn in list(self._turns.values()) for call in turn.running_tool_calls]
 
-    async def resume(self, steer: Steer | None) -> StopReason | None:
+    async def resume(
+        self, steer: Steer | None, request: asyncio.Future[Any] | None = None
+    ) -> StopReason | None:
         """Carry the paused turn on, `steer` joining it first. A turn paused in
         this daemon goes on in its own `session/prompt` (None here); one paused
-        before a restart runs now, and its stop reason is returned."""
+        before a restart runs now, and its stop reason is returned (`request`
+        answers with it)."""
         if self.state is not TurnState.PAUSED:
             raise WrongTurnState(f"session {self.id} has no paused turn to resume")
         root_turn = self._turns.get(self.root.id)
         self.record(TurnResumed(), self.root, self._root_turn)
         if root_turn is None:
             await self._announce_running()
-            return await self._start(None, steer)
+            return await self._start(None, steer, request)
         if steer is not None and not root_turn.steer(steer):
             raise WrongTurnState(f"session {self.id}: the turn has ended; send a prompt")
         self.state = TurnState.RUNNING
@@ -391,10 +555,19 @@ class Session:
         return any(turn.cancel_tool_call(call_id) for turn in list(self._turns.values()))
 
     async def _prompt_turn(
-        self, scope: anyio.CancelScope, prompt: _Prompt | None, steer: Steer | None
+        self,
+        scope: anyio.CancelScope,
+        prompt: _Prompt | None,
+        steer: Steer | None,
+        request: asyncio.Future[Any] | None,
+        announced: bool = False,
     ) -> StopReason:
+        """The root's turn, then the queue's next one, unless it was let go.
+        `request`: the task serving the request that answers this turn;
+        `announced`: the queue started it, and the client is told its end."""
         turn_id = new_id("turn") if prompt is not None else self._root_turn or new_id("turn")
         self._root_turn = turn_id
+        self._turn_request = request
         try:
             if self._log_behind:
                 self._close_turns_in_log()
@@ -404,17 +577,33 @@ class Session:
                 # open (it was cancelled before it reached them).
                 self._paused_turns.clear()
                 self._close_turns_in_log()
-            if prompt is None and scope.cancel_called:
-                # No prompt is open to answer `cancelled`: say the turn is over.
-                await self.send(updates.turn_status_update("idle", None, self.root), self.root)
+            if announced or (prompt is None and scope.cancel_called):
+                # Told as it began, or with no prompt open to answer
+                # `cancelled`: the client hears that the turn is over.
+                queued = None if prompt is None else prompt.message_id
+                await self.send(self._turn_over(end, queued), self.root)
         finally:
             self.state = TurnState.IDLE
             self.pauses.resume()
             self._root_turn = None
+            self._turn_request = None
             self._task = None
+            self._next_in_queue(request)
         if end.failure is not None:
             raise end.failure
         return end.stop
+
+    def _turn_over(self, end: _TurnEnd, message_id: str | None) -> SessionUpdate:
+        """The turn status `idle`: how the turn ended, and which queued
+        message it answered, if one."""
+        failed = None if end.failure is None else str(end.failure)
+        return updates.turn_status_update(
+            "idle",
+            end.note if failed is None else failed,
+            self.root,
+            stop_reason=end.stop if failed is None else "error",
+            message_id=message_id,
+        )
 
     async def _run_turn(
         self,
@@ -467,13 +656,14 @@ class Session:
     ) -> Sequence[SessionUpdate]:
         """Record a new turn and its prompt; the updates that show them."""
         self.record(TurnStarted(), conversation, turn_id)
-        message_id = new_id("msg")
+        message_id = prompt.message_id or new_id("msg")
         user_turn = UserTurn(text=prompt.text, content=prompt.content, message_id=message_id)
         self.record(user_turn, conversation, turn_id)
-        if not conversation.is_root:
-            # The client sent the root's prompt; a child's task it has not seen.
-            return updates.user_updates(prompt.content, message_id, conversation.meta)
         opening: list[SessionUpdate] = []
+        if prompt.echoed:
+            opening += updates.user_updates(prompt.content, message_id, conversation.meta)
+        if not conversation.is_root:
+            return opening
         if self.title is None and (title := title_from(prompt.text)) is not None:
             self.title = title
             self.record(TitleSet(title=title), conversation, turn_id)
@@ -550,7 +740,7 @@ class Session:
 
 
 def _child_prompt(task: ChildTask) -> _Prompt:
-    return _Prompt(task.task, [{"type": "text", "text": task.task}])
+    return _Prompt(task.task, [{"type": "text", "text": task.task}], echoed=True)
 
 
 def child_answer(child: Conversation, end: _TurnEnd) -> ToolResult:

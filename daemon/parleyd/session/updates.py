@@ -279,8 +279,15 @@ TurnStatusName = Literal["running", "paused", "idle"]
 
 
 def turn_status_update(
-    state: TurnStatusName, reason: str | None, root: Conversation
+    state: TurnStatusName,
+    reason: str | None,
+    root: Conversation,
+    *,
+    stop_reason: str | None = None,
+    message_id: str | None = None,
 ) -> SessionInfoUpdate:
-    """The session's turn paused or went on: a `session_info_update` (about the
-    whole session, so on its root) with `_meta.parley.turn`."""
-    return SessionInfoUpdate(meta=root.meta_with(turn=TurnStatus(state=state, reason=reason)))
+    """The session's turn paused, went on, began or ended: a
+    `session_info_update` (about the whole session, so on its root) with
+    `_meta.parley.turn`."""
+    status = TurnStatus(state=state, reason=reason, stop_reason=stop_reason, message_id=message_id)
+    return SessionInfoUpdate(meta=root.meta_with(turn=status))

@@ -7,6 +7,10 @@ state as `subagent_update` on its parent. Any other client gets everything
 under the session's id, and a child's creation and state under
 `_meta.parley.subagent` on its parent's `subagent` tool call, which it can
 validate like any tool call update.
+
+A model slow to answer is told as a `notice` to clients that advertise
+`session.notices`, as a `session_info_update` to the others, either with
+`_meta.parley.status`; the end of the wait is a `session_info_update` to all.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from parley_protocol.acp import (
     RequiresActionState,
     RunningState,
     SessionCancelCapabilities,
+    SessionInfoUpdate,
     SessionNotification,
     SessionUpdate,
     SubagentSessionCapabilities,
@@ -39,6 +44,8 @@ from parleyd.session.conversation import Conversation
 from parleyd.store.records import BudgetReached, Compacted, CompactionStarted, TurnEnding
 
 ChildStateName = Literal["running", "idle", "requires_action"]
+# What the client waits for while a model says nothing (see `alive.py`).
+WaitingFor = Literal["first_output", "more_output", "tool_call_arguments"]
 
 # How a child's turn ended, as ACP's child idle state names it; "error" is one of them.
 _IDLE_STOP_REASONS: dict[TurnEnding, str] = {
@@ -64,10 +71,28 @@ class ChildState:
     announce: bool = False
 
 
-# A budget stop and a compaction are sent as their records say them, in the
-# form the client takes: notices and compaction updates to those that advertise
-# them, `_meta.parley` on an agent update to the others.
-Outgoing = SessionUpdate | ChildState | BudgetReached | CompactionStarted | Compacted
+@dataclass(frozen=True)
+class ModelStatus:
+    """A conversation's model has sent nothing for `seconds` while the client
+    waits for `waiting`; `waiting` None: the wait is over."""
+
+    waiting: WaitingFor | None
+    seconds: float | None = None
+
+
+_WAITING_SAID: dict[WaitingFor, str] = {
+    "first_output": "The model has not begun to answer in {seconds:.1f} s; it may be loading "
+    "or thinking.",
+    "more_output": "The model has sent nothing more for {seconds:.1f} s; it may be thinking.",
+    "tool_call_arguments": "The model has been writing a tool call for {seconds:.1f} s.",
+}
+
+# A budget stop and a compaction are sent as their records say them, and a
+# model's status (recorded nowhere) as the watchdog saw it, in the form the
+# client takes: notices and compaction updates to those that advertise them,
+# `_meta.parley` on an agent update (a session info update, for a status) to
+# the others.
+Outgoing = SessionUpdate | ChildState | BudgetReached | CompactionStarted | Compacted | ModelStatus
 
 
 class SessionWire:
@@ -105,6 +130,8 @@ class SessionWire:
             )
         if isinstance(item, BudgetReached):
             item = self._budget_update(item, conversation)
+        elif isinstance(item, ModelStatus):
+            item = self._status_update(item, conversation)
         return SessionNotification(session_id=self.session_id_of(conversation), update=item)
 
     def _compaction_update(
@@ -160,6 +187,22 @@ class SessionWire:
         message_id = f"msg_budget_{stop.seq}"
         return AgentMessageChunk(
             content=TextContent(text=stop.message), message_id=message_id, meta=meta
+        )
+
+    def _status_update(self, status: ModelStatus, conversation: Conversation) -> SessionUpdate:
+        described = {"waiting": status.waiting, "seconds": status.seconds}
+        meta = conversation.meta_with(status=described)
+        # The end of a wait is no news to the user: a notice would only say it.
+        if status.waiting is None or not self.notices:
+            return SessionInfoUpdate(meta=meta)
+        title = "Waiting for the model"
+        if not conversation.is_root:
+            title += f" (sub-agent: {conversation.title or conversation.id})"
+        return Notice(
+            severity="info",
+            title=title,
+            description=_WAITING_SAID[status.waiting].format(seconds=status.seconds),
+            meta=meta,
         )
 
     def _child_update(self, item: ChildState, parent: Conversation) -> AnySessionUpdate:

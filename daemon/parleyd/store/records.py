@@ -76,7 +76,8 @@ class TurnStarted(Record, tag="turn_start"):
 
 class UserTurn(Record, tag="user"):
     """`text` is what the model reads; `content` the ACP blocks as the client
-    sent them. A turn's first opens it; later ones were injected into it (a
+    sent them. A turn's first opens it (and takes the queued message of the
+    same `message_id`, if one waits); later ones were injected into it (a
     steer, or the message a resume added) where they stand."""
 
     text: str
@@ -94,6 +95,36 @@ class TurnPaused(Record, tag="turn_pause"):
 
 class TurnResumed(Record, tag="turn_resume"):
     """The paused turn goes on."""
+
+
+QueueOrigin = Literal["inject", "prompt"]
+
+
+class MessageQueued(Record, tag="queue"):
+    """A message waits in the session's queue (written on the root
+    conversation, outside any turn) to be its next prompt: sent with
+    `_parley/session/inject` mode `queue`, or as a `session/prompt` while a
+    turn ran (`origin`). It waits until the `user` record of the turn that
+    takes it, which carries the same `message_id`, or a `queue_withdraw`."""
+
+    text: str
+    content: list[dict[str, Any]]
+    message_id: str
+    origin: QueueOrigin = "inject"
+
+
+class QueuedReplaced(Record, tag="queue_replace"):
+    """The waiting message `message_id` has new words; it keeps its place."""
+
+    text: str
+    content: list[dict[str, Any]]
+    message_id: str
+
+
+class QueuedWithdrawn(Record, tag="queue_withdraw"):
+    """The waiting message `message_id` left the queue untaken."""
+
+    message_id: str
 
 
 class ToolCallView(msgspec.Struct, frozen=True):
@@ -286,6 +317,9 @@ CurrentRecord = (
     | Compacted
     | TurnPaused
     | TurnResumed
+    | MessageQueued
+    | QueuedReplaced
+    | QueuedWithdrawn
     | TurnEnded
     | ArchiveSet
     | ForkedFrom
