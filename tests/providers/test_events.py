@@ -12,8 +12,8 @@ from parleyd.providers.events import (
     ToolCallEnd,
     ToolCallStart,
     Usage,
-    joined_deltas,
 )
+from tests.support.provider_events import joined_runs
 
 
 def test_side_by_side_deltas_of_one_kind_join_in_order() -> None:
@@ -29,7 +29,7 @@ def test_side_by_side_deltas_of_one_kind_join_in_order() -> None:
         Usage(input_tokens=3, output_tokens=4),
         Done("end_turn", "stop"),
     ]
-    assert joined_deltas(events) == [
+    assert joined_runs(events) == [
         ThinkingDelta("Let me think."),
         TextDelta("Hello!"),
         RefusalDelta("Nope"),
@@ -50,7 +50,7 @@ def test_arguments_join_per_call_and_lifecycle_events_stay_apart() -> None:
         ToolCallEnd(0, "call_a", "read_file", '{"path":"a"}'),
         ToolCallEnd(1, "call_b", "read_file", "{}"),
     ]
-    assert joined_deltas(events) == [
+    assert joined_runs(events) == [
         ToolCallStart(0, "call_a", "read_file"),
         ToolCallArgumentsDelta(0, "call_a", '{"path":"a"}'),
         ToolCallStart(1, "call_b", "read_file"),
@@ -70,7 +70,7 @@ def test_signed_and_redacted_thinking_keep_their_own_delta() -> None:
         ThinkingDelta("", redacted="opaque"),
         ThinkingDelta("c"),
     ]
-    assert joined_deltas(events) == [
+    assert joined_runs(events) == [
         ThinkingDelta("ab"),
         ThinkingDelta("", signature="sig"),
         ThinkingDelta("", redacted="opaque"),
@@ -81,4 +81,4 @@ def test_signed_and_redacted_thinking_keep_their_own_delta() -> None:
 
 def test_equal_lifecycle_events_side_by_side_are_not_taken_for_one() -> None:
     usage = Usage(input_tokens=1)
-    assert joined_deltas([usage, Usage(input_tokens=1)]) == [usage, usage]
+    assert joined_runs([usage, Usage(input_tokens=1)]) == [usage, usage]

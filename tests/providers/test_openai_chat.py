@@ -10,7 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from parleyd.providers.events import Done, ProviderEvent, StreamError, TextDelta, joined_deltas
+from parleyd.providers.events import Done, ProviderEvent, StreamError, TextDelta
 from parleyd.providers.messages import (
     AssistantMessage,
     ModelRequest,
@@ -23,6 +23,7 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.providers.openai_chat import OpenAIChatProvider
+from tests.support.provider_events import joined_runs
 from tests.support.replay_server import ReplayServer
 
 SSE = "text/event-stream"
@@ -168,7 +169,7 @@ async def test_extra_headers_are_sent(server: ReplayServer) -> None:
         events = [event async for event in provider.stream(HELLO)]
     finally:
         await provider.aclose()
-    assert joined_deltas(events) == [TextDelta("Hello"), Done("end_turn", "stop")]
+    assert joined_runs(events) == [TextDelta("Hello"), Done("end_turn", "stop")]
     assert server.requests[0].headers["x-title"] == "Parley"
 
 

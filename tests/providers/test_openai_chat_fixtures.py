@@ -26,11 +26,11 @@ from parleyd.providers.events import (
     ToolCallEnd,
     ToolCallStart,
     Usage,
-    joined_deltas,
 )
 from parleyd.providers.messages import ModelRequest, UserMessage
 from parleyd.providers.openai_chat import OpenAIChatProvider
 from tests.support.fixtures import case_names
+from tests.support.provider_events import joined_runs
 from tests.support.replay_server import ReplayServer
 
 
@@ -264,10 +264,10 @@ async def test_replayed_case_gives_the_recorded_outcome(server: ReplayServer, ca
 async def test_byte_boundaries_do_not_change_the_events(server: ReplayServer, case: str) -> None:
     # Where the bytes break decides which deltas arrive together and are joined,
     # nothing else: joined whole, every replay is the same stream.
-    whole = joined_deltas(await replay(server, case, chunk_size=None))
+    whole = joined_runs(await replay(server, case, chunk_size=None))
     for chunk_size in (1, 5, 64, 1000):
         pieces = await replay(server, case, chunk_size)
-        assert joined_deltas(pieces) == whole, f"chunk_size={chunk_size}"
+        assert joined_runs(pieces) == whole, f"chunk_size={chunk_size}"
 
 
 async def test_replay_records_the_request(server: ReplayServer) -> None:

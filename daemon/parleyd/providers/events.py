@@ -8,7 +8,6 @@ Cancellation is the exception: it propagates as `asyncio.CancelledError`.
 
 from __future__ import annotations
 
-from itertools import groupby
 from typing import Literal
 
 import msgspec
@@ -114,45 +113,64 @@ ProviderEvent = (
 )
 
 
-def _join_key(event: ProviderEvent) -> object:
-    """Events with equal keys side by side join into one; any other event is its own key."""
-    match event:
-        case TextDelta() | RefusalDelta():
-            return type(event)
-        case ThinkingDelta(signature=None, redacted=None):
-            return ThinkingDelta
-        case ToolCallArgumentsDelta(call_id=call_id):
-            return call_id
-        case _:
-            return id(event)
+TextKind = type[TextDelta] | type[ThinkingDelta] | type[RefusalDelta]
 
 
-def _joined(group: list[ProviderEvent]) -> ProviderEvent:
-    # Every event of a group has the first one's type (see _join_key).
-    match group[0]:
-        case ToolCallArgumentsDelta(index=index, call_id=call_id):
-            arguments = (
-                event.delta for event in group if isinstance(event, ToolCallArgumentsDelta)
-            )
-            return ToolCallArgumentsDelta(index, call_id, "".join(arguments))
-        case TextDelta() | ThinkingDelta() | RefusalDelta() as first:
-            texts = (event.text for event in group if isinstance(event, type(first)))
-            return type(first)("".join(texts))
-    return group[0]
+class JoinedEvents:
+    """A provider's events as it adds them, side-by-side deltas of one kind
+    (text, plain thinking, refusal, one call's arguments) joined into one.
 
+    Providers gather what one network read delivered: a delta that arrives on
+    its own still goes on alone, at once, and a burst (a server that sends
+    faster than the daemon reads, or batches its tokens) costs one step
+    downstream instead of one per token. Signed or redacted thinking is never
+    joined: its payload belongs to that delta alone."""
 
-def joined_deltas(events: list[ProviderEvent]) -> list[ProviderEvent]:
-    """The same stream in fewer events: side-by-side deltas of one kind (text,
-    plain thinking, refusal, one call's arguments) joined into one.
+    def __init__(self) -> None:
+        self._events: list[ProviderEvent] = []
+        # What the pieces are: a delta type, or the id of the call whose arguments they are.
+        self._run: TextKind | str | None = None
+        self._run_index = 0
+        self._pieces: list[str] = []
 
-    Providers join what one network read delivered: a delta that arrives on its
-    own still goes on alone, at once, and a burst (a server that sends faster
-    than the daemon reads, or batches its tokens) costs one step downstream
-    instead of one per token. Signed or redacted thinking is never joined: its
-    payload belongs to that delta alone."""
-    if len(events) < 2:
+    def text(self, kind: TextKind, text: str) -> None:
+        if self._run is not kind:
+            self._end_run()
+            self._run = kind
+        self._pieces.append(text)
+
+    def arguments(self, index: int, call_id: str, delta: str) -> None:
+        if self._run != call_id:
+            self._end_run()
+            self._run, self._run_index = call_id, index
+        self._pieces.append(delta)
+
+    def add(self, event: ProviderEvent) -> None:
+        match event:
+            case TextDelta(text=text) | RefusalDelta(text=text):
+                self.text(type(event), text)
+            case ThinkingDelta(text=text, signature=None, redacted=None):
+                self.text(ThinkingDelta, text)
+            case ToolCallArgumentsDelta(index=index, call_id=call_id, delta=delta):
+                self.arguments(index, call_id, delta)
+            case _:
+                self._end_run()
+                self._events.append(event)
+
+    def take(self) -> list[ProviderEvent]:
+        """The events added since the last take."""
+        self._end_run()
+        events, self._events = self._events, []
         return events
-    return [
-        group[0] if len(group) == 1 else _joined(group)
-        for group in (list(run) for _, run in groupby(events, key=_join_key))
-    ]
+
+    def _end_run(self) -> None:
+        run, pieces = self._run, self._pieces
+        self._run = None
+        if not pieces:
+            return
+        self._pieces = []
+        joined = pieces[0] if len(pieces) == 1 else "".join(pieces)
+        if isinstance(run, str):
+            self._events.append(ToolCallArgumentsDelta(self._run_index, run, joined))
+        elif run is not None:
+            self._events.append(run(joined))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,17 +24,16 @@ import msgspec
 from parleyd.providers.events import (
     Done,
     ErrorKind,
+    JoinedEvents,
     ProviderEvent,
     RefusalDelta,
     StopReason,
     StreamError,
     TextDelta,
     ThinkingDelta,
-    ToolCallArgumentsDelta,
     ToolCallEnd,
     ToolCallStart,
     Usage,
-    joined_deltas,
 )
 from parleyd.providers.messages import (
     AssistantMessage,
@@ -301,22 +300,23 @@ async def parse_chat_stream(
     batches: AsyncIterator[list[SseEvent]],
 ) -> AsyncIterator[ProviderEvent]:
     """Normalised events from a Chat Completions event stream, the deltas of each
-    batch joined (see joined_deltas); ends with one Done or StreamError."""
+    batch joined (see JoinedEvents); ends with one Done or StreamError."""
     assembler = _Assembler()
+    out = JoinedEvents()
     async for batch in batches:
-        normalised = _batch_events(assembler, batch)
-        for event in joined_deltas(normalised):
+        _batch_events(assembler, batch, out)
+        for event in out.take():
             yield event
         if assembler.ended:
             break
     if not assembler.failed:
-        for event in assembler.finish():
+        assembler.finish(out)
+        for event in out.take():
             yield event
 
 
-def _batch_events(assembler: _Assembler, batch: list[SseEvent]) -> list[ProviderEvent]:
+def _batch_events(assembler: _Assembler, batch: list[SseEvent], out: JoinedEvents) -> None:
     """The events of one batch, up to the stream's end if the batch holds it."""
-    normalised: list[ProviderEvent] = []
     for sse in batch:
         data = sse.data.strip()
         if data == "[DONE]":
@@ -327,7 +327,7 @@ def _batch_events(assembler: _Assembler, batch: list[SseEvent]) -> list[Provider
         try:
             chunk = _chunk_decoder.decode(data)
         except msgspec.DecodeError as exc:
-            normalised.append(
+            out.add(
                 StreamError(
                     kind="protocol",
                     message=f"unreadable stream chunk ({exc}): {data[:_DATA_EXCERPT]!r}",
@@ -335,10 +335,9 @@ def _batch_events(assembler: _Assembler, batch: list[SseEvent]) -> list[Provider
             )
             assembler.failed = assembler.ended = True
             break
-        normalised += assembler.chunk(chunk)
+        assembler.chunk(chunk, out)
         if assembler.failed:
             break
-    return normalised
 
 
 @dataclass
@@ -374,7 +373,7 @@ class _Assembler:
         self.failed = False
         self.ended = False
 
-    def chunk(self, chunk: _Chunk) -> Iterator[ProviderEvent]:
+    def chunk(self, chunk: _Chunk, out: JoinedEvents) -> None:
         # Perplexity repeats usage on every chunk and OpenAI sends it last, so the
         # last one seen is the total. Groq's may only be inside x_groq.
         wire_usage = chunk.usage or (chunk.x_groq.usage if chunk.x_groq else None)
@@ -382,31 +381,33 @@ class _Assembler:
             self._usage = _usage(wire_usage)
         if chunk.error is not None:
             self.failed = self.ended = True
-            yield from self._usage_event()
-            yield stream_error(chunk.error)
+            self._add_usage(out)
+            out.add(stream_error(chunk.error))
             return
         # Only choice 0 is Parley's: it never asks for n > 1.
         for choice in chunk.choices:
             if choice.index == 0:
-                yield from self._choice(choice)
+                self._choice(choice, out)
 
-    def finish(self) -> Iterator[ProviderEvent]:
+    def finish(self, out: JoinedEvents) -> None:
         for is_thinking, text in self._think.flush():
-            yield ThinkingDelta(text) if is_thinking else TextDelta(text)
+            out.text(ThinkingDelta if is_thinking else TextDelta, text)
         if self._finish_reason is None:
-            yield StreamError(kind="protocol", message="stream ended before the model finished")
+            out.add(StreamError(kind="protocol", message="stream ended before the model finished"))
             return
         for call in self._calls:
-            yield ToolCallEnd(
-                index=call.position,
-                call_id=call.call_id,
-                name=call.name,
-                arguments="".join(call.arguments),
+            out.add(
+                ToolCallEnd(
+                    index=call.position,
+                    call_id=call.call_id,
+                    name=call.name,
+                    arguments="".join(call.arguments),
+                )
             )
-        yield from self._usage_event()
-        yield Done(stop_reason=self._stop_reason(), raw_reason=self._finish_reason)
+        self._add_usage(out)
+        out.add(Done(stop_reason=self._stop_reason(), raw_reason=self._finish_reason))
 
-    def _choice(self, choice: _Choice) -> Iterator[ProviderEvent]:
+    def _choice(self, choice: _Choice, out: JoinedEvents) -> None:
         if choice.finish_reason:
             self._finish_reason = choice.finish_reason
         delta = choice.delta
@@ -415,27 +416,28 @@ class _Assembler:
         # vLLM has sent the same text in both fields; either is the whole reasoning.
         reasoning = delta.reasoning_content or delta.reasoning
         if reasoning:
-            yield ThinkingDelta(reasoning)
-        if delta.content:
-            for is_thinking, text in self._think.feed(delta.content):
-                yield ThinkingDelta(text) if is_thinking else TextDelta(text)
+            out.text(ThinkingDelta, reasoning)
+        if content := delta.content:
+            if self._think.passing:
+                out.text(TextDelta, content)
+            else:
+                for is_thinking, text in self._think.feed(content):
+                    out.text(ThinkingDelta if is_thinking else TextDelta, text)
         if delta.refusal:
             self._refused = True
-            yield RefusalDelta(delta.refusal)
+            out.text(RefusalDelta, delta.refusal)
         for call_delta in delta.tool_calls or ():
-            yield from self._tool_call(call_delta)
+            self._tool_call(call_delta, out)
 
-    def _tool_call(self, delta: _ToolCallDelta) -> Iterator[ProviderEvent]:
+    def _tool_call(self, delta: _ToolCallDelta, out: JoinedEvents) -> None:
         call = self._find_call(delta)
         function = delta.function or _FunctionDelta()
         if call is None:
             call = self._new_call(delta, function.name or "")
-            yield ToolCallStart(index=call.position, call_id=call.call_id, name=call.name)
+            out.add(ToolCallStart(index=call.position, call_id=call.call_id, name=call.name))
         if function.arguments:
             call.arguments.append(function.arguments)
-            yield ToolCallArgumentsDelta(
-                index=call.position, call_id=call.call_id, delta=function.arguments
-            )
+            out.arguments(call.position, call.call_id, function.arguments)
 
     def _find_call(self, delta: _ToolCallDelta) -> _PendingCall | None:
         # OpenAI and most copies number calls (from 0, or from 1 behind some
@@ -467,9 +469,9 @@ class _Assembler:
             return "tool_use"  # some servers (older vLLM, Ollama) say "stop" after tool calls
         return reason
 
-    def _usage_event(self) -> Iterator[Usage]:
+    def _add_usage(self, out: JoinedEvents) -> None:
         if self._usage is not None:
-            yield self._usage
+            out.add(self._usage)
 
 
 def _usage(wire: _WireUsage) -> Usage:

@@ -57,12 +57,27 @@ class SseParser:
         self._partial.append(text)
         if "\n" not in text and "\r" not in text:
             return []  # no line ends yet; joining only now keeps byte-sized chunks linear
-        *complete, rest = _LINE_BREAK.split("".join(self._partial))
-        self._partial = [rest] if rest else []
+        text = "".join(self._partial)
         events: list[SseEvent] = []
+        if not self._data and self._event is None and "\r" not in text:
+            *blocks, text = text.split("\n\n")
+            for block in blocks:
+                events += self._block(block)
+        *complete, rest = _LINE_BREAK.split(text)
+        self._partial = [rest] if rest else []
         for line in complete:
             events += self._line(line)
         return events
+
+    def _block(self, block: str) -> list[SseEvent]:
+        """One whole event (the lines before a blank line). Nearly every event
+        of a model stream is one `data: ` line, and takes the short way."""
+        if block.startswith("data: ") and "\n" not in block:
+            return [SseEvent(None, block[6:])]
+        events: list[SseEvent] = []
+        for line in block.split("\n"):
+            events += self._line(line)
+        return events + self._dispatch()
 
     def _line(self, line: str) -> list[SseEvent]:
         if not line:

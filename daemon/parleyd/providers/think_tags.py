@@ -35,6 +35,11 @@ class ThinkTagSplitter:
         self._state = _State.START
         self._held = ""
 
+    @property
+    def passing(self) -> bool:
+        """Past any thinking: everything fed from now on is text, as it is."""
+        return self._state is _State.TEXT
+
     def feed(self, text: str) -> list[Piece]:
         pending, self._held = self._held + text, ""
         pieces: list[Piece] = []

@@ -31,7 +31,10 @@ _LEAST_READ = 2 * 1024
 _HEAD_LIMIT = 256 * 1024
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _NO_BODY_STATUSES = frozenset({204, 304})
-_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
+# A chunk's size line: hex digits, then optional extensions. int() alone would
+# also take a sign, "0x" and "_", and a negative size would send the decoder
+# backwards over the bytes it had read.
+_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;[^\r\n]*)?")
 Origin = tuple[bytes, bytes, int]
 
 
@@ -341,6 +344,8 @@ class _Chunked(_Framing):
         at = 0
         size = len(buffer)
         while at < size and not self.done:
+            if not (self._left or self._after_data or self._in_trailer):
+                at = self._whole_chunks(buffer, at, pieces)
             if self._left:
                 taken = min(self._left, size - at)
                 pieces.append(buffer[at : at + taken])
@@ -371,14 +376,27 @@ class _Chunked(_Framing):
             raise ValueError("a chunk size line or trailer is too long")
         return b"".join(pieces) if len(pieces) != 1 else pieces[0]
 
+    @staticmethod
+    def _whole_chunks(buffer: bytes, at: int, pieces: list[bytes]) -> int:
+        """The chunks `buffer` holds whole from `at`, data into `pieces`: where
+        the rest (a part of a chunk, or the last chunk) begins. A model stream
+        is a chunk per token, and this is the step each one takes."""
+        find = buffer.find
+        while (line_end := find(b"\r\n", at)) >= 0:
+            size = _chunk_size(buffer[at:line_end])
+            start = line_end + 2
+            end = start + size
+            if size == 0 or buffer[end : end + 2] != b"\r\n":
+                break  # the last chunk, or one cut short (or a bad one, said below)
+            pieces.append(buffer[start:end])
+            at = end + 2
+        return at
+
 
 def _chunk_size(line: bytes) -> int:
-    digits = line.split(b";", 1)[0].strip()
-    # Checked first: int() also takes a sign, "0x" and "_", and a negative size
-    # would send the decoder backwards over the bytes it had read.
-    if _HEX_DIGITS.fullmatch(digits) is None:
+    if (size := _SIZE_LINE.fullmatch(line)) is None:
         raise ValueError(f"bad chunk size line {line[:40]!r}")
-    return int(digits, 16)
+    return int(size[1], 16)
 
 
 class _Body(httpx.AsyncByteStream):
