@@ -244,5 +244,5 @@ def cpu_seconds(pid: int) -> float:
 
 def clean_environ() -> dict[str, str]:
     """This environment minus the settings that would point a server at a real provider."""
-    leaky = ("PARLEY_", "OPENAI_")
+    leaky = ("PARLEY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_API_KEY", "OLLAMA_")
     return {key: value for key, value in os.environ.items() if not key.startswith(leaky)}

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import adapters
 import control
 import cpu
 import memory
@@ -38,6 +39,7 @@ class Sizes:
     paced_deltas: int
     cpu_deltas: int
     cpu_repeats: int
+    adapter_repeats: int
     control_runs: int
     # The most time the control runs may take, alone and again under load.
     control_seconds: float
@@ -59,6 +61,7 @@ FULL = Sizes(
     paced_deltas=1000,
     cpu_deltas=20_000,
     cpu_repeats=3,
+    adapter_repeats=500,
     control_runs=100,
     control_seconds=90.0,
     loaded_sessions=20,
@@ -81,6 +84,7 @@ QUICK = Sizes(
     paced_deltas=250,
     cpu_deltas=5000,
     cpu_repeats=1,
+    adapter_repeats=20,
     control_runs=5,
     control_seconds=2.0,
     loaded_sessions=3,
@@ -119,6 +123,7 @@ async def _main(arguments: argparse.Namespace) -> int:
         "start-up": lambda: startup.run(sizes.startup_runs),
         "streaming": lambda: streaming.run(sizes.stream_repeats, sizes.paced_deltas, profile_to),
         "agent CPU": lambda: cpu.run(sizes.cpu_deltas, sizes.cpu_repeats),
+        "provider adapters": lambda: adapters.run(sizes.adapter_repeats),
         "cancel and pause": lambda: control.run(
             sizes.control_runs, sizes.loaded_sessions, sizes.control_seconds
         ),

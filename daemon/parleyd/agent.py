@@ -25,9 +25,12 @@ from parley_protocol.acp import (
     ToolCallUpdate,
 )
 from parleyd.config import DEFAULT_CONTEXT_SIZE
+from parleyd.pricing import context_size_of, price_of
 from parleyd.providers.events import (
     Done,
+    FallingBack,
     RefusalDelta,
+    Retrying,
     StreamError,
     TextDelta,
     ThinkingDelta,
@@ -52,7 +55,6 @@ from parleyd.session import alive, compaction, updates
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import ProviderFailed
 from parleyd.session.port import Steer, TurnHost
-from parleyd.session.usage import context_size_of, price_of
 from parleyd.session.wire import Outgoing
 from parleyd.store.log import StoreError
 from parleyd.store.records import (
@@ -125,13 +127,20 @@ class _OpenPart:
     pieces: list[str] = field(default_factory=list)
     signature: str | None = None
     redacted: str | None = None
+    origin: str | None = None
 
     def part(self, from_piece: int = 0) -> Part:
         """The part, or what it added from its `from_piece`th delta on."""
         text = "".join(self.pieces[from_piece:])
         if self.kind == "thought":
-            return ThinkingPart(text=text, signature=self.signature, redacted=self.redacted)
+            origin = self.origin if self.signature or self.redacted else None
+            return ThinkingPart(text, self.signature, self.redacted, origin)
         return TextPart(text) if self.kind == "text" else RefusalPart(text)
+
+    @property
+    def sealed(self) -> bool:
+        """A signature or a payload ends a thinking block: what follows is another."""
+        return self.signature is not None or self.redacted is not None
 
     @property
     def grown_by(self) -> tuple[int, str | None, str | None]:
@@ -189,9 +198,10 @@ class _ResponseInProgress:
         )
 
     def open_part(self, kind: PartKind) -> _OpenPart:
-        """The part a delta of `kind` extends: the last one if it is of that kind."""
+        """The part a delta of `kind` extends: the last one if it is of that
+        kind and still open."""
         last = self.parts[-1] if self.parts else None
-        if isinstance(last, _OpenPart) and last.kind == kind:
+        if isinstance(last, _OpenPart) and last.kind == kind and not last.sealed:
             return last
         opened = _OpenPart(kind)
         self.parts.append(opened)
@@ -359,6 +369,7 @@ class Turn:
         response = self._response = _ResponseInProgress(new_id("msg"), host.settings.model_name)
         usage: Usage | None = None
         done: Done | None = None
+        answering: str = host.provider.name  # until a fallback takes the call
         with host.pauses.model_stream() as streaming:
             async for event in host.provider.stream(request):
                 match event:
@@ -369,6 +380,7 @@ class Turn:
                         part = response.open_part("thought")
                         part.signature = signature or part.signature
                         part.redacted = redacted or part.redacted
+                        part.origin = answering
                         if text:
                             part.pieces.append(text)
                             await self._chunk(response, "thought", text)
@@ -385,18 +397,23 @@ class Turn:
                         usage = event
                     case Done():
                         done = event
+                    case Retrying():
+                        await self._send(event)
+                    case FallingBack(provider=provider, model=model):
+                        response.model, answering = model, provider
+                        await self._send(event)
                     case StreamError():
-                        raise ProviderFailed(host.settings.provider, event)
+                        raise ProviderFailed(answering, event)
         if streaming.cancelled_caught:
             for update in self._abandoned_calls(response):
                 await self._send(update)
             return None, self._record_response(response, interrupted=True)
         if done is None:  # pragma: no cover - providers always end with Done or StreamError
             ended = StreamError(kind="protocol", message="the stream ended early")
-            raise ProviderFailed(host.settings.provider, ended)
+            raise ProviderFailed(answering, ended)
         message = self._record_response(response)
         if usage is not None:
-            await self._record_usage(usage)
+            await self._record_usage(usage, answered_by=(answering, response.model))
         return done, message
 
     def _system_prompt(self) -> str:
@@ -459,7 +476,12 @@ class Turn:
         )
         response.views[event.call_id] = view
         response.parts.append(
-            ToolCall(id=event.call_id, name=event.name, arguments=event.arguments)
+            ToolCall(
+                id=event.call_id,
+                name=event.name,
+                arguments=event.arguments,
+                signature=event.signature,
+            )
         )
         self._unfinished_calls[event.call_id] = event.name
         self._checkpoint_if_due(response)
@@ -487,11 +509,17 @@ class Turn:
         )
         return message
 
-    async def _record_usage(self, usage: Usage, context_used: int | None = None) -> None:
+    async def _record_usage(
+        self,
+        usage: Usage,
+        context_used: int | None = None,
+        answered_by: tuple[str, str] | None = None,
+    ) -> None:
         """Count a response; `context_used`: what the conversation's context
-        holds now, when this response was not a step of it (a summary)."""
+        holds now, when this response was not a step of it (a summary);
+        `answered_by`: (provider, model), when not the session's own (a fallback)."""
         settings = self.host.settings
-        model = settings.model_name
+        provider, model = answered_by or (settings.provider, settings.model_name)
         record = UsageRecorded(
             model=model,
             input_tokens=usage.input_tokens,
@@ -499,7 +527,7 @@ class Turn:
             cached_input_tokens=usage.cached_input_tokens,
             cache_write_tokens=usage.cache_write_tokens,
             reasoning_tokens=usage.reasoning_tokens,
-            cost=price_of(model, usage),
+            cost=price_of(model, usage, provider=provider, overrides=settings.prices),
             context_used=usage.input_tokens + usage.output_tokens
             if context_used is None
             else context_used,

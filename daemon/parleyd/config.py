@@ -18,20 +18,64 @@ from typing import Any, Literal, cast, get_args
 import platformdirs
 
 from parley_protocol.names import describe_unknown
+from parleyd.pricing import ModelPrice, PriceError, read_prices
 from parleyd.redaction import register_provider_keys
 
-ProviderName = Literal["openai", "offline"]
-PROVIDERS: tuple[ProviderName, ...] = ("openai", "offline")
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_MODEL = {"openai": "gpt-4o-mini", "offline": "parley-scripted"}
+ProviderName = Literal["openai", "openai-responses", "anthropic", "gemini", "ollama", "offline"]
+PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
+
+
+@dataclass(frozen=True)
+class ProviderSetup:
+    """What a provider is without settings, and where its environment says
+    otherwise: the first of `key_variables` that is set holds its API key
+    (none: it takes no key), and `url_variable` its base URL. A key its own
+    service may do without is not `required`."""
+
+    base_url: str
+    model: str
+    key_variables: tuple[str, ...] = ()
+    url_variable: str | None = None
+    key_required: bool = True
+
+
+_OPENAI_URL = "https://api.openai.com/v1"
+PROVIDER_SETUPS: Mapping[ProviderName, ProviderSetup] = {
+    "openai": ProviderSetup(_OPENAI_URL, "gpt-4o-mini", ("OPENAI_API_KEY",), "OPENAI_BASE_URL"),
+    "openai-responses": ProviderSetup(
+        _OPENAI_URL, "gpt-5-mini", ("OPENAI_API_KEY",), "OPENAI_BASE_URL"
+    ),
+    "anthropic": ProviderSetup(
+        "https://api.anthropic.com",
+        "claude-sonnet-4-5",
+        ("ANTHROPIC_API_KEY",),
+        "ANTHROPIC_BASE_URL",
+    ),
+    "gemini": ProviderSetup(
+        "https://generativelanguage.googleapis.com/v1beta",
+        "gemini-2.5-flash",
+        ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        "GEMINI_BASE_URL",
+    ),
+    # A local server takes no key; ollama.com does (OLLAMA_API_KEY).
+    "ollama": ProviderSetup(
+        "http://127.0.0.1:11434", "qwen3", ("OLLAMA_API_KEY",), "OLLAMA_HOST", key_required=False
+    ),
+    # Its server is the daemon's own (ProviderHub starts it); no URL to set.
+    "offline": ProviderSetup("", "parley-scripted"),
+}
 DEFAULT_CONTEXT_SIZE = 128_000
 # What a `session/prompt` to a session whose turn is running gets: refused
 # (SessionBusy), or queued to be the next prompt (see session/queue.py).
 PromptWhileRunning = Literal["refuse", "queue"]
 PROMPT_WHILE_RUNNING: tuple[PromptWhileRunning, ...] = ("refuse", "queue")
+PromptCacheTtl = Literal["5m", "1h"]
+PROMPT_CACHE_TTLS: tuple[PromptCacheTtl, ...] = get_args(PromptCacheTtl)
 # A tool's default in `config.toml`'s `[permissions]` table (see tools/permission.py).
 ToolPermission = Literal["ask", "allow", "deny"]
 _PERMISSIONS_TABLE = "permissions"
+# Model name -> its prices, over the table Parley ships (prices.toml).
+_PRICES_TABLE = "prices"
 
 
 class ConfigError(Exception):
@@ -42,8 +86,13 @@ class ConfigError(Exception):
 class Settings:
     provider: ProviderName = "openai"
     model: str | None = None
+    # Set (by a file, the provider's variable, or a session) or else the provider's own.
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    # Every provider's key and base URL the environment holds: what a session
+    # that picks another provider than the daemon's uses.
+    environment_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    environment_urls: Mapping[str, str] = field(default_factory=dict)
     context_size: int | None = None
     max_output_tokens: int | None = None
     idle_timeout: float = 120.0
@@ -57,6 +106,16 @@ class Settings:
     # How often a response still streaming is written to the log: the most of
     # it a daemon killed mid-response can lose.
     response_checkpoint_seconds: float = 1.0
+    # Providers that take a call the session's own cannot ("provider" or
+    # "provider:model"), in order, and how many tries each gets.
+    fallback: tuple[str, ...] = ()
+    model_attempts: int = 4
+    # Tokens a model may think with before it answers, where the API takes a
+    # budget (Anthropic, Gemini); None: the provider's default.
+    thinking_budget: int | None = None
+    # How long Anthropic's prompt cache keeps what a call writes (an hour's
+    # writes cost more, and pay off over slower sessions).
+    prompt_cache_ttl: PromptCacheTtl = "5m"
     # After this long without a word from a model, and as often while it stays
     # silent, the client is told the daemon waits for it; 0 tells nothing.
     status_interval_seconds: float = 5.0
@@ -68,10 +127,26 @@ class Settings:
     # Tool name -> whether its calls ask, run or are refused, before a session's
     # mode and "always" answers have their say.
     tool_permissions: Mapping[str, ToolPermission] = field(default_factory=dict)
+    # config.toml's `[prices]`: what a model costs, before the shipped table says.
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
     @property
     def model_name(self) -> str:
-        return self.model or DEFAULT_MODEL[self.provider]
+        return self.model or PROVIDER_SETUPS[self.provider].model
+
+    def fallbacks(self) -> list[Settings]:
+        """These settings for each provider of `fallback`, in order."""
+        chain: list[Settings] = []
+        for entry in self.fallback:
+            name, _, model = entry.partition(":")
+            provider = cast(ProviderName, name)
+            chain.append(replace(_for_provider(self, provider, None), model=model or None))
+        return chain
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL the provider's calls go to."""
+        return self.base_url or PROVIDER_SETUPS[self.provider].base_url
 
     def public(self) -> dict[str, Any]:
         """What may be persisted with a session: everything but the key."""
@@ -84,15 +159,19 @@ class Settings:
         }
 
     def require_credentials(self) -> None:
-        """OpenAI itself needs a key; local OpenAI-compatible servers usually do not."""
-        if self.provider != "openai" or self.api_key:
+        """A provider's own service needs its key; a server of the user's at
+        another URL (a local OpenAI-compatible one, a proxy) may not."""
+        setup = PROVIDER_SETUPS[self.provider]
+        if self.api_key or not setup.key_required or not setup.key_variables:
             return
-        if (self.base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/") == OPENAI_DEFAULT_BASE_URL:
-            raise ConfigError(
-                "OPENAI_API_KEY is not set: export it in the environment that starts parleyd, "
-                "or set OPENAI_BASE_URL to an OpenAI-compatible server that needs no key, "
-                "or use PARLEY_PROVIDER=offline for the built-in scripted model"
-            )
+        if self.endpoint.rstrip("/") != setup.base_url:
+            return
+        key = " (or ".join(setup.key_variables) + ")" * (len(setup.key_variables) - 1)
+        raise ConfigError(
+            f"{key} is not set: export it in the environment that starts parleyd, "
+            f"or set {setup.url_variable} to a server that needs no key, "
+            "or use PARLEY_PROVIDER=offline for the built-in scripted model"
+        )
 
 
 def data_home() -> Path:
@@ -135,16 +214,22 @@ _CONVERTERS: dict[str, type] = {
     "response_checkpoint_seconds": float,
     "status_interval_seconds": float,
     "prompt_while_running": str,
+    "fallback": VariableNames,
+    "model_attempts": int,
+    "thinking_budget": int,
+    "prompt_cache_ttl": str,
     "shell_env_allow": VariableNames,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
 _ENV_KEYS = {
     "PARLEY_PROVIDER": "provider",
     "PARLEY_MODEL": "model",
-    "OPENAI_BASE_URL": "base_url",
-    "OPENAI_API_KEY": "api_key",
     "PARLEY_SHELL_ENV_ALLOW": "shell_env_allow",
     "PARLEY_PROMPT_WHILE_RUNNING": "prompt_while_running",
+    "PARLEY_FALLBACK": "fallback",
+    "PARLEY_MODEL_ATTEMPTS": "model_attempts",
+    "PARLEY_THINKING_BUDGET": "thinking_budget",
+    "PARLEY_PROMPT_CACHE_TTL": "prompt_cache_ttl",
     "PARLEY_MAX_SUBAGENT_DEPTH": "max_subagent_depth",
     "PARLEY_COMPACT_AT": "compact_at",
     "PARLEY_RESPONSE_CHECKPOINT_SECONDS": "response_checkpoint_seconds",
@@ -154,6 +239,7 @@ _ENV_KEYS = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "provider": PROVIDERS,
     "prompt_while_running": PROMPT_WHILE_RUNNING,
+    "prompt_cache_ttl": PROMPT_CACHE_TTLS,
 }
 # session/new `_meta.parley` keys (camelCase, as on the wire).
 _SESSION_KEYS = {
@@ -199,6 +285,14 @@ def _apply(
             raise ConfigError(
                 f"{origin}: unknown {attribute} {chosen!r}; choose one of {', '.join(choices)}"
             )
+    for entry in changes.get("fallback", ()):
+        if entry.partition(":")[0] not in PROVIDERS:
+            raise ConfigError(
+                f"{origin}: unknown fallback provider {entry!r}; "
+                f"choose among {', '.join(PROVIDERS)} (optionally provider:model)"
+            )
+    if changes.get("model_attempts", 1) < 1:
+        raise ConfigError(f"{origin}: model_attempts must be at least 1")
     return replace(settings, **changes)
 
 
@@ -213,14 +307,44 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from None
         if "api_key" in document:
-            raise ConfigError(f"{path}: keys do not belong in files; set OPENAI_API_KEY instead")
-        _refuse_unknown(document, {**_FILE_KEYS, _PERMISSIONS_TABLE: ""}, str(path))
+            raise ConfigError(
+                f"{path}: keys do not belong in files; set the provider's variable "
+                "(OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY) instead"
+            )
+        tables = {_PERMISSIONS_TABLE: "", _PRICES_TABLE: ""}
+        _refuse_unknown(document, {**_FILE_KEYS, **tables}, str(path))
         settings = _apply(settings, document, _FILE_KEYS, str(path))
         if _PERMISSIONS_TABLE in document:
             permissions = _tool_permissions(document[_PERMISSIONS_TABLE], str(path))
             settings = replace(settings, tool_permissions=permissions)
+        if _PRICES_TABLE in document:
+            try:
+                prices = read_prices(document[_PRICES_TABLE], _PRICES_TABLE)
+            except PriceError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+            settings = replace(settings, prices=prices)
     register_provider_keys(environ)
-    return _apply(settings, environ, _ENV_KEYS, "environment")
+    settings = _apply(settings, environ, _ENV_KEYS, "environment")
+    keys: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for name, setup in PROVIDER_SETUPS.items():
+        if key := next(filter(None, map(environ.get, setup.key_variables)), None):
+            keys[name] = key
+        if setup.url_variable and (url := environ.get(setup.url_variable)):
+            urls[name] = url
+    settings = replace(settings, environment_keys=keys, environment_urls=urls)
+    return _for_provider(settings, settings.provider, settings.base_url)
+
+
+def _for_provider(settings: Settings, provider: ProviderName, base_url: str | None) -> Settings:
+    """`settings` for `provider`: its key, and its URL from the environment,
+    which beats `base_url` (from a file) as the environment beats files."""
+    return replace(
+        settings,
+        provider=provider,
+        api_key=settings.environment_keys.get(provider),
+        base_url=settings.environment_urls.get(provider, base_url),
+    )
 
 
 def _tool_permissions(table: Any, origin: str) -> dict[str, ToolPermission]:
@@ -249,4 +373,8 @@ def with_session_overrides(settings: Settings, overrides: Mapping[str, Any] | No
     if not overrides:
         return settings
     _refuse_unknown(overrides, _SESSION_KEYS, "_meta.parley")
-    return _apply(settings, overrides, _SESSION_KEYS, "_meta.parley")
+    chosen = _apply(settings, overrides, _SESSION_KEYS, "_meta.parley")
+    if chosen.provider != settings.provider:
+        # Another provider: its own key and URL, not the daemon's provider's.
+        chosen = _for_provider(chosen, chosen.provider, overrides.get("baseUrl"))
+    return chosen

@@ -26,6 +26,7 @@ PROVIDER_KEY_VARIABLES = frozenset(
         "ANTHROPIC_API_KEY",
         "GEMINI_API_KEY",
         "GOOGLE_API_KEY",
+        "OLLAMA_API_KEY",
         "MISTRAL_API_KEY",
         "GROQ_API_KEY",
         "DEEPSEEK_API_KEY",

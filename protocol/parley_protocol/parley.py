@@ -81,8 +81,11 @@ class UsageTotals(ParleyStruct):
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost: float | None = None
-    """None when the price of the model is unknown."""
+    """The cost of the responses whose model has a known price; None when none has."""
     currency: str | None = None
+    priced: bool = True
+    """False when a response counted here was of a model with no known price:
+    `cost` leaves that response out."""
     tool_uses: dict[str, int] = msgspec.field(default_factory=dict)
     """Finished tool calls, by tool name."""
     wall_ms: float = 0.0

@@ -29,6 +29,7 @@ def test_quick_bench_measures_everything(tmp_path: Path) -> None:
     assert any("cancel" in name and "streaming" in name for name in measured)
     assert any("pause" in name and "streaming" in name for name in measured)
     assert any("CPU per delta" in name for name in measured)
+    assert sum("adapter, wire events/s" in name for name in measured) == 5
     assert any("RSS" in name and "reading nothing" in name for name in measured)
     assert any(name.startswith("append") for name in measured)
     assert any(name.startswith("session/load") for name in measured)

@@ -157,10 +157,10 @@ def test_an_unknown_session_is_one_line_worded_alike(
 def test_a_bad_provider_is_refused_without_protocol_words(
     workspace: Path, env: dict[str, str]
 ) -> None:
-    run = parley("--provider", "gemini", "prompt", "hi", cwd=workspace, env=env)
+    run = parley("--provider", "bard", "prompt", "hi", cwd=workspace, env=env)
     assert run.returncode == 1
     (line,) = run.stderr.splitlines()
-    assert "invalid choice: 'gemini' (choose from 'openai', 'offline')" in line
+    assert "invalid choice: 'bard' (choose from 'openai', 'openai-responses'," in line
     assert "_meta" not in line and "params" not in line.lower()
 
 

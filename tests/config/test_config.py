@@ -124,8 +124,8 @@ def test_unreadable_toml_is_a_config_error(config_path: Path) -> None:
 
 def test_bad_value_in_the_environment_names_key_and_origin(config_path: Path) -> None:
     # Every environment setting is text, so the one that can be wrong is the provider.
-    with pytest.raises(ConfigError, match=r"^environment: unknown provider 'anthropic'"):
-        load_settings({"PARLEY_CONFIG": str(config_path), "PARLEY_PROVIDER": "anthropic"})
+    with pytest.raises(ConfigError, match=r"^environment: unknown provider 'claude'"):
+        load_settings({"PARLEY_CONFIG": str(config_path), "PARLEY_PROVIDER": "claude"})
 
 
 @pytest.mark.parametrize(
@@ -215,14 +215,16 @@ async def test_a_misspelt_session_setting_is_refused_with_the_closest_one(tmp_pa
 def test_unknown_provider_in_the_file_is_refused_with_the_choices(config_path: Path) -> None:
     config_path.write_text('provider = "llama"\n')
     with pytest.raises(
-        ConfigError, match=r"unknown provider 'llama'; choose one of openai, offline"
+        ConfigError,
+        match=r"unknown provider 'llama'; choose one of openai, openai-responses, anthropic, "
+        r"gemini, ollama, offline",
     ):
         load_settings({"PARLEY_CONFIG": str(config_path)})
 
 
 def test_unknown_provider_in_session_overrides_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"^_meta\.parley: unknown provider 'gemini'"):
-        with_session_overrides(Settings(), {"provider": "gemini"})
+    with pytest.raises(ConfigError, match=r"^_meta\.parley: unknown provider 'bard'"):
+        with_session_overrides(Settings(), {"provider": "bard"})
 
 
 def test_api_key_in_the_file_is_refused_without_echoing_it(config_path: Path) -> None:

@@ -145,7 +145,9 @@ async def test_provider_failures_end_the_prompt_with_a_clear_error(
     async with ReplayServer() as provider:
         provider.enqueue(status, content_type, body)
         provider.enqueue_fixture("openai_chat/text_usage_chunk")
-        async with raw_daemon(replay_env(tmp_path / "home", provider.url)) as daemon:
+        # One try: a 500 would be tried again (test_model_calls.py), and answered.
+        env = {**replay_env(tmp_path / "home", provider.url), "PARLEY_MODEL_ATTEMPTS": "1"}
+        async with raw_daemon(env) as daemon:
             await daemon.initialize()
             session = await daemon.request("session/new", {"cwd": str(workspace), "mcpServers": []})
             session_id = session["result"]["sessionId"]

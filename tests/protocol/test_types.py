@@ -694,6 +694,7 @@ def test_camel_case_on_the_wire() -> None:
         "reasoningTokens",
         "cost",
         "currency",
+        "priced",
     }
     assert {"contextUsed", "contextSize"} <= set(usage)
 

@@ -1,61 +1,29 @@
-"""Every recorded Chat Completions stream, replayed over loopback through the real httpx path.
-
-The expectations below were written by reading each capture, not by running
-the provider: texts too long to spell out are pinned by length, SHA-256, and
-their first and last characters.
-"""
+"""What every recorded Chat Completions stream gives (see `provider_cases`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Any
-
-import pytest
+from collections.abc import Sequence
 
 from parleyd.providers.events import (
     Done,
     ProviderEvent,
-    RefusalDelta,
     StreamError,
-    TextDelta,
-    ThinkingDelta,
-    ToolCallArgumentsDelta,
     ToolCallEnd,
     ToolCallStart,
     Usage,
 )
-from parleyd.providers.messages import ModelRequest, UserMessage
-from parleyd.providers.openai_chat import OpenAIChatProvider
-from tests.support.fixtures import case_names
-from tests.support.provider_events import joined_runs
-from tests.support.replay_server import ReplayServer
+from tests.support.provider_cases import (
+    ByKind,
+    Call,
+    Long,
+    Outcome,
+    RecordedCases,
+    assert_well_formed,
+)
+from tests.support.providers_under_test import OPENAI_CHAT
 
-
-@dataclass(frozen=True)
-class Long:
-    """A text too long to write out here."""
-
-    length: int
-    sha256: str
-    head: str
-    tail: str
-
-
-@dataclass(frozen=True)
-class Expected:
-    end: Done | StreamError
-    text: str | Long = ""
-    thinking: str | Long = ""
-    refusal: str = ""
-    tool_calls: tuple[tuple[str, str, Any], ...] = ()  # (id, name, parsed arguments)
-    usage: Usage | None = None
-
-
-EXPECTED: dict[str, Expected] = {
-    "deepseek_reasoning_content": Expected(
+EXPECTED: dict[str, Outcome] = {
+    "deepseek_reasoning_content": ByKind(
         thinking=Long(
             882,
             "d29146ea4f40dfde7b6155babd3d948397e1b174950e603ef18518f0ff85585a",
@@ -66,23 +34,23 @@ EXPECTED: dict[str, Expected] = {
         usage=Usage(input_tokens=6, output_tokens=212, reasoning_tokens=198),
         end=Done("end_turn", "stop"),
     ),
-    "deepseek_reasoning_then_tool_call": Expected(
+    "deepseek_reasoning_then_tool_call": ByKind(
         thinking="The user is asking for the weather in San Francisco. I need to use the weather"
         " tool to get this information. Let me invoke the weather tool with the location"
         ' parameter set to "San Francisco".',
         tool_calls=(
-            ("call_00_ioIn7yN9p1ZOMNpDLwd4MgAF", "weather", {"location": "San Francisco"}),
+            Call("call_00_ioIn7yN9p1ZOMNpDLwd4MgAF", "weather", {"location": "San Francisco"}),
         ),
         usage=Usage(
             input_tokens=339, output_tokens=83, cached_input_tokens=320, reasoning_tokens=39
         ),
         end=Done("tool_use", "tool_calls"),
     ),
-    "finish_reason_length": Expected(
+    "finish_reason_length": ByKind(
         usage=Usage(input_tokens=13, output_tokens=50, reasoning_tokens=50),
         end=Done("max_tokens", "length"),
     ),
-    "groq_error_event_mid_stream": Expected(
+    "groq_error_event_mid_stream": ByKind(
         thinking=Long(
             412,
             "42abcfd444c13a252daf3a905d1959fe1881cf8631c56e434cf9dd844576524f",
@@ -98,11 +66,11 @@ EXPECTED: dict[str, Expected] = {
             code="tool_use_failed",
         ),
     ),
-    "groq_reasoning_tool_call": Expected(
+    "groq_reasoning_tool_call": ByKind(
         thinking='We need to call the function with correct parameter "name". Provide a name,'
         ' e.g., "example".',
         tool_calls=(
-            (
+            Call(
                 "fc_bfb39741-3748-4def-9886-a93fc9c64a90",
                 "get_something_by_name",
                 {"name": "example"},
@@ -111,7 +79,7 @@ EXPECTED: dict[str, Expected] = {
         usage=Usage(input_tokens=304, output_tokens=49, reasoning_tokens=23),
         end=Done("tool_use", "tool_calls"),
     ),
-    "groq_think_tags": Expected(
+    "groq_think_tags": ByKind(
         thinking=Long(
             1977,
             "622f9f6c86d2b844301cf4d5e73cb1be262ac4300cb75d0ff7917ff2ec0125fc",
@@ -127,60 +95,62 @@ EXPECTED: dict[str, Expected] = {
         usage=Usage(input_tokens=21, output_tokens=988),  # only in x_groq
         end=Done("end_turn", "stop"),
     ),
-    "mistral_tool_call_no_index": Expected(
-        tool_calls=(("gSIMJiOkT", "weather", {"location": "San Francisco"}),),
+    "mistral_tool_call_no_index": ByKind(
+        tool_calls=(Call("gSIMJiOkT", "weather", {"location": "San Francisco"}),),
         usage=Usage(input_tokens=124, output_tokens=22),
         end=Done("tool_use", "tool_calls"),
     ),
-    "openrouter_error_in_stream": Expected(
+    "openrouter_error_in_stream": ByKind(
         thinking="We need to respond to a greeting. The user",
         usage=Usage(input_tokens=43, output_tokens=10, reasoning_tokens=11),
         end=StreamError(kind="bad_request", message="Token limit reached", status=400),
     ),
-    "openrouter_reasoning": Expected(
+    "openrouter_reasoning": ByKind(
         thinking="This is a simple arithmetic question. 2+2 equals 4.",
         text="2 + 2 = 4",
         usage=Usage(input_tokens=43, output_tokens=36, reasoning_tokens=13),
         end=Done("end_turn", "stop"),
     ),
-    "parallel_tool_calls": Expected(
+    "parallel_tool_calls": ByKind(
         tool_calls=(
-            ("call_M26z19sncd7b4LBgzKRRbaUE", "secret_retrieval_tool", {"password": "mellon"}),
-            ("call_KPXe5NX7IcKkaBUhc6dto2QV", "secret_retrieval_tool", {"password": "radiance"}),
+            Call("call_M26z19sncd7b4LBgzKRRbaUE", "secret_retrieval_tool", {"password": "mellon"}),
+            Call(
+                "call_KPXe5NX7IcKkaBUhc6dto2QV", "secret_retrieval_tool", {"password": "radiance"}
+            ),
         ),
         usage=Usage(input_tokens=75, output_tokens=53),
         end=Done("tool_use", "tool_calls"),
     ),
-    "parallel_tool_calls_two_functions": Expected(
+    "parallel_tool_calls_two_functions": ByKind(
         tool_calls=(
-            ("call_q2UyBRP7eXNTzAoR8lEhjc9Z", "get_country", {}),
-            ("call_b51ijcpFkDiTQG1bQzsrmtW5", "get_product_name", {}),
+            Call("call_q2UyBRP7eXNTzAoR8lEhjc9Z", "get_country", {}),
+            Call("call_b51ijcpFkDiTQG1bQzsrmtW5", "get_product_name", {}),
         ),
         usage=Usage(input_tokens=364, output_tokens=40),
         end=Done("tool_use", "tool_calls"),
     ),
-    "perplexity_crlf": Expected(
+    "perplexity_crlf": ByKind(
         text="The largest country in the world by total area is Russia, with a total area of"
         " approximately 17,098,242 square kilometers (6,601,665 square miles) [2][4].",
         usage=Usage(input_tokens=12, output_tokens=43),  # the last of the per-chunk totals
         end=Done("end_turn", "stop"),
     ),
-    "refusal": Expected(
+    "refusal": ByKind(
         refusal="I'm very sorry, but I can't assist with that request.",
         usage=Usage(input_tokens=64, output_tokens=13),
         end=Done("refusal", "stop"),
     ),
-    "refusal_async_run": Expected(
+    "refusal_async_run": ByKind(
         refusal="I'm sorry, I can\u2019t assist with that request.",
         usage=Usage(input_tokens=64, output_tokens=12),
         end=Done("refusal", "stop"),
     ),
-    "text_usage_chunk": Expected(
+    "text_usage_chunk": ByKind(
         text="4200 + 42 equals 4242.",
         usage=Usage(input_tokens=16, output_tokens=10),
         end=Done("end_turn", "stop"),
     ),
-    "together_think_tags": Expected(
+    "together_think_tags": ByKind(
         thinking=Long(
             1430,
             "c5cc0387998c480604041d3f9f37646f55db762de58a3e866edf1ad22e040423",
@@ -196,17 +166,17 @@ EXPECTED: dict[str, Expected] = {
         usage=Usage(input_tokens=10, output_tokens=955),
         end=Done("end_turn", "stop"),
     ),
-    "tool_call": Expected(
-        tool_calls=(("call_ZR5UUuTt3pf61kjwAJIYdVMj", "get_capital", {"country": "UK"}),),
+    "tool_call": ByKind(
+        tool_calls=(Call("call_ZR5UUuTt3pf61kjwAJIYdVMj", "get_capital", {"country": "UK"}),),
         usage=Usage(input_tokens=53, output_tokens=15),
         end=Done("tool_use", "tool_calls"),
     ),
-    "tool_call_index_starts_at_one": Expected(
+    "tool_call_index_starts_at_one": ByKind(
         text="Reading it.",
-        tool_calls=(("toolu_sanitized", "read_file", {"path": "a.txt"}),),
+        tool_calls=(Call("toolu_sanitized", "read_file", {"path": "a.txt"}),),
         end=Done("tool_use", "tool_calls"),
     ),
-    "zai_glm_reasoning_content": Expected(
+    "zai_glm_reasoning_content": ByKind(
         thinking=Long(
             2173,
             "960317a214d06504c4bf8035707c11efe171d2d0137223fecc06993b7816892d",
@@ -219,107 +189,23 @@ EXPECTED: dict[str, Expected] = {
     ),
 }
 
-CASES = sorted(EXPECTED)
-REQUEST = ModelRequest(model="test-model", system="", messages=(UserMessage("hi"),))
 
+class TestRecordedCases(RecordedCases):
+    provider = OPENAI_CHAT
+    expected = EXPECTED
 
-@pytest.fixture
-async def server() -> AsyncIterator[ReplayServer]:
-    async with ReplayServer() as replay:
-        yield replay
-
-
-async def replay(server: ReplayServer, case: str, chunk_size: int | None) -> list[ProviderEvent]:
-    server.enqueue_fixture(f"openai_chat/{case}", chunk_size=chunk_size)
-    provider = OpenAIChatProvider(f"{server.url}/v1", api_key="sk-test", idle_timeout=10)
-    try:
-        return [event async for event in provider.stream(REQUEST)]
-    finally:
-        await provider.aclose()
-
-
-def test_every_recorded_case_has_expectations() -> None:
-    assert case_names("openai_chat") == CASES
-
-
-@pytest.mark.parametrize("case", CASES)
-async def test_replayed_case_gives_the_recorded_outcome(server: ReplayServer, case: str) -> None:
-    events = await replay(server, case, chunk_size=None)
-    expected = EXPECTED[case]
-    assert_well_formed(events)
-    assert_text(joined(events, TextDelta), expected.text)
-    assert_text(joined(events, ThinkingDelta), expected.thinking)
-    assert joined(events, RefusalDelta) == expected.refusal
-    ends = [event for event in events if isinstance(event, ToolCallEnd)]
-    assert [(end.call_id, end.name, json.loads(end.arguments)) for end in ends] == list(
-        expected.tool_calls
-    )
-    assert [event for event in events if isinstance(event, Usage)] == (
-        [expected.usage] if expected.usage else []
-    )
-    assert events[-1] == expected.end
-
-
-@pytest.mark.parametrize("case", CASES)
-async def test_byte_boundaries_do_not_change_the_events(server: ReplayServer, case: str) -> None:
-    # Where the bytes break decides which deltas arrive together and are joined,
-    # nothing else: joined whole, every replay is the same stream.
-    whole = joined_runs(await replay(server, case, chunk_size=None))
-    for chunk_size in (1, 5, 64, 1000):
-        pieces = await replay(server, case, chunk_size)
-        assert joined_runs(pieces) == whole, f"chunk_size={chunk_size}"
-
-
-async def test_replay_records_the_request(server: ReplayServer) -> None:
-    await replay(server, "text_usage_chunk", chunk_size=None)
-    (request,) = server.requests
-    assert (request.method, request.path) == ("POST", "/v1/chat/completions")
-    assert request.json["stream"] is True
-    assert server.pending == 0
-
-
-def joined(
-    events: Sequence[ProviderEvent], kind: type[TextDelta | ThinkingDelta | RefusalDelta]
-) -> str:
-    return "".join(event.text for event in events if isinstance(event, kind))
-
-
-def assert_text(actual: str, expected: str | Long) -> None:
-    if isinstance(expected, str):
-        assert actual == expected
-        return
-    assert (len(actual), actual[:40], actual[-40:]) == (
-        expected.length,
-        expected.head,
-        expected.tail,
-    )
-    assert hashlib.sha256(actual.encode()).hexdigest() == expected.sha256
-
-
-def assert_well_formed(events: Sequence[ProviderEvent]) -> None:
-    """One terminal event, last; each call started, streamed and ended in order;
-    the ends, then usage, after every delta."""
-    terminal = [event for event in events if isinstance(event, Done | StreamError)]
-    assert terminal == [events[-1]]
-    starts = [event for event in events if isinstance(event, ToolCallStart)]
-    ends = [event for event in events if isinstance(event, ToolCallEnd)]
-    assert [start.index for start in starts] == list(range(len(starts)))
-    if isinstance(events[-1], Done):
-        assert [(e.index, e.call_id, e.name) for e in ends] == [
-            (s.index, s.call_id, s.name) for s in starts
-        ]
-    for end in ends:
-        streamed = [
-            event.delta
-            for event in events
-            if isinstance(event, ToolCallArgumentsDelta) and event.call_id == end.call_id
-        ]
-        assert "".join(streamed) == end.arguments
-        assert all(streamed), "empty argument deltas are noise"
-    tail_kinds = (ToolCallEnd, Usage, Done, StreamError)
-    first_tail = next(i for i, event in enumerate(events) if isinstance(event, tail_kinds))
-    tail = events[first_tail:]
-    assert all(isinstance(event, tail_kinds) for event in tail)
-    assert tail == sorted(
-        tail, key=lambda event: [isinstance(event, k) for k in tail_kinds].index(True)
-    )
+    def assert_well_formed(self, events: Sequence[ProviderEvent]) -> None:
+        """Besides: the calls end together, in the order they started, after
+        every delta, and the usage after them."""
+        assert_well_formed(events)
+        starts = [event for event in events if isinstance(event, ToolCallStart)]
+        ends = [event for event in events if isinstance(event, ToolCallEnd)]
+        if isinstance(events[-1], Done):
+            assert [(e.index, e.call_id) for e in ends] == [(s.index, s.call_id) for s in starts]
+        tail_kinds = (ToolCallEnd, Usage, Done, StreamError)
+        first_tail = next(i for i, event in enumerate(events) if isinstance(event, tail_kinds))
+        tail = events[first_tail:]
+        assert all(isinstance(event, tail_kinds) for event in tail)
+        assert tail == sorted(
+            tail, key=lambda event: [isinstance(event, k) for k in tail_kinds].index(True)
+        )

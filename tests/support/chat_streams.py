@@ -1,9 +1,9 @@
-"""Model responses that call the tools a test needs, streamed as OpenAI's Chat
-Completions API streams parallel calls (the recorded
-`tests/fixtures/providers/openai_chat/parallel_tool_calls.sse`): each call's id
-and name first, then its arguments in fragments, then the finish reason, the
-usage and `[DONE]`. Served by `ReplayServer`, they reach the daemon's real
-provider like any recording."""
+"""Model responses that say what a test needs or call the tools it needs,
+streamed as OpenAI's Chat Completions API streams them (calls as in the
+recorded `tests/fixtures/providers/openai_chat/parallel_tool_calls.sse`: each
+call's id and name first, then its arguments in fragments, then the finish
+reason, the usage and `[DONE]`). Served by `ReplayServer`, they reach the
+daemon's real provider like any recording."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from typing import Any
 
 from parleyd.offline.script import PlannedToolCall
 from tests.support.replay_server import ReplayServer
+
+
+def text_stream(*pieces: str) -> bytes:
+    """One response that says `pieces`, one delta each, and stops."""
+    return _stream([{"content": piece} for piece in pieces], "stop")
 
 
 def tool_calls_stream(*calls: PlannedToolCall) -> bytes:
@@ -25,13 +30,20 @@ def tool_calls_stream(*calls: PlannedToolCall) -> bytes:
             {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
             for piece in call.argument_pieces()
         ]
+    usage = {"prompt_tokens": 75, "completion_tokens": 53, "total_tokens": 128}
+    return _stream(deltas, "tool_calls", usage)
+
+
+def _stream(
+    deltas: list[dict[str, Any]], finish_reason: str, usage: dict[str, int] | None = None
+) -> bytes:
     chunks: list[dict[str, Any]] = [
         {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas
     ]
-    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
-    usage = {"prompt_tokens": 75, "completion_tokens": 53, "total_tokens": 128}
-    chunks.append({"choices": [], "usage": usage})
-    head = {"id": "chatcmpl-parallel", "object": "chat.completion.chunk", "model": "gpt-4o-mini"}
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
+    if usage:
+        chunks.append({"choices": [], "usage": usage})
+    head = {"id": "chatcmpl-written", "object": "chat.completion.chunk", "model": "gpt-4o-mini"}
     events = b"".join(b"data: %b\n\n" % json.dumps({**head, **chunk}).encode() for chunk in chunks)
     return events + b"data: [DONE]\n\n"
 

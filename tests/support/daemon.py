@@ -12,14 +12,14 @@ from pathlib import Path
 PARLEYD = (sys.executable, "-m", "parleyd.main")
 
 
+# Parley's own settings and every provider's: a test must not reach a real one.
+_INHERITED_NOT = ("PARLEY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_API_KEY", "OLLAMA_")
+
+
 def daemon_env(home: Path, **settings: str) -> dict[str, str]:
     """An environment for parleyd: data in `home`, no config file, no inherited
-    provider settings or keys; `settings` adds PARLEY_* / OPENAI_* variables."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PARLEY_", "OPENAI_"))
-    }
+    provider settings or keys; `settings` adds PARLEY_* and provider variables."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_INHERITED_NOT)}
     env["PARLEY_HOME"] = str(home)
     env["PARLEY_CONFIG"] = str(home / "no-config.toml")
     env.update(settings)

@@ -34,6 +34,13 @@ class FixtureCase:
         recorded: str | None = self.meta["http"]["content_type"]
         return recorded or "text/event-stream"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers a case depends on (a written 429's `retry-after`);
+        the recordings kept none."""
+        headers: dict[str, str] = self.meta["http"].get("headers") or {}
+        return headers
+
 
 def case_names(provider: str) -> list[str]:
     """Every case of one provider, sorted: `["deepseek_reasoning_content", ...]`."""

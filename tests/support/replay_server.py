@@ -86,13 +86,14 @@ class ReplayServer(LoopbackService):
     def enqueue_fixture(
         self, case: str, *, chunk_size: int | None = None, delay: float = 0.0, wait: float = 0.0
     ) -> FixtureCase:
-        """Queue a recorded response ("openai_chat/tool_call") with its recorded status
-        and content type; returns the loaded case for its meta and request."""
+        """Queue a recorded response ("openai_chat/tool_call") with its recorded status,
+        content type and headers; returns the loaded case for its meta and request."""
         fixture = load_case(case)
         self.enqueue(
             fixture.status,
             fixture.content_type,
             fixture.body,
+            headers=fixture.headers,
             chunk_size=chunk_size,
             delay=delay,
             wait=wait,

@@ -44,22 +44,30 @@ class ToolCallArgumentsDelta(msgspec.Struct, tag="tool_call_args", frozen=True):
 
 
 class ToolCallEnd(msgspec.Struct, tag="tool_call_end", frozen=True):
-    """The call is complete; `arguments` is the whole JSON text."""
+    """The call is complete; `arguments` is the whole JSON text. `signature` is
+    the provider's signature of the reasoning behind the call, where it signs
+    the call itself (Gemini's `thoughtSignature` on a `functionCall` part)."""
 
     index: int
     call_id: str
     name: str
     arguments: str
+    signature: str | None = None
 
 
 class Usage(msgspec.Struct, tag="usage", frozen=True):
-    """Token counts for one model response. `input_tokens` includes cached ones."""
+    """Token counts for one model response. `input_tokens` includes the cache
+    reads (`cached_input_tokens`) and writes; `output_tokens` includes
+    `reasoning_tokens`, billed as output; `cache_write_tokens` includes
+    `cache_write_1h_tokens`, the writes kept for an hour rather than five
+    minutes (Anthropic prices the two apart)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -100,6 +108,25 @@ class StreamError(msgspec.Struct, tag="error", frozen=True):
     code: str | None = None
 
 
+class Retrying(msgspec.Struct, tag="retry", frozen=True):
+    """The call failed before any output (`error`) and goes again in `delay`
+    seconds, as try `attempt` of `attempts`."""
+
+    attempt: int
+    attempts: int
+    delay: float
+    error: StreamError
+
+
+class FallingBack(msgspec.Struct, tag="fallback", frozen=True):
+    """The provider could not take the call (`error`): `provider`, with
+    `model`, takes it instead."""
+
+    provider: str
+    model: str
+    error: StreamError
+
+
 ProviderEvent = (
     TextDelta
     | ThinkingDelta
@@ -110,6 +137,8 @@ ProviderEvent = (
     | Usage
     | Done
     | StreamError
+    | Retrying
+    | FallingBack
 )
 
 

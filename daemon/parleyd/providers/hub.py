@@ -1,24 +1,24 @@
 """Builds each session's provider from its settings, and owns what providers
 share: one HTTP connection pool, and the built-in offline model server.
 
-Both are set up, and httpx imported, when a session first streams: loading a
-stored session, or creating one, needs neither."""
+Both are set up, and httpx and the provider's module imported, when a session
+first streams: loading a stored session, or creating one, needs neither."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
 from typing import TYPE_CHECKING
 
-from parleyd.config import OPENAI_DEFAULT_BASE_URL, Settings
+from parleyd.config import ConfigError, Settings
 from parleyd.providers.base import Provider
-from parleyd.providers.events import ProviderEvent
-from parleyd.providers.messages import ModelRequest
+from parleyd.providers.call_layer import Link, ProviderChain, RetryPolicy
 
 if TYPE_CHECKING:
     import httpx
 
     from parleyd.offline.model_server import ScriptedModelServer
+    from parleyd.providers.http_call import Connection
 
 
 class ProviderHub:
@@ -28,25 +28,77 @@ class ProviderHub:
         self._offline_lock = asyncio.Lock()
 
     def provider_for(self, settings: Settings) -> Provider:
-        """The provider a session with these settings streams from; a
-        ConfigError now if they cannot work (a missing API key)."""
-        settings.require_credentials()
-        return _ConnectedOnFirstStream(self, settings)
+        """The provider a session with these settings streams from: its own,
+        then its fallbacks (see `call_layer`). A ConfigError now if none of
+        them can work, naming what the session's own provider needs."""
+        chain = [settings, *settings.fallbacks()]
+        if not any(_configured(link) for link in chain):
+            settings.require_credentials()
+        links = [
+            Link(link.provider, link.model_name, functools.partial(self._connect, link))
+            for link in chain
+        ]
+        return ProviderChain(links, RetryPolicy(attempts=settings.model_attempts), ConfigError)
 
-    async def connect(self, settings: Settings) -> Provider:
+    async def _connect(self, settings: Settings) -> Provider:
         """The provider itself, with the shared pool (and the offline server) it uses."""
-        from parleyd.providers.openai_chat import OpenAIChatProvider
+        settings.require_credentials()
         from parleyd.providers.transport import model_client
 
         if self._client is None:
             self._client = model_client()
-        if settings.provider == "offline":
-            base_url = (await self._offline_server()).base_url
-        else:
-            base_url = settings.base_url or OPENAI_DEFAULT_BASE_URL
-        return OpenAIChatProvider(
-            base_url, settings.api_key, client=self._client, idle_timeout=settings.idle_timeout
-        )
+        connection: Connection = {"client": self._client, "idle_timeout": settings.idle_timeout}
+        match settings.provider:
+            case "openai" | "offline":
+                from parleyd.providers.openai_chat import OpenAIChatProvider
+
+                base_url = settings.endpoint
+                if settings.provider == "offline":
+                    base_url = (await self._offline_server()).base_url
+                return OpenAIChatProvider(base_url, settings.api_key, **connection)
+            case "openai-responses":
+                from parleyd.providers.openai_responses import (
+                    OpenAIResponsesProvider,
+                    reasoning_for,
+                )
+
+                return OpenAIResponsesProvider(
+                    settings.endpoint,
+                    settings.api_key,
+                    reasoning=reasoning_for(settings.model_name),
+                    **connection,
+                )
+            case "ollama":
+                from parleyd.providers.ollama import OllamaProvider, host_url
+
+                return OllamaProvider(
+                    host_url(settings.endpoint),
+                    settings.api_key,
+                    num_ctx=settings.context_size,
+                    **connection,
+                )
+            case "anthropic":
+                from parleyd.providers.anthropic import AnthropicProvider
+
+                try:
+                    return AnthropicProvider(
+                        settings.endpoint,
+                        settings.api_key,
+                        cache_ttl=settings.prompt_cache_ttl,
+                        thinking_budget=settings.thinking_budget,
+                        **connection,
+                    )
+                except ValueError as exc:  # a thinking budget it does not take
+                    raise ConfigError(str(exc)) from None
+            case "gemini":
+                from parleyd.providers.gemini import GeminiProvider
+
+                return GeminiProvider(
+                    settings.endpoint,
+                    settings.api_key,
+                    thinking_budget=settings.thinking_budget,
+                    **connection,
+                )
 
     async def _offline_server(self) -> ScriptedModelServer:
         from parleyd.offline.model_server import ScriptedModelServer
@@ -65,27 +117,9 @@ class ProviderHub:
             await self._offline.close()
 
 
-class _ConnectedOnFirstStream:
-    """A session's provider, connected through its hub when it first streams."""
-
-    def __init__(self, hub: ProviderHub, settings: Settings) -> None:
-        self.name: str = settings.provider
-        self._hub = hub
-        self._settings = settings
-        self._provider: Provider | None = None
-
-    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
-        if self._provider is None:
-            return self._connecting_stream(request)
-        # Connected: the provider's own stream, with no generator in between.
-        return self._provider.stream(request)
-
-    async def _connecting_stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
-        if self._provider is None:
-            self._provider = await self._hub.connect(self._settings)
-        async for event in self._provider.stream(request):
-            yield event
-
-    async def aclose(self) -> None:
-        if self._provider is not None:
-            await self._provider.aclose()
+def _configured(settings: Settings) -> bool:
+    try:
+        settings.require_credentials()
+    except ConfigError:
+        return False
+    return True

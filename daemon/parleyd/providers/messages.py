@@ -6,15 +6,29 @@ provider can be continued against another.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 
-class ToolCall(msgspec.Struct, tag="tool_call", frozen=True):
-    """A tool call the model made: `arguments` is the JSON text exactly as streamed."""
+class ToolCall(msgspec.Struct, tag="tool_call", frozen=True, omit_defaults=True):
+    """A tool call the model made: `arguments` is the JSON text exactly as streamed;
+    `signature` is what the provider signed the call with (Gemini), sent back on it."""
 
     id: str
     name: str
     arguments: str
+    signature: str | None = None
+
+    def arguments_object(self) -> dict[str, Any] | None:
+        """The arguments as the JSON object they should be, or None where they
+        are not one (a call cut off mid-arguments, a model that streamed broken
+        JSON); `repair.py` sends those as `{}`."""
+        try:
+            value = msgspec.json.decode(self.arguments)
+        except msgspec.DecodeError:
+            return None
+        return value if isinstance(value, dict) else None
 
 
 class TextPart(msgspec.Struct, tag="text", frozen=True):
@@ -30,6 +44,9 @@ class ThinkingPart(msgspec.Struct, tag="thinking", frozen=True, omit_defaults=Tr
     text: str = ""
     signature: str | None = None
     redacted: str | None = None
+    # The provider whose signature or payload this is: no other can read it
+    # (see repair.for_provider). None in sessions recorded before it was kept.
+    origin: str | None = None
 
 
 class RefusalPart(msgspec.Struct, tag="refusal", frozen=True):

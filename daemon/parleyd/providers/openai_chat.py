@@ -11,29 +11,37 @@ an HTTP 200 stream.
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
-import httpx
 import msgspec
 
+from parleyd.providers.assembly import (
+    PendingCall,
+    ToolCalls,
+    assembled,
+    ended_early,
+    stop_reason,
+    unreadable,
+)
 from parleyd.providers.events import (
     Done,
-    ErrorKind,
     JoinedEvents,
     ProviderEvent,
     RefusalDelta,
     StopReason,
-    StreamError,
-    TextDelta,
     ThinkingDelta,
-    ToolCallEnd,
-    ToolCallStart,
     Usage,
+)
+from parleyd.providers.http_call import (
+    Connection,
+    Endpoint,
+    HttpProvider,
+    WireError,
+    decoded,
+    key_header,
+    stream_error,
 )
 from parleyd.providers.messages import (
     AssistantMessage,
@@ -44,19 +52,10 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.providers.sse import SseEvent, parse_sse, read_sse
-from parleyd.providers.think_tags import ThinkTagSplitter
-from parleyd.providers.transport import model_client
+from parleyd.providers.think_tags import ThinkTagStream
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
-_BODY_EXCERPT = 500
-_DATA_EXCERPT = 120
-_UNREACHABLE = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.InvalidURL,
-)
 
 
 # --- the wire format, as much of it as Parley reads --------------------------
@@ -112,7 +111,9 @@ class _XGroq(msgspec.Struct):
     usage: _WireUsage | None = None
 
 
-class _WireError(msgspec.Struct):
+class OpenAIError(msgspec.Struct):
+    """An error object, in a body or a chunk, and in the Responses API too."""
+
     message: str | None = None
     code: str | int | None = None
     type: str | None = None
@@ -123,11 +124,11 @@ class _Chunk(msgspec.Struct):
     choices: list[_Choice] = []
     usage: _WireUsage | None = None
     x_groq: _XGroq | None = None
-    error: _WireError | str | None = None
+    error: OpenAIError | str | None = None
 
 
 class _ErrorEnvelope(msgspec.Struct):
-    error: _WireError | str | None = None
+    error: OpenAIError | str | None = None
     message: str | None = None
 
 
@@ -138,7 +139,7 @@ _error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
 # --- the provider -------------------------------------------------------------
 
 
-class OpenAIChatProvider:
+class OpenAIChatProvider(HttpProvider):
     name = "openai"
 
     def __init__(
@@ -146,87 +147,30 @@ class OpenAIChatProvider:
         base_url: str,
         api_key: str | None,
         *,
-        client: httpx.AsyncClient | None = None,
-        idle_timeout: float = 60.0,
-        connect_timeout: float = 10.0,
         extra_headers: Mapping[str, str] | None = None,
+        **connection: Unpack[Connection],
     ) -> None:
-        self._url = f"{base_url.rstrip('/')}/chat/completions"
-        self._headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-            **(extra_headers or {}),
-        }
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._idle_timeout = idle_timeout
-        # httpx's read timeout bounds each socket read, so it is exactly an idle timeout.
-        self._timeout = httpx.Timeout(
-            connect=connect_timeout, read=idle_timeout, write=idle_timeout, pool=connect_timeout
-        )
-        self._owns_client = client is None
-        self._client = client or model_client()
+        endpoint = openai_endpoint(base_url, "/chat/completions", api_key, extra_headers)
+        super().__init__(endpoint, read_error=read_error, parse=_parse_body, **connection)
 
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+        return self._call(request_body(request), request.model)
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
-        body = msgspec.json.encode(request_body(request))
-        try:
-            async with self._client.stream(
-                "POST", self._url, content=body, headers=self._headers, timeout=self._timeout
-            ) as response:
-                failure = await self._check_response(response, request.model)
-                if failure is not None:
-                    yield failure
-                    return
-                async for event in parse_chat_stream(read_sse(response.aiter_bytes())):
-                    yield event
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            yield self._transport_error(exc)
 
-    async def _check_response(self, response: httpx.Response, model: str) -> StreamError | None:
-        """Why this response is not a stream to parse, or None when it is one."""
-        if not response.is_success:
-            return http_error(
-                response.status_code,
-                response.headers,
-                await response.aread(),
-                url=self._url,
-                model=model,
-            )
-        content_type = response.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() == "text/event-stream":
-            return None
-        excerpt = _excerpt(await response.aread())
-        return StreamError(
-            kind="protocol",
-            message=f"{self._url} answered {content_type or 'without a content type'}, "
-            f"not an event stream: {excerpt}",
-            status=response.status_code,
-        )
+def openai_endpoint(
+    base_url: str, path: str, api_key: str | None, extra_headers: Mapping[str, str] | None
+) -> Endpoint:
+    """An OpenAI API's `path`, and the look-alikes' (see the module's doc)."""
+    return Endpoint(
+        url=f"{base_url.rstrip('/')}{path}",
+        key_variable=API_KEY_ENV,
+        url_variable=BASE_URL_ENV,
+        headers={**(extra_headers or {}), **key_header("Authorization", api_key, prefix="Bearer ")},
+    )
 
-    def _transport_error(self, exc: httpx.HTTPError | httpx.InvalidURL) -> StreamError:
-        if isinstance(exc, httpx.ReadTimeout):
-            return StreamError(
-                kind="timeout",
-                message=f"{self._url} sent nothing for {self._idle_timeout:g} s",
-                retryable=True,
-            )
-        if isinstance(exc, _UNREACHABLE):
-            # Refused, unresolvable, failed TLS or not a URL: nearly always the configuration.
-            return StreamError(
-                kind="network",
-                message=f"cannot connect to {self._url} ({exc or type(exc).__name__}); "
-                f"check {BASE_URL_ENV}",
-                retryable=isinstance(exc, httpx.ConnectTimeout),
-            )
-        return StreamError(
-            kind="network",
-            message=f"connection to {self._url} failed: {exc or type(exc).__name__}",
-            retryable=True,
-        )
+
+def _parse_body(chunks: AsyncIterator[bytes]) -> AsyncIterator[ProviderEvent]:
+    return parse_chat_stream(read_sse(chunks))
 
 
 # --- the request --------------------------------------------------------------
@@ -235,39 +179,50 @@ class OpenAIChatProvider:
 def request_body(request: ModelRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": _messages(request.system, request.messages),
+        "messages": _messages(request),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
     if request.tools:
         # An empty list is rejected by OpenAI ("[] is too short"), so absent it is.
-        body["tools"] = [_tool(spec) for spec in request.tools]
+        body["tools"] = [function_tool(spec) for spec in request.tools]
     if request.max_output_tokens is not None:
         body["max_completion_tokens"] = request.max_output_tokens
     return body
 
 
-def _messages(system: str, messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    wire = [{"role": "system", "content": system}] if system else []
-    return wire + [_message(message) for message in messages]
+# Thinking models that refuse the next request unless the reasoning that led
+# to a tool call comes back with it, as `reasoning_content`: DeepSeek's own API
+# in thinking mode, Kimi K2's thinking models. Everyone else is sent no
+# reasoning: OpenAI has no field for it, and servers that check their input
+# (the older DeepSeek R1 among them) refuse the unknown one.
+_RETURNS_REASONING = re.compile(
+    r"^(deepseek-(chat|reasoner|flash|v\d)|kimi-k2([.-]\d+)?-thinking|kimi-k2\.5)", re.I
+)
 
 
-def _message(message: Message) -> dict[str, Any]:
+def _messages(request: ModelRequest) -> list[dict[str, Any]]:
+    wire = [{"role": "system", "content": request.system}] if request.system else []
+    reasoning = _RETURNS_REASONING.match(request.model) is not None
+    return wire + [_message(message, reasoning) for message in request.messages]
+
+
+def _message(message: Message, reasoning: bool) -> dict[str, Any]:
     match message:
         case UserMessage(text=text):
             return {"role": "user", "content": text}
         case ToolResultMessage(call_id=call_id, content=content):
             return {"role": "tool", "tool_call_id": call_id, "content": content}
         case AssistantMessage():
-            return _assistant(message)
+            return _assistant(message, reasoning)
 
 
-def _assistant(message: AssistantMessage) -> dict[str, Any]:
-    # Reasoning is not sent back: DeepSeek rejects `reasoning_content` in input
-    # messages and OpenAI has no field for it. A refusal stands in for the text
-    # so the model still sees what it answered.
+def _assistant(message: AssistantMessage, reasoning: bool) -> dict[str, Any]:
+    # A refusal stands in for the text so the model still sees what it answered.
     content = message.text or message.refusal or None
     wire: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning and message.tool_calls and message.thinking:
+        wire["reasoning_content"] = message.thinking
     if message.tool_calls:
         wire["tool_calls"] = [
             {
@@ -282,7 +237,8 @@ def _assistant(message: AssistantMessage) -> dict[str, Any]:
     return wire
 
 
-def _tool(spec: ToolSpec) -> dict[str, Any]:
+def function_tool(spec: ToolSpec) -> dict[str, Any]:
+    """A tool as Chat Completions declares it, and Ollama's native API too."""
     return {
         "type": "function",
         "function": {
@@ -296,56 +252,10 @@ def _tool(spec: ToolSpec) -> dict[str, Any]:
 # --- the stream ---------------------------------------------------------------
 
 
-async def parse_chat_stream(
-    batches: AsyncIterator[list[SseEvent]],
-) -> AsyncIterator[ProviderEvent]:
+def parse_chat_stream(batches: AsyncIterator[list[SseEvent]]) -> AsyncIterator[ProviderEvent]:
     """Normalised events from a Chat Completions event stream, the deltas of each
     batch joined (see JoinedEvents); ends with one Done or StreamError."""
-    assembler = _Assembler()
-    out = JoinedEvents()
-    async for batch in batches:
-        _batch_events(assembler, batch, out)
-        for event in out.take():
-            yield event
-        if assembler.ended:
-            break
-    if not assembler.failed:
-        assembler.finish(out)
-        for event in out.take():
-            yield event
-
-
-def _batch_events(assembler: _Assembler, batch: list[SseEvent], out: JoinedEvents) -> None:
-    """The events of one batch, up to the stream's end if the batch holds it."""
-    for sse in batch:
-        data = sse.data.strip()
-        if data == "[DONE]":
-            assembler.ended = True
-            break
-        if not data:
-            continue
-        try:
-            chunk = _chunk_decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            out.add(
-                StreamError(
-                    kind="protocol",
-                    message=f"unreadable stream chunk ({exc}): {data[:_DATA_EXCERPT]!r}",
-                )
-            )
-            assembler.failed = assembler.ended = True
-            break
-        assembler.chunk(chunk, out)
-        if assembler.failed:
-            break
-
-
-@dataclass
-class _PendingCall:
-    position: int
-    call_id: str
-    name: str
-    arguments: list[str] = field(default_factory=list)
+    return assembled(batches, _Assembler())
 
 
 _STOP_REASONS: dict[str, StopReason] = {
@@ -361,28 +271,38 @@ class _Assembler:
     """Turns decoded chunks into events, keeping what only the end of the stream settles."""
 
     def __init__(self) -> None:
-        self._think = ThinkTagSplitter()
-        self._calls: list[_PendingCall] = []
-        self._by_index: dict[int, _PendingCall] = {}
-        self._by_id: dict[str, _PendingCall] = {}
+        self._content = ThinkTagStream()
+        self._calls = ToolCalls()
+        self._by_index: dict[int, PendingCall] = {}
+        self._by_id: dict[str, PendingCall] = {}
         self._usage: Usage | None = None
         self._finish_reason: str | None = None
         self._refused = False
-        # `failed`: the stream carried its own error, which ends it. `ended`:
-        # nothing after this point is read (an error, or `[DONE]`).
-        self.failed = False
         self.ended = False
 
-    def chunk(self, chunk: _Chunk, out: JoinedEvents) -> None:
+    def feed(self, sse: SseEvent, out: JoinedEvents) -> None:
+        data = sse.data.strip()
+        if data == "[DONE]":
+            self.ended = True
+            self.finish(out)  # what settles the stream is its finish reason, not the marker
+            return
+        if not data:
+            return
+        try:
+            chunk = _chunk_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            out.add(unreadable("stream chunk", data, exc))
+            self.ended = True
+            return
         # Perplexity repeats usage on every chunk and OpenAI sends it last, so the
         # last one seen is the total. Groq's may only be inside x_groq.
         wire_usage = chunk.usage or (chunk.x_groq.usage if chunk.x_groq else None)
         if wire_usage is not None:
             self._usage = _usage(wire_usage)
         if chunk.error is not None:
-            self.failed = self.ended = True
+            self.ended = True
             self._add_usage(out)
-            out.add(stream_error(chunk.error))
+            out.add(stream_error(openai_wire_error(chunk.error)))
             return
         # Only choice 0 is Parley's: it never asks for n > 1.
         for choice in chunk.choices:
@@ -390,22 +310,16 @@ class _Assembler:
                 self._choice(choice, out)
 
     def finish(self, out: JoinedEvents) -> None:
-        for is_thinking, text in self._think.flush():
-            out.text(ThinkingDelta if is_thinking else TextDelta, text)
+        self._content.flush(out)
         if self._finish_reason is None:
-            out.add(StreamError(kind="protocol", message="stream ended before the model finished"))
+            out.add(ended_early())
             return
-        for call in self._calls:
-            out.add(
-                ToolCallEnd(
-                    index=call.position,
-                    call_id=call.call_id,
-                    name=call.name,
-                    arguments="".join(call.arguments),
-                )
-            )
+        self._calls.end_all(out)
         self._add_usage(out)
-        out.add(Done(stop_reason=self._stop_reason(), raw_reason=self._finish_reason))
+        reason = stop_reason(
+            self._finish_reason, _STOP_REASONS, called=bool(self._calls), refused=self._refused
+        )
+        out.add(Done(stop_reason=reason, raw_reason=self._finish_reason))
 
     def _choice(self, choice: _Choice, out: JoinedEvents) -> None:
         if choice.finish_reason:
@@ -417,12 +331,8 @@ class _Assembler:
         reasoning = delta.reasoning_content or delta.reasoning
         if reasoning:
             out.text(ThinkingDelta, reasoning)
-        if content := delta.content:
-            if self._think.passing:
-                out.text(TextDelta, content)
-            else:
-                for is_thinking, text in self._think.feed(content):
-                    out.text(ThinkingDelta if is_thinking else TextDelta, text)
+        if delta.content:
+            self._content.feed(delta.content, out)
         if delta.refusal:
             self._refused = True
             out.text(RefusalDelta, delta.refusal)
@@ -433,13 +343,14 @@ class _Assembler:
         call = self._find_call(delta)
         function = delta.function or _FunctionDelta()
         if call is None:
-            call = self._new_call(delta, function.name or "")
-            out.add(ToolCallStart(index=call.position, call_id=call.call_id, name=call.name))
+            call = self._calls.start(delta.id, function.name or "", out)
+            self._by_id[call.call_id] = call
+            if delta.index is not None:
+                self._by_index[delta.index] = call
         if function.arguments:
-            call.arguments.append(function.arguments)
-            out.arguments(call.position, call.call_id, function.arguments)
+            call.add(function.arguments, out)
 
-    def _find_call(self, delta: _ToolCallDelta) -> _PendingCall | None:
+    def _find_call(self, delta: _ToolCallDelta) -> PendingCall | None:
         # OpenAI and most copies number calls (from 0, or from 1 behind some
         # proxies) and send id and name only on a call's first delta. Mistral
         # sends no index at all: its calls are told apart by id, and a delta
@@ -448,26 +359,7 @@ class _Assembler:
             return self._by_index.get(delta.index)
         if delta.id:
             return self._by_id.get(delta.id)
-        return self._calls[-1] if self._calls else None
-
-    def _new_call(self, delta: _ToolCallDelta, name: str) -> _PendingCall:
-        # Events number calls by their position in this response, whatever the
-        # server's own numbering, so every provider's calls look alike downstream.
-        position = len(self._calls)
-        call = _PendingCall(position=position, call_id=delta.id or f"call_{position}", name=name)
-        self._calls.append(call)
-        self._by_id[call.call_id] = call
-        if delta.index is not None:
-            self._by_index[delta.index] = call
-        return call
-
-    def _stop_reason(self) -> StopReason:
-        reason = _STOP_REASONS.get(self._finish_reason or "", "end_turn")
-        if reason == "end_turn" and self._refused:
-            return "refusal"
-        if reason == "end_turn" and self._calls:
-            return "tool_use"  # some servers (older vLLM, Ollama) say "stop" after tool calls
-        return reason
+        return self._calls.last
 
     def _add_usage(self, out: JoinedEvents) -> None:
         if self._usage is not None:
@@ -488,34 +380,10 @@ def _usage(wire: _WireUsage) -> Usage:
 
 # --- errors -------------------------------------------------------------------
 
-_CONTEXT_OVERFLOW = re.compile(
-    r"context[ _-]?(length|window)|maximum context|prompt is too long|too many tokens", re.I
-)
 
-
-def classify(
-    status: int | None, code: str | None, error_type: str | None, message: str
-) -> tuple[ErrorKind, bool]:
-    """(kind, retryable) for an error the server described, over HTTP or inside a stream."""
-    if _CONTEXT_OVERFLOW.search(f"{code or ''} {message}"):
-        return "context_overflow", False
-    if status in (401, 403) or code == "invalid_api_key":
-        return "auth", False
-    if code == "insufficient_quota":
-        return "rate_limit", False  # an empty account: waiting will not refill it
-    if status == 429 or "rate_limit" in f"{code or ''} {error_type or ''}":
-        return "rate_limit", True
-    if (status or 0) >= 500 or error_type == "server_error":
-        return "server", True
-    if status is not None and 400 <= status < 500:
-        return "bad_request", False
-    return "fatal", False
-
-
-def stream_error(error: _WireError | str) -> StreamError:
-    """The StreamError for an `error` object sent inside a 200 stream."""
+def openai_wire_error(error: OpenAIError | str) -> WireError:
     if isinstance(error, str):
-        error = _WireError(message=error)
+        return WireError(message=error)
     # OpenRouter puts the HTTP status in `code`; Groq uses `status_code` beside a word code.
     status = (
         error.status_code
@@ -523,77 +391,19 @@ def stream_error(error: _WireError | str) -> StreamError:
         else (error.code if isinstance(error.code, int) else None)
     )
     code = error.code if isinstance(error.code, str) else None
-    message = error.message or "the server reported an error without a message"
-    kind, retryable = classify(status, code, error.type, message)
-    return StreamError(kind=kind, message=message, retryable=retryable, status=status, code=code)
+    return WireError(message=error.message, code=code, type=error.type, status=status)
 
 
-def http_error(
-    status: int, headers: httpx.Headers, body: bytes, *, url: str, model: str
-) -> StreamError:
-    """The StreamError for a non-2xx answer, before any stream began."""
-    error = _error_in_body(body)
-    detail = error.message or _excerpt(body)
-    code = error.code if isinstance(error.code, str) else None
-    kind, retryable = classify(status, code, error.type, detail)
-    if kind == "auth":
-        message = f"{url} rejected the API key (HTTP {status}): {detail}. Check {API_KEY_ENV}."
-    elif status == 404:
-        message = (
-            f"{url} answered 404 for model {model!r}: {detail}. "
-            f"Check the model name and {BASE_URL_ENV}."
-        )
-    else:
-        message = f"{url} answered HTTP {status}: {detail}"
-    return StreamError(
-        kind=kind,
-        message=message,
-        retryable=retryable,
-        retry_after=retry_after(headers) if retryable else None,
-        status=status,
-        code=code,
-    )
-
-
-def _error_in_body(body: bytes) -> _WireError:
+def read_error(body: bytes) -> WireError:
     """What a non-2xx body says went wrong: a JSON error envelope, or one sent as
     event-stream data by servers that stream every answer, errors included."""
     candidates: list[bytes | str] = [body, *(event.data for event in parse_sse(body))]
     for candidate in candidates:
-        try:
-            envelope = _error_decoder.decode(candidate)
-        except msgspec.DecodeError:
+        envelope = decoded(_error_decoder, candidate)
+        if envelope is None:
             continue
-        if isinstance(envelope.error, _WireError):
-            return envelope.error
+        if isinstance(envelope.error, OpenAIError):
+            return openai_wire_error(envelope.error)
         if envelope.error or envelope.message:
-            return _WireError(message=envelope.error or envelope.message)
-    return _WireError()
-
-
-def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait, from `retry-after-ms` (OpenAI) or `Retry-After` (seconds or a date)."""
-    if (millis := _float(headers.get("retry-after-ms"))) is not None:
-        return max(millis / 1000, 0.0)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    if (seconds := _float(value)) is not None:
-        return max(seconds, 0.0)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _excerpt(body: bytes) -> str:
-    text = body.decode("utf-8", errors="replace").strip()
-    return text[:_BODY_EXCERPT] or "(empty body)"
+            return WireError(message=envelope.error or envelope.message)
+    return WireError()

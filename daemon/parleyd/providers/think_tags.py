@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from enum import Enum, auto
 
+from parleyd.providers.events import JoinedEvents, TextDelta, ThinkingDelta
+
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
 
@@ -82,6 +84,29 @@ class ThinkTagSplitter:
             pieces.append((True, pending[: len(pending) - keep]))
         self._held = pending[len(pending) - keep :]
         return ""
+
+
+class ThinkTagStream:
+    """A stream's content deltas added to `out` as text, and as thinking where
+    they are inside the opening `<think>` block."""
+
+    def __init__(self) -> None:
+        self._splitter = ThinkTagSplitter()
+
+    def feed(self, content: str, out: JoinedEvents) -> None:
+        if self._splitter.passing:
+            out.text(TextDelta, content)  # past any thinking: nothing to split
+        else:
+            _add(self._splitter.feed(content), out)
+
+    def flush(self, out: JoinedEvents) -> None:
+        """What was held back as a possible tag; at the end, or before what must follow it."""
+        _add(self._splitter.flush(), out)
+
+
+def _add(pieces: list[Piece], out: JoinedEvents) -> None:
+    for is_thinking, text in pieces:
+        out.text(ThinkingDelta if is_thinking else TextDelta, text)
 
 
 def _tag_prefix_suffix(text: str, tag: str) -> int:

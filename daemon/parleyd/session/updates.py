@@ -263,7 +263,9 @@ def usage_updates(
     reported = []
     for conversation in lineage:
         usage = ledger.of(conversation.id)
-        cost = usage.total.cost
+        # ACP's cost is the whole cost: none while part of it is unknown (the
+        # detail's `priced` says so, and has the part that is known).
+        cost = usage.total.cost if usage.total.priced else None
         final = turn_ended and conversation is lineage[0]
         update = UsageUpdate(
             used=usage.context_used,

@@ -7,12 +7,10 @@ same records, so a reloaded session reports the same figures.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from parley_protocol.parley import UsageDetail
 from parley_protocol.parley import UsageTotals as WireUsageTotals
-from parleyd.providers.events import Usage
 from parleyd.store.records import (
     Compacted,
     ConversationStarted,
@@ -24,64 +22,6 @@ from parleyd.store.records import (
     UserTurn,
 )
 
-# USD per million tokens: (input, cached input, output). Only models whose
-# published price is known; anything else reports no cost rather than a guess.
-_PRICES: dict[str, tuple[float, float, float]] = {
-    "gpt-4o": (2.50, 1.25, 10.00),
-    "gpt-4o-mini": (0.15, 0.075, 0.60),
-    "gpt-4.1": (2.00, 0.50, 8.00),
-    "gpt-4.1-mini": (0.40, 0.10, 1.60),
-    "gpt-4.1-nano": (0.10, 0.025, 0.40),
-    "o3": (2.00, 0.50, 8.00),
-    "o4-mini": (1.10, 0.275, 4.40),
-    "deepseek-chat": (0.27, 0.07, 1.10),
-    "deepseek-reasoner": (0.55, 0.14, 2.19),
-    # The built-in scripted model costs nothing, and says so.
-    "parley-scripted": (0.0, 0.0, 0.0),
-}
-
-_CONTEXT_SIZES: dict[str, int] = {
-    "gpt-4o": 128_000,
-    "gpt-4o-mini": 128_000,
-    "gpt-4.1": 1_047_576,
-    "gpt-4.1-mini": 1_047_576,
-    "gpt-4.1-nano": 1_047_576,
-    "o3": 200_000,
-    "o4-mini": 200_000,
-    "deepseek-chat": 128_000,
-    "deepseek-reasoner": 128_000,
-    "parley-scripted": 32_000,
-}
-
-
-def _model_key(model: str) -> str:
-    # Dated snapshots (gpt-4o-2024-08-06) and routed names (openai/gpt-4o) share
-    # a price; other names that merely start alike (o3-pro, o3-mini) do not.
-    return _DATED_SNAPSHOT.sub("", model.rsplit("/", 1)[-1])
-
-
-_DATED_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
-
-
-def price_of(model: str, usage: Usage) -> float | None:
-    prices = _PRICES.get(_model_key(model))
-    if prices is None:
-        return None
-    per_input, per_cached, per_output = prices
-    uncached = max(usage.input_tokens - usage.cached_input_tokens, 0)
-    total = (
-        uncached * per_input
-        + usage.cached_input_tokens * per_cached
-        + usage.output_tokens * per_output
-    )
-    return round(total / 1_000_000, 8)
-
-
-def context_size_of(model: str, configured: int | None, default: int) -> int:
-    if configured:
-        return configured
-    return _CONTEXT_SIZES.get(_model_key(model), default)
-
 
 @dataclass
 class UsageTotals:
@@ -91,7 +31,10 @@ class UsageTotals:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    # The cost of the responses whose model has a known price; `priced` is
+    # False once a response without one is counted.
     cost: float | None = None
+    priced: bool = True
     tool_uses: dict[str, int] = field(default_factory=dict)
     wall_ms: float = 0.0
 
@@ -102,7 +45,9 @@ class UsageTotals:
         self.cached_input_tokens += record.cached_input_tokens
         self.cache_write_tokens += record.cache_write_tokens
         self.reasoning_tokens += record.reasoning_tokens
-        if record.cost is not None:
+        if record.cost is None:
+            self.priced = False
+        else:
             self.cost = round((self.cost or 0.0) + record.cost, 8)
 
     def add_tool_use(self, name: str) -> None:
@@ -118,6 +63,7 @@ class UsageTotals:
             reasoning_tokens=self.reasoning_tokens,
             cost=self.cost,
             currency=None if self.cost is None else "USD",
+            priced=self.priced,
             tool_uses=dict(self.tool_uses),
             wall_ms=round(self.wall_ms, 3),
         )

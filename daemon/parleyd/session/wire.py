@@ -40,6 +40,7 @@ from parley_protocol.acp import (
     ToolCallProgress,
 )
 from parley_protocol.parley import SubagentInfo
+from parleyd.providers.events import FallingBack, Retrying
 from parleyd.session.conversation import Conversation
 from parleyd.store.records import BudgetReached, Compacted, CompactionStarted, TurnEnding
 
@@ -92,7 +93,16 @@ _WAITING_SAID: dict[WaitingFor, str] = {
 # client takes: notices and compaction updates to those that advertise them,
 # `_meta.parley` on an agent update (a session info update, for a status) to
 # the others.
-Outgoing = SessionUpdate | ChildState | BudgetReached | CompactionStarted | Compacted | ModelStatus
+Outgoing = (
+    SessionUpdate
+    | ChildState
+    | BudgetReached
+    | CompactionStarted
+    | Compacted
+    | ModelStatus
+    | Retrying
+    | FallingBack
+)
 
 
 class SessionWire:
@@ -132,6 +142,8 @@ class SessionWire:
             item = self._budget_update(item, conversation)
         elif isinstance(item, ModelStatus):
             item = self._status_update(item, conversation)
+        elif isinstance(item, Retrying | FallingBack):
+            item = self._call_update(item, conversation)
         return SessionNotification(session_id=self.session_id_of(conversation), update=item)
 
     def _compaction_update(
@@ -204,6 +216,28 @@ class SessionWire:
             description=_WAITING_SAID[status.waiting].format(seconds=status.seconds),
             meta=meta,
         )
+
+    def _call_update(
+        self, item: Retrying | FallingBack, conversation: Conversation
+    ) -> SessionUpdate:
+        """A model call tried again, or handed to the next provider: told as it
+        happens, recorded nowhere (the response that follows is)."""
+        error = item.error
+        reason = {"kind": error.kind, "message": error.message, "status": error.status}
+        told: dict[str, object]
+        if isinstance(item, Retrying):
+            told = {"attempt": item.attempt, "attempts": item.attempts, "delaySeconds": item.delay}
+            meta = conversation.meta_with(retry={**told, "reason": reason})
+            title = (
+                f"Model call failed; try {item.attempt} of {item.attempts} in {item.delay:.1f} s"
+            )
+        else:
+            told = {"provider": item.provider, "model": item.model}
+            meta = conversation.meta_with(fallback={**told, "reason": reason})
+            title = f"Model call handed to {item.provider} ({item.model})"
+        if not self.notices:
+            return SessionInfoUpdate(meta=meta)
+        return Notice(severity="warning", title=title, description=error.message, meta=meta)
 
     def _child_update(self, item: ChildState, parent: Conversation) -> AnySessionUpdate:
         child = item.child
