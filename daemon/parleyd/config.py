@@ -116,6 +116,9 @@ class Settings:
     # How long Anthropic's prompt cache keeps what a call writes (an hour's
     # writes cost more, and pay off over slower sessions).
     prompt_cache_ttl: PromptCacheTtl = "5m"
+    # How fast the built-in scripted model speaks: its delays between deltas
+    # are multiplied by this (0: as fast as the socket allows).
+    offline_pace: float = 1.0
     # After this long without a word from a model, and as often while it stays
     # silent, the client is told the daemon waits for it; 0 tells nothing.
     status_interval_seconds: float = 5.0
@@ -218,6 +221,7 @@ _CONVERTERS: dict[str, type] = {
     "model_attempts": int,
     "thinking_budget": int,
     "prompt_cache_ttl": str,
+    "offline_pace": float,
     "shell_env_allow": VariableNames,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
@@ -230,6 +234,7 @@ _ENV_KEYS = {
     "PARLEY_MODEL_ATTEMPTS": "model_attempts",
     "PARLEY_THINKING_BUDGET": "thinking_budget",
     "PARLEY_PROMPT_CACHE_TTL": "prompt_cache_ttl",
+    "PARLEY_OFFLINE_PACE": "offline_pace",
     "PARLEY_MAX_SUBAGENT_DEPTH": "max_subagent_depth",
     "PARLEY_COMPACT_AT": "compact_at",
     "PARLEY_RESPONSE_CHECKPOINT_SECONDS": "response_checkpoint_seconds",

@@ -54,7 +54,7 @@ class ProviderHub:
 
                 base_url = settings.endpoint
                 if settings.provider == "offline":
-                    base_url = (await self._offline_server()).base_url
+                    base_url = (await self._offline_server(settings.offline_pace)).base_url
                 return OpenAIChatProvider(base_url, settings.api_key, **connection)
             case "openai-responses":
                 from parleyd.providers.openai_responses import (
@@ -100,12 +100,14 @@ class ProviderHub:
                     **connection,
                 )
 
-    async def _offline_server(self) -> ScriptedModelServer:
+    async def _offline_server(self, pace: float) -> ScriptedModelServer:
+        """The daemon's one scripted model server, at the pace of the first
+        session that streams from it."""
         from parleyd.offline.model_server import ScriptedModelServer
 
         async with self._offline_lock:
             if self._offline is None:
-                server = ScriptedModelServer()
+                server = ScriptedModelServer(pace=pace)
                 await server.start()
                 self._offline = server
             return self._offline
