@@ -92,12 +92,16 @@ class ThinkTagStream:
 
     def __init__(self) -> None:
         self._splitter = ThinkTagSplitter()
+        # Past any thinking: what is fed is text as it is. A plain attribute:
+        # it is read once per delta.
+        self.passing = False
 
     def feed(self, content: str, out: JoinedEvents) -> None:
-        if self._splitter.passing:
-            out.text(TextDelta, content)  # past any thinking: nothing to split
+        if self.passing:
+            out.text(TextDelta, content)
         else:
             _add(self._splitter.feed(content), out)
+            self.passing = self._splitter.passing
 
     def flush(self, out: JoinedEvents) -> None:
         """What was held back as a possible tag; at the end, or before what must follow it."""

@@ -381,9 +381,11 @@ class _Chunked(_Framing):
         """The chunks `buffer` holds whole from `at`, data into `pieces`: where
         the rest (a part of a chunk, or the last chunk) begins. A model stream
         is a chunk per token, and this is the step each one takes."""
-        find = buffer.find
+        find, size_line = buffer.find, _SIZE_LINE.fullmatch
         while (line_end := find(b"\r\n", at)) >= 0:
-            size = _chunk_size(buffer[at:line_end])
+            # Matched in place: no slice of the line for the common, valid one.
+            matched = size_line(buffer, at, line_end)
+            size = int(matched[1], 16) if matched else _chunk_size(buffer[at:line_end])
             start = line_end + 2
             end = start + size
             if size == 0 or buffer[end : end + 2] != b"\r\n":
