@@ -33,8 +33,8 @@ from parleyd.providers.openai_responses import OpenAIResponsesProvider, Reasonin
 from parleyd.store.log import read_log
 from parleyd.store.records import AssistantResponse
 from parleyd.tools.files import ReadFile
-from tests.session.test_turn_engine import _session
 from tests.support.event_streams import typed_events
+from tests.support.in_process import in_process_session
 from tests.support.provider_events import joined_runs
 from tests.support.providers_under_test import collected
 from tests.support.replay_server import ReplayServer
@@ -312,7 +312,7 @@ async def test_second_request_carries_the_first_turns_reasoning_call_and_result(
     provider = OpenAIResponsesProvider(
         f"{server.url}/v1", "sk-test", idle_timeout=10, reasoning=Reasoning(effort="low")
     )
-    session = _session(tmp_path, provider, ReadFile())
+    session = in_process_session(tmp_path, provider, ReadFile())
     try:
         assert await session.prompt("What is this project called?", []) == "end_turn"
     finally:

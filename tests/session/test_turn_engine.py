@@ -15,9 +15,6 @@ from typing import Any
 
 import pytest
 
-from parley_protocol.acp import RequestPermissionRequest, SessionNotification
-from parleyd.agent import Turn
-from parleyd.config import Settings
 from parleyd.providers.events import (
     Done,
     ProviderEvent,
@@ -26,15 +23,12 @@ from parleyd.providers.events import (
     ToolCallStart,
 )
 from parleyd.providers.messages import ModelRequest, ToolResultMessage
-from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import TurnCrashed
 from parleyd.session.session import Session, TurnState
-from parleyd.store.index import SessionIndex
-from parleyd.store.log import SessionLog, read_log
+from parleyd.store.log import read_log
 from parleyd.store.records import AssistantResponse, ToolOutcome, TurnEnded
 from parleyd.tools.base import ToolContext, ToolKind, ToolResult
-from parleyd.tools.permission import PermissionPolicy
-from parleyd.tools.registry import ToolRegistry
+from tests.support.in_process import RecordingChannel, in_process_session
 
 
 class ScriptedProvider:
@@ -87,22 +81,6 @@ class SlowTool(BrokenTool):
         return ToolResult("never")
 
 
-class RecordingChannel:
-    capabilities = None
-
-    def __init__(self) -> None:
-        self.updates: list[Any] = []
-        self.on_update: Any = None
-
-    async def send_update(self, notification: SessionNotification, lane: str) -> None:
-        self.updates.append(notification.update)
-        if self.on_update is not None:
-            await self.on_update(notification.update)
-
-    async def request_permission(self, request: RequestPermissionRequest) -> str | None:
-        return "allow_once"
-
-
 def _call(call_id: str, name: str) -> list[ProviderEvent | BaseException]:
     return [
         ToolCallStart(index=0, call_id=call_id, name=name),
@@ -115,25 +93,6 @@ def _answer(text: str) -> list[ProviderEvent | BaseException]:
     return [TextDelta(text), Done(stop_reason="end_turn")]
 
 
-def _session(tmp_path: Path, provider: ScriptedProvider, *tools: Any) -> Session:
-    session_id = new_id("sess")
-    index = SessionIndex(tmp_path / "home")
-    log_file, _ = SessionLog.open(index.sessions_dir / session_id)
-    return Session(
-        session_id=session_id,
-        cwd=tmp_path,
-        settings=Settings(provider="offline"),
-        log_file=log_file,
-        index=index,
-        root=Conversation(id=new_id("conv")),
-        channel=RecordingChannel(),
-        provider=provider,
-        tools=ToolRegistry(tools),
-        permissions=PermissionPolicy(),
-        new_turn=Turn,
-    )
-
-
 def _records(session: Session) -> list[Any]:
     return read_log(session.log.folder).records
 
@@ -142,7 +101,7 @@ async def test_a_tool_raising_any_exception_is_a_failed_result_the_model_reads(
     tmp_path: Path,
 ) -> None:
     provider = ScriptedProvider(_call("c1", "broken"), _answer("It broke."))
-    session = _session(tmp_path, provider, BrokenTool())
+    session = in_process_session(tmp_path, provider, BrokenTool())
 
     assert await session.prompt("go", []) == "end_turn"
 
@@ -161,7 +120,7 @@ async def test_an_exception_mid_stream_ends_the_turn_recorded_and_the_session_us
         [TextDelta("Half an answer"), RuntimeError("the provider module has a bug")],
         _answer("Whole."),
     )
-    session = _session(tmp_path, provider)
+    session = in_process_session(tmp_path, provider)
 
     with pytest.raises(TurnCrashed, match="RuntimeError: the provider module has a bug"):
         await session.prompt("one", [])
@@ -186,7 +145,7 @@ async def test_an_exception_mid_stream_ends_the_turn_recorded_and_the_session_us
 async def test_cancels_during_the_closing_change_nothing(tmp_path: Path) -> None:
     slow = SlowTool()
     provider = ScriptedProvider(_call("c1", "slow"), _answer("Here again."))
-    session = _session(tmp_path, provider, slow)
+    session = in_process_session(tmp_path, provider, slow)
     channel = session.channel
     assert isinstance(channel, RecordingChannel)
 
@@ -219,7 +178,7 @@ async def test_cancels_during_the_closing_change_nothing(tmp_path: Path) -> None
 async def test_one_tool_call_cancelled_alone_and_the_turn_goes_on(tmp_path: Path) -> None:
     slow = SlowTool()
     provider = ScriptedProvider(_call("c1", "slow"), _answer("Stopped, as asked."))
-    session = _session(tmp_path, provider, slow)
+    session = in_process_session(tmp_path, provider, slow)
     prompt = asyncio.ensure_future(session.prompt("go", []))
     await slow.started.wait()
 
@@ -234,7 +193,7 @@ async def test_one_tool_call_cancelled_alone_and_the_turn_goes_on(tmp_path: Path
 
 async def test_close_during_a_turn_waits_for_its_recorded_end(tmp_path: Path) -> None:
     slow = SlowTool()
-    session = _session(tmp_path, ScriptedProvider(_call("c1", "slow")), slow)
+    session = in_process_session(tmp_path, ScriptedProvider(_call("c1", "slow")), slow)
     prompt = asyncio.ensure_future(session.prompt("go", []))
     await slow.started.wait()
 
