@@ -24,6 +24,7 @@ from typing import Final, NoReturn
 from rich.console import Console
 from rich.text import Text
 
+from parley_client.attachments import file_block
 from parley_client.connection import ParleyClient
 from parley_client.demo import run_demo
 from parley_client.errors import ParleyError
@@ -31,6 +32,7 @@ from parley_client.permissions import PermissionHandler, allow_all, deny_all
 from parley_client.render import Renderer, print_sessions
 from parley_client.scripts import parley_command
 from parley_client.terminal import Interrupts, answer_by_flag, ask_on_terminal
+from parley_protocol.acp import ContentBlock
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import SessionSettings
 from parleyd.config import PROVIDERS, data_home
@@ -86,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     prompt.add_argument("text", help="what to ask")
     prompt.add_argument("--session", metavar="ID", help="continue this session")
     prompt.add_argument(
+        "--attach",
+        metavar="FILE",
+        type=Path,
+        action="append",
+        default=[],
+        help="send this file with the prompt (an image, a text file, a PDF, ...); repeatable",
+    )
+    prompt.add_argument(
         "--replay", action="store_true", help="with --session: show the conversation so far"
     )
     answer = prompt.add_mutually_exclusive_group()
@@ -137,6 +147,7 @@ def _permission_handler(
 
 
 async def _prompt(arguments: argparse.Namespace, console: Console, interrupts: Interrupts) -> int:
+    attached = [_attached(path) for path in arguments.attach]
     renderer = Renderer.for_console(console)
     handler = _permission_handler(arguments, console, renderer)
     async with _client(handler) as client:
@@ -163,7 +174,7 @@ async def _prompt(arguments: argparse.Namespace, console: Console, interrupts: I
 
         interrupts.on_first = cancel_turn
         response = await client.run_with_updates(
-            client.prompt(session_id, arguments.text), renderer.feed, session_id
+            client.prompt(session_id, arguments.text, attached), renderer.feed, session_id
         )
         await asyncio.gather(*cancelling)
         renderer.finish(response.stop_reason)
@@ -186,6 +197,13 @@ def _continue_command(arguments: argparse.Namespace, session_id: str) -> str:
 def _unknown_session(session_id: str) -> CliError:
     """Every command words an unknown session id alike."""
     return CliError(f"no session {session_id} in {data_home()} (see `parley sessions --all`)")
+
+
+def _attached(path: Path) -> ContentBlock:
+    try:
+        return file_block(path)
+    except OSError as exc:
+        raise CliError(f"cannot attach {path}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager

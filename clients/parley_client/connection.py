@@ -39,6 +39,7 @@ from parley_protocol.acp import (
     AllowedOutcome,
     CancelNotification,
     ClientCapabilities,
+    ContentBlock,
     DeniedOutcome,
     Implementation,
     InitializeRequest,
@@ -264,9 +265,12 @@ class ParleyClient:
         params = ListSessionsRequest(cwd=None if cwd is None else _absolute(cwd), cursor=cursor)
         return await self._call(SESSION_LIST, params, ListSessionsResponse)
 
-    async def prompt(self, session_id: str, text: str) -> PromptResponse:
-        """Run one turn; its updates stream to `updates()` while this waits."""
-        params = PromptRequest(session_id=session_id, prompt=[TextContent(text=text)])
+    async def prompt(
+        self, session_id: str, text: str, attached: Sequence[ContentBlock] = ()
+    ) -> PromptResponse:
+        """Run one turn; its updates stream to `updates()` while this waits.
+        `attached`: blocks sent after the text (files: `attachments.file_block`)."""
+        params = PromptRequest(session_id=session_id, prompt=[TextContent(text=text), *attached])
         return await self._call(SESSION_PROMPT, params, PromptResponse)
 
     async def cancel(self, session_id: str) -> None:

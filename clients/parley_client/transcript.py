@@ -25,9 +25,13 @@ from parley_protocol.acp import (
     AgentMessageChunk,
     AgentThoughtChunk,
     AnySessionUpdate,
+    AudioContent,
     ContentBlock,
     Cost,
+    EmbeddedResource,
+    ImageContent,
     Meta,
+    ResourceLink,
     SessionNotification,
     TextContent,
     ToolCallContent,
@@ -61,10 +65,19 @@ def _parley_meta(meta: Meta | None) -> ParleyMeta:
 
 
 def block_text(block: ContentBlock) -> str:
-    """A content block as text; non-text blocks as a bracketed placeholder."""
-    if isinstance(block, TextContent):
-        return block.text
-    return f"[{type(block).__name__}]"
+    """A content block as text; anything else as a line naming what it holds."""
+    match block:
+        case TextContent(text=text):
+            return text
+        case ImageContent(mime_type=mime_type, uri=uri):
+            held = f"image {uri or mime_type}"
+        case AudioContent(mime_type=mime_type):
+            held = f"audio {mime_type}"
+        case ResourceLink(name=name, uri=uri):
+            held = f"link {name} <{uri}>"
+        case EmbeddedResource(resource=resource):
+            held = f"file {resource.uri}"
+    return f"\n[attached {held}]"
 
 
 @dataclass

@@ -24,10 +24,8 @@ from parley_protocol.acp import (
     ContentBlock,
     DeleteSessionRequest,
     DeleteSessionResponse,
-    EmbeddedResource,
     ForkSessionRequest,
     ForkSessionResponse,
-    ImageContent,
     Implementation,
     InitializeRequest,
     InitializeResponse,
@@ -43,7 +41,6 @@ from parley_protocol.acp import (
     PromptResponse,
     RequestPermissionRequest,
     RequestPermissionResponse,
-    ResourceLink,
     ResumeSessionRequest,
     ResumeSessionResponse,
     SessionArchiveCapabilities,
@@ -63,8 +60,6 @@ from parley_protocol.acp import (
     SetSessionModeResponse,
     SetSessionTitleRequest,
     SetSessionTitleResponse,
-    TextContent,
-    TextResourceContents,
     UnarchiveSessionRequest,
     UnarchiveSessionResponse,
 )
@@ -121,6 +116,7 @@ from parleyd.session.errors import (
     UnknownToolCall,
     WrongTurnState,
 )
+from parleyd.session.user_input import prompt_text
 from parleyd.store.log import StoreError
 from parleyd.update_coalescing import UpdateCoalescing
 
@@ -251,26 +247,6 @@ def _modes(session: Session) -> SessionModeState:
     from parleyd.session.modes import mode_state  # with the sessions, not at start-up
 
     return mode_state(session.permissions.mode)
-
-
-def prompt_text(blocks: list[ContentBlock]) -> str:
-    """The prompt as the model reads it: text, and files the client attached."""
-    parts: list[str] = []
-    for block in blocks:
-        match block:
-            case TextContent(text=text):
-                parts.append(text)
-            case ResourceLink(uri=uri, name=name):
-                parts.append(f"[attached: {name} <{uri}>]")
-            case EmbeddedResource(resource=TextResourceContents(uri=uri, text=text)):
-                parts.append(f'<file uri="{uri}">\n{text}\n</file>')
-            case EmbeddedResource(resource=resource):
-                parts.append(f"[attached binary resource <{resource.uri}> not shown to the model]")
-            case ImageContent():
-                parts.append("[an image was attached; this model path reads text only]")
-            case _:
-                parts.append(f"[{type(block).__name__} not shown to the model]")
-    return "\n\n".join(parts)
 
 
 def _absolute(cwd: str) -> Path:
@@ -439,7 +415,9 @@ class AcpAgent:
             protocol_version=PROTOCOL_VERSION,
             agent_capabilities=AgentCapabilities(
                 load_session=True,
-                prompt_capabilities=PromptCapabilities(embedded_context=True),
+                prompt_capabilities=PromptCapabilities(
+                    image=True, audio=True, embedded_context=True
+                ),
                 mcp_capabilities=McpCapabilities(),
                 session_capabilities=SESSION_CAPABILITIES,
                 meta=parley_meta(capabilities=capabilities),

@@ -55,6 +55,7 @@ from parleyd.session import alive, compaction, updates
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import ProviderFailed
 from parleyd.session.port import Steer, TurnHost
+from parleyd.session.user_input import user_message
 from parleyd.session.wire import Outgoing
 from parleyd.store.log import StoreError
 from parleyd.store.records import (
@@ -255,9 +256,9 @@ class Turn:
                 raise
             log.error("turn %s could not record its closing: %s", self.turn_id, exc)
 
-    async def run(self, text: str) -> StopReason:
+    async def run(self, prompt: UserMessage) -> StopReason:
         """Answer the prompt the host has recorded."""
-        self.conversation.history.append(UserMessage(text=text))
+        self.conversation.history.append(prompt)
         return await self._steps()
 
     async def go_on(self) -> StopReason:
@@ -328,7 +329,7 @@ class Turn:
             self._record(
                 UserTurn(text=steer.text, content=steer.content, message_id=steer.message_id)
             )
-            self.conversation.history.append(UserMessage(text=steer.text))
+            self.conversation.history.append(user_message(steer.text, steer.content))
             for update in updates.user_updates(
                 steer.content, steer.message_id, self.conversation.meta
             ):

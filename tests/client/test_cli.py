@@ -96,6 +96,27 @@ def test_prompt_prints_plain_text_the_tool_line_and_usage(
     assert SESSION_LINE.search(run.stdout)
 
 
+def test_files_attached_to_a_prompt_are_sent_and_shown(
+    workspace: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    (workspace / "shot.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (workspace / "data.bin").write_bytes(bytes(range(256)))
+    run = parley(
+        "prompt", "--attach", "shot.png", "--attach", "README.md", "--attach", "data.bin",
+        "What are these?", cwd=workspace, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    session_id = SESSION_LINE.search(run.stdout).group(1)  # type: ignore[union-attr]
+    shown = parley("show", session_id, cwd=tmp_path, env=env).stdout
+    uri = workspace.as_uri()
+    assert f"> What are these?\n[attached image {uri}/shot.png]\n" in shown
+    assert f"[attached file {uri}/README.md]\n[attached file {uri}/data.bin]" in shown
+
+    missing = parley("prompt", "--attach", "gone.txt", "hi", cwd=workspace, env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "parley: cannot attach gone.txt: No such file or directory"
+
+
 def test_permission_flags(workspace: Path, env: dict[str, str]) -> None:
     rejected = parley("prompt", "--no", 'Write a note saying "ship it"', cwd=workspace, env=env)
     assert rejected.returncode == 0, rejected.stderr

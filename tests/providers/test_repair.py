@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from parleyd.providers.messages import (
     AssistantMessage,
+    Attachment,
     Message,
     TextPart,
     ThinkingPart,
@@ -15,6 +16,7 @@ from parleyd.providers.repair import NOT_EXECUTED, for_provider, repaired
 
 READ = ToolCall(id="call_1", name="read_file", arguments='{"path": "a"}')
 LIST = ToolCall(id="call_2", name="list_files", arguments="{}")
+SCREENSHOT = Attachment("image/png", "iVBORw0KGgo=")
 
 
 def test_a_valid_history_is_sent_as_it_is() -> None:
@@ -85,10 +87,12 @@ def test_empty_messages_and_parts_are_left_out() -> None:
         AssistantMessage(parts=(TextPart(""), ThinkingPart(""))),
         UserMessage("hi"),
         AssistantMessage(parts=(TextPart(""), ThinkingPart("", redacted="opaque"), TextPart("ok"))),
+        UserMessage("", attachments=(SCREENSHOT,)),  # an image alone says something
     ]
     assert repaired(history) == (
         UserMessage("hi"),
         AssistantMessage(parts=(ThinkingPart("", redacted="opaque"), TextPart("ok"))),
+        UserMessage("", attachments=(SCREENSHOT,)),
     )
 
 

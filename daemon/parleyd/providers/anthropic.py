@@ -46,6 +46,7 @@ from parleyd.providers.http_call import (
 )
 from parleyd.providers.messages import (
     AssistantMessage,
+    Attachment,
     Message,
     ModelRequest,
     Part,
@@ -58,6 +59,7 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.providers.sse import SseEvent, read_sse
+from parleyd.providers.user_content import Block, user_blocks
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
@@ -278,8 +280,10 @@ def _messages(messages: tuple[Message, ...], cache_control: dict[str, str]) -> l
 
 def _blocks(message: Message) -> list[dict[str, Any]]:
     match message:
-        case UserMessage(text=text):
-            return [{"type": "text", "text": text}]
+        case UserMessage():
+            return user_blocks(
+                message, provider="Anthropic Messages", attachment=_attachment, text=_text_block
+            )
         case ToolResultMessage(call_id=call_id, content=content, is_error=is_error):
             result: dict[str, Any] = {
                 "type": "tool_result",
@@ -291,6 +295,23 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
             return [result]
         case AssistantMessage(parts=parts):
             return [block for part in parts if (block := _assistant_block(part)) is not None]
+
+
+# The images the API takes (https://docs.claude.com/en/docs/build-with-claude/vision).
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+def _attachment(attached: Attachment) -> Block | None:
+    source = {"type": "base64", "media_type": attached.mime_type, "data": attached.data}
+    if attached.mime_type in _IMAGE_TYPES:
+        return {"type": "image", "source": source}
+    if attached.mime_type == "application/pdf":
+        return {"type": "document", "source": source, "title": attached.file_name}
+    return None
+
+
+def _text_block(text: str) -> Block:
+    return {"type": "text", "text": text}
 
 
 def _assistant_block(part: Part) -> dict[str, Any] | None:

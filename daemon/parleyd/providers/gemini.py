@@ -59,6 +59,7 @@ from parleyd.providers.http_call import (
 )
 from parleyd.providers.messages import (
     AssistantMessage,
+    Attachment,
     Message,
     ModelRequest,
     RefusalPart,
@@ -70,6 +71,7 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.providers.sse import SseEvent, read_sse
+from parleyd.providers.user_content import Block, user_blocks
 
 API_KEY_ENV = "GEMINI_API_KEY"
 BASE_URL_ENV = "GEMINI_BASE_URL"
@@ -275,14 +277,29 @@ def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
 
 def _parts(message: Message) -> list[dict[str, Any]]:
     match message:
-        case UserMessage(text=text):
-            return [{"text": text}] if text else []
+        case UserMessage():
+            return user_blocks(message, provider="Gemini", attachment=_attachment, text=_text_part)
         case ToolResultMessage(name=name, content=content, is_error=is_error):
             # The keys Gemini documents for a function's result and its failure.
             response = {"error" if is_error else "output": content}
             return [{"functionResponse": {"name": name, "response": response}}]
         case AssistantMessage():
             return _model_parts(message)
+
+
+# What Gemini reads inline (https://ai.google.dev/gemini-api/docs/document-processing,
+# .../image-understanding, .../audio, .../video): media, PDFs and text files.
+_INLINE_KINDS = ("image/", "audio/", "video/", "text/", "application/pdf")
+
+
+def _attachment(attached: Attachment) -> Block | None:
+    if not attached.mime_type.startswith(_INLINE_KINDS):
+        return None
+    return {"inlineData": {"mimeType": attached.mime_type, "data": attached.data}}
+
+
+def _text_part(text: str) -> Block:
+    return {"text": text}
 
 
 def _model_parts(message: AssistantMessage) -> list[dict[str, Any]]:

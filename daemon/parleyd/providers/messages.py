@@ -56,8 +56,40 @@ class RefusalPart(msgspec.Struct, tag="refusal", frozen=True):
 Part = TextPart | ThinkingPart | RefusalPart | ToolCall
 
 
+class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An image or a file the user sent with a message, for the model to see
+    as well as read about: `data` is base64, as ACP carries it; `name` is the
+    file's URI or name where the client gave one."""
+
+    mime_type: str
+    data: str
+    name: str | None = None
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime_type};base64,{self.data}"
+
+    @property
+    def file_name(self) -> str:
+        """The file's own name, for APIs that take one: the last part of its URI."""
+        return (self.name or "").rstrip("/").rsplit("/", 1)[-1] or "attachment"
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime_type.startswith("image/")
+
+    def unreadable(self, provider: str) -> str:
+        """What a model whose API cannot take this kind of file reads instead."""
+        what = f"{self.name} ({self.mime_type})" if self.name else f"a file of type {self.mime_type}"
+        return f"[attached: {what}, which the {provider} API does not pass to the model]"
+
+
 class UserMessage(msgspec.Struct, tag="user", frozen=True):
+    """What the user said, and what they attached: providers put the
+    attachments before the text, as Anthropic and Gemini advise."""
+
     text: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 class AssistantMessage(msgspec.Struct, tag="assistant", frozen=True):

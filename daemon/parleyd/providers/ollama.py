@@ -39,6 +39,7 @@ from parleyd.providers.http_call import (
 )
 from parleyd.providers.messages import (
     AssistantMessage,
+    Attachment,
     Message,
     ModelRequest,
     ToolResultMessage,
@@ -47,6 +48,7 @@ from parleyd.providers.messages import (
 from parleyd.providers.ndjson import read_ndjson
 from parleyd.providers.openai_chat import function_tool
 from parleyd.providers.think_tags import ThinkTagStream
+from parleyd.providers.user_content import Block, user_blocks
 
 HOST_ENV = "OLLAMA_HOST"
 API_KEY_ENV = "OLLAMA_API_KEY"  # only ollama.com asks for one
@@ -235,13 +237,33 @@ def _messages(system: str, messages: tuple[Message, ...]) -> list[dict[str, Any]
 
 def _message(message: Message) -> dict[str, Any]:
     match message:
-        case UserMessage(text=text):
-            return {"role": "user", "content": text}
+        case UserMessage():
+            return _user(message)
         case ToolResultMessage(call_id=call_id, name=name, content=content):
             # Templates match a result to its call by tool name; newer ones by id.
             return {"role": "tool", "content": content, "tool_name": name, "tool_call_id": call_id}
         case AssistantMessage():
             return _assistant(message)
+
+
+def _user(message: UserMessage) -> dict[str, Any]:
+    """Ollama takes images (base64, for vision models) beside the text, not in it."""
+    blocks = user_blocks(message, provider="Ollama", attachment=_image, text=_text)
+    wire: dict[str, Any] = {
+        "role": "user",
+        "content": "\n\n".join(b["text"] for b in blocks if "text" in b),
+    }
+    if images := [block["image"] for block in blocks if "image" in block]:
+        wire["images"] = images
+    return wire
+
+
+def _image(attached: Attachment) -> Block | None:
+    return {"image": attached.data} if attached.is_image else None
+
+
+def _text(text: str) -> Block:
+    return {"text": text}
 
 
 def _assistant(message: AssistantMessage) -> dict[str, Any]:

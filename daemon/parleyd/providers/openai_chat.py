@@ -45,6 +45,7 @@ from parleyd.providers.http_call import (
 )
 from parleyd.providers.messages import (
     AssistantMessage,
+    Attachment,
     Message,
     ModelRequest,
     ToolResultMessage,
@@ -53,6 +54,7 @@ from parleyd.providers.messages import (
 )
 from parleyd.providers.sse import SseEvent, parse_sse, read_sse
 from parleyd.providers.think_tags import ThinkTagStream
+from parleyd.providers.user_content import Block, user_blocks
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -209,12 +211,39 @@ def _messages(request: ModelRequest) -> list[dict[str, Any]]:
 
 def _message(message: Message, reasoning: bool) -> dict[str, Any]:
     match message:
-        case UserMessage(text=text):
-            return {"role": "user", "content": text}
+        case UserMessage(attachments=()):
+            return {"role": "user", "content": message.text}
+        case UserMessage():
+            content = user_blocks(
+                message, provider="Chat Completions", attachment=_attachment, text=_text_block
+            )
+            return {"role": "user", "content": content}
         case ToolResultMessage(call_id=call_id, content=content):
             return {"role": "tool", "tool_call_id": call_id, "content": content}
         case AssistantMessage():
             return _assistant(message, reasoning)
+
+
+# The audio Chat Completions takes, as its `input_audio` formats.
+_AUDIO_FORMATS = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3", "audio/mp3": "mp3"}
+
+
+def _attachment(attached: Attachment) -> Block | None:
+    if attached.is_image:
+        return {"type": "image_url", "image_url": {"url": attached.data_url}}
+    if attached.mime_type == "application/pdf":
+        file = {"filename": attached.file_name, "file_data": attached.data_url}
+        return {"type": "file", "file": file}
+    if (audio_format := _AUDIO_FORMATS.get(attached.mime_type)) is not None:
+        return {
+            "type": "input_audio",
+            "input_audio": {"data": attached.data, "format": audio_format},
+        }
+    return None
+
+
+def _text_block(text: str) -> Block:
+    return {"type": "text", "text": text}
 
 
 def _assistant(message: AssistantMessage, reasoning: bool) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from parleyd.providers.events import (
 from parleyd.providers.http_call import Connection, HttpProvider, WireError, stream_error
 from parleyd.providers.messages import (
     AssistantMessage,
+    Attachment,
     Message,
     ModelRequest,
     Part,
@@ -63,6 +64,7 @@ from parleyd.providers.openai_chat import (
     read_error,
 )
 from parleyd.providers.sse import SseEvent, read_sse
+from parleyd.providers.user_content import Block, user_blocks
 
 # Between two parts of one reasoning summary: each part opens with its own bold title.
 _SUMMARY_PART_BREAK = "\n\n"
@@ -210,12 +212,30 @@ def request_body(request: ModelRequest, reasoning: Reasoning | None = None) -> d
     return body
 
 
+def _attachment(attached: Attachment) -> Block | None:
+    if attached.is_image:
+        return {"type": "input_image", "image_url": attached.data_url}
+    if attached.mime_type == "application/pdf":
+        return {
+            "type": "input_file",
+            "filename": attached.file_name,
+            "file_data": attached.data_url,
+        }
+    return None
+
+
+def _input_text(text: str) -> Block:
+    return {"type": "input_text", "text": text}
+
+
 def _input(messages: tuple[Message, ...], *, replay_reasoning: bool) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for message in messages:
         match message:
-            case UserMessage(text=text):
-                content = [{"type": "input_text", "text": text}]
+            case UserMessage():
+                content = user_blocks(
+                    message, provider="Responses", attachment=_attachment, text=_input_text
+                )
                 items.append({"type": "message", "role": "user", "content": content})
             case ToolResultMessage(call_id=call_id, content=output):
                 items.append({"type": "function_call_output", "call_id": call_id, "output": output})

@@ -52,9 +52,9 @@ def repaired(messages: Iterable[Message]) -> tuple[Message, ...]:
                 if response is not None:
                     history.append(response)
                     waiting = {call.id: call for call in response.tool_calls}
-            case UserMessage(text=text):
+            case UserMessage(text=text, attachments=attachments):
                 _answer(history, waiting)
-                if text.strip():
+                if text.strip() or attachments:
                     history.append(message)
     _answer(history, waiting)
     return tuple(history)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from parleyd.providers.messages import (
     AssistantMessage,
+    Attachment,
     Message,
     ModelRequest,
     ToolResultMessage,
@@ -83,13 +84,23 @@ def compacted(summary: str, kept: list[Message]) -> list[Message]:
     return [UserMessage(text=f"{SUMMARY_HEADING}\n\n{summary}"), *kept]
 
 
+# Providers count an image by its size in pixels, not bytes: Anthropic's
+# largest come to about 1,600 tokens.
+_IMAGE_CHARACTERS = 1_600 * 4
+
+
+def _characters_of(attached: Attachment) -> int:
+    """What an attachment weighs in a request, as characters of text would."""
+    return _IMAGE_CHARACTERS if attached.is_image else len(attached.data) * 3 // 4
+
+
 def estimate_tokens(history: list[Message], system: str) -> int:
     """Roughly the tokens of a request, at four characters a token."""
     characters = len(system)
     for message in history:
         match message:
-            case UserMessage(text=text):
-                characters += len(text)
+            case UserMessage(text=text, attachments=attachments):
+                characters += len(text) + sum(map(_characters_of, attachments))
             case AssistantMessage():
                 characters += len(message.text) + len(message.thinking)
                 characters += sum(len(c.arguments) + len(c.name) for c in message.tool_calls)

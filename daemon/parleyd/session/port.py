@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from parley_protocol.acp import RequestPermissionRequest, StopReason
 from parleyd.config import Settings
 from parleyd.providers.base import Provider
+from parleyd.providers.messages import UserMessage
 from parleyd.session.conversation import Conversation
 from parleyd.session.pause import PauseGate
 from parleyd.session.usage import UsageLedger
@@ -94,7 +95,7 @@ class TurnLoop(Protocol):
     records what was said and answers every open tool call, without awaiting,
     and returns the updates that tell the client so."""
 
-    async def run(self, text: str) -> StopReason:
+    async def run(self, prompt: UserMessage) -> StopReason:
         """Answer the prompt, which the host has recorded."""
         ...
 

@@ -29,7 +29,6 @@ from parleyd.providers.messages import (
     ThinkingPart,
     ToolCall,
     ToolResultMessage,
-    UserMessage,
 )
 from parleyd.session import updates
 from parleyd.session.compaction import compacted
@@ -38,6 +37,7 @@ from parleyd.session.modes import mode_update
 from parleyd.session.queue import MessageQueue
 from parleyd.session.titles import title_update
 from parleyd.session.usage import UsageLedger
+from parleyd.session.user_input import user_message
 from parleyd.session.wire import ChildState, Outgoing
 from parleyd.store.records import (
     AssistantResponse,
@@ -298,7 +298,7 @@ def restore(records: list[CurrentRecord]) -> Restored:
                 conversation = conversation_of(record)
                 if record.turn is None:  # format 1: a prompt ends the turn before it
                     replay_usage(conversation)
-                conversation.history.append(UserMessage(text=record.text))
+                conversation.history.append(user_message(record.text, record.content))
                 replay(
                     updates.user_updates(record.content, record.message_id, conversation.meta),
                     conversation,

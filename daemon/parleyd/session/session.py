@@ -64,6 +64,7 @@ from parleyd.session.queue import MessageQueue, WaitingMessage
 from parleyd.session.replay import closing_records
 from parleyd.session.titles import title_from, title_update
 from parleyd.session.usage import UsageLedger
+from parleyd.session.user_input import user_message
 from parleyd.session.wire import ChildState, Outgoing, SessionWire
 from parleyd.store.index import SessionIndex
 from parleyd.store.log import SessionLog, StoreError, read_log
@@ -131,6 +132,10 @@ class _Prompt:
     # The client has not seen it (a queued message, a child's task): its
     # `user_message_chunk`s open the turn. The client shows the prompts it sends.
     echoed: bool = False
+
+    @property
+    def message(self) -> UserMessage:
+        return user_message(self.text, self.content)
 
 
 @dataclass(frozen=True)
@@ -628,7 +633,7 @@ class Session:
                 for update in opening:
                     await self.send(update, conversation)
                 try:
-                    stop = await (turn.go_on() if prompt is None else turn.run(prompt.text))
+                    stop = await (turn.go_on() if prompt is None else turn.run(prompt.message))
                 except ProviderFailed as exc:
                     failure = exc
                 except StoreError as exc:

@@ -96,12 +96,16 @@ def _holder(wire_type: Any) -> type[msgspec.Struct]:
 def user_updates(
     content: list[dict[str, Any]], message_id: str, meta: Meta
 ) -> list[UserMessageChunk]:
-    blocks = [_stored(block, ContentBlock, None) for block in content]
     return [
         UserMessageChunk(content=block, message_id=message_id, meta=meta)
-        for block in blocks
-        if block is not None
+        for block in stored_blocks(content)
     ]
+
+
+def stored_blocks(content: list[dict[str, Any]]) -> list[ContentBlock]:
+    """A prompt's recorded ACP blocks, without those that no longer validate."""
+    blocks = [_stored(block, ContentBlock, None) for block in content]
+    return [block for block in blocks if block is not None]
 
 
 def tool_call_announced(call_id: str, name: str, kind: str, meta: Meta) -> ToolCallStart:
