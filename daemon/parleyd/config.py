@@ -9,6 +9,7 @@ the session log, not to the index, not to a log line.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -69,6 +70,13 @@ DEFAULT_CONTEXT_SIZE = 128_000
 # (SessionBusy), or queued to be the next prompt (see session/queue.py).
 PromptWhileRunning = Literal["refuse", "queue"]
 PROMPT_WHILE_RUNNING: tuple[PromptWhileRunning, ...] = ("refuse", "queue")
+# Which API provider `openai` speaks: Chat Completions, Responses, or the
+# one that suits the model and the server (`Settings.speaks_responses`).
+OpenAIApi = Literal["auto", "chat", "responses"]
+OPENAI_APIS: tuple[OpenAIApi, ...] = get_args(OpenAIApi)
+# OpenAI's reasoning models, whose reasoning goes back into the next call only
+# through Responses (Chat Completions drops it between tool calls).
+_REASONING_FAMILIES = re.compile(r"^(gpt-5|o\d|codex-)", re.IGNORECASE)
 PromptCacheTtl = Literal["5m", "1h"]
 PROMPT_CACHE_TTLS: tuple[PromptCacheTtl, ...] = get_args(PromptCacheTtl)
 # A tool's default in `config.toml`'s `[permissions]` table (see tools/permission.py).
@@ -113,6 +121,7 @@ class Settings:
     # Tokens a model may think with before it answers, where the API takes a
     # budget (Anthropic, Gemini); None: the provider's default.
     thinking_budget: int | None = None
+    openai_api: OpenAIApi = "auto"
     # How long Anthropic's prompt cache keeps what a call writes (an hour's
     # writes cost more, and pay off over slower sessions).
     prompt_cache_ttl: PromptCacheTtl = "5m"
@@ -136,6 +145,20 @@ class Settings:
     @property
     def model_name(self) -> str:
         return self.model or PROVIDER_SETUPS[self.provider].model
+
+    @property
+    def api(self) -> ProviderName:
+        """The API the session's calls speak: the provider's own, but for
+        `openai`, whose calls go to Responses (`openai-responses`) as
+        `openai_api` says, and left to `auto`, for OpenAI's reasoning models on
+        OpenAI's own service (other servers mostly speak Chat Completions alone)."""
+        if self.provider != "openai" or self.openai_api == "chat":
+            return self.provider
+        own_service = self.endpoint.rstrip("/") == _OPENAI_URL
+        reasoning = _REASONING_FAMILIES.match(self.model_name) is not None
+        if self.openai_api == "responses" or (own_service and reasoning):
+            return "openai-responses"
+        return "openai"
 
     def fallbacks(self) -> list[Settings]:
         """These settings for each provider of `fallback`, in order."""
@@ -221,6 +244,7 @@ _CONVERTERS: dict[str, type] = {
     "model_attempts": int,
     "thinking_budget": int,
     "prompt_cache_ttl": str,
+    "openai_api": str,
     "offline_pace": float,
     "shell_env_allow": VariableNames,
 }
@@ -234,6 +258,7 @@ _ENV_KEYS = {
     "PARLEY_MODEL_ATTEMPTS": "model_attempts",
     "PARLEY_THINKING_BUDGET": "thinking_budget",
     "PARLEY_PROMPT_CACHE_TTL": "prompt_cache_ttl",
+    "PARLEY_OPENAI_API": "openai_api",
     "PARLEY_OFFLINE_PACE": "offline_pace",
     "PARLEY_MAX_SUBAGENT_DEPTH": "max_subagent_depth",
     "PARLEY_COMPACT_AT": "compact_at",
@@ -245,6 +270,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "provider": PROVIDERS,
     "prompt_while_running": PROMPT_WHILE_RUNNING,
     "prompt_cache_ttl": PROMPT_CACHE_TTLS,
+    "openai_api": OPENAI_APIS,
 }
 # session/new `_meta.parley` keys (camelCase, as on the wire).
 _SESSION_KEYS = {

@@ -102,3 +102,39 @@ def test_keys_stay_out_of_what_a_session_persists_and_of_repr() -> None:
     )
     assert ANTHROPIC_KEY not in repr(settings)
     assert ANTHROPIC_KEY not in repr(settings.public())
+
+
+@pytest.mark.parametrize(
+    ("model", "base_url", "openai_api", "api"),
+    [
+        ("gpt-5-mini", None, "auto", "openai-responses"),  # OpenAI's own, a reasoning model
+        ("o4-mini", "https://api.openai.com/v1/", "auto", "openai-responses"),
+        ("codex-mini-latest", None, "auto", "openai-responses"),
+        ("gpt-4o-mini", None, "auto", "openai"),  # no reasoning to keep
+        ("gpt-5-mini", "http://127.0.0.1:8000/v1", "auto", "openai"),  # a compatible server
+        ("gpt-5-mini", None, "chat", "openai"),
+        ("qwen3", "http://127.0.0.1:8000/v1", "responses", "openai-responses"),
+    ],
+)
+def test_provider_openai_calls_the_api_that_suits_the_model_and_server_unless_told(
+    model: str, base_url: str | None, openai_api: str, api: str, config_path: Path
+) -> None:
+    environ = {
+        "PARLEY_CONFIG": str(config_path),
+        "PARLEY_MODEL": model,
+        "PARLEY_OPENAI_API": openai_api,
+        "OPENAI_API_KEY": OPENAI_KEY,
+    }
+    if base_url is not None:
+        environ["OPENAI_BASE_URL"] = base_url
+    assert load_settings(environ).api == api
+
+
+def test_the_other_providers_speak_their_own_api_whatever_openai_api_says() -> None:
+    for provider in ("anthropic", "openai-responses", "offline"):
+        assert Settings(provider=provider, openai_api="chat").api == provider  # type: ignore[arg-type]
+
+
+def test_an_unknown_openai_api_is_refused_with_the_choices(config_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown openai_api 'rest'; choose one of auto, chat"):
+        load_settings({"PARLEY_CONFIG": str(config_path), "PARLEY_OPENAI_API": "rest"})

@@ -228,3 +228,21 @@ async def test_attachments_are_sent_again_after_the_daemon_restarts(
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
     first_turn = server.requests[-1].json["messages"][0]
     assert first_turn["content"][0] == image
+
+
+async def test_provider_openai_told_to_speak_responses_calls_the_responses_api(
+    server: ReplayServer, home: Path, workspace: Path
+) -> None:
+    (case,) = [case for case in CASES if case.provider == "openai-responses"]
+    _, text = await _read_by_the_adapter(case, server)
+    server.enqueue_fixture(case.fixture)
+    environment = _environment(case, server, home)
+    environment.update(PARLEY_PROVIDER="openai", PARLEY_OPENAI_API="responses")
+    client = RecordingClient()
+    async with acp_daemon(environment, client) as (connection, _):
+        await connection.initialize(protocol_version=1)
+        session = await connection.new_session(cwd=str(workspace), mcp_servers=[])
+        answer = await connection.prompt(session_id=session.session_id, prompt=[text_block("hi")])
+    assert answer.stop_reason == "end_turn"
+    assert client.text() == text
+    assert server.requests[-1].path == "/v1/responses"

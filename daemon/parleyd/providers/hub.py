@@ -48,14 +48,7 @@ class ProviderHub:
         if self._client is None:
             self._client = model_client()
         connection: Connection = {"client": self._client, "idle_timeout": settings.idle_timeout}
-        match settings.provider:
-            case "openai" | "offline":
-                from parleyd.providers.openai_chat import OpenAIChatProvider
-
-                base_url = settings.endpoint
-                if settings.provider == "offline":
-                    base_url = (await self._offline_server(settings.offline_pace)).base_url
-                return OpenAIChatProvider(base_url, settings.api_key, **connection)
+        match settings.api:
             case "openai-responses":
                 from parleyd.providers.openai_responses import (
                     OpenAIResponsesProvider,
@@ -68,6 +61,13 @@ class ProviderHub:
                     reasoning=reasoning_for(settings.model_name),
                     **connection,
                 )
+            case "openai" | "offline":
+                from parleyd.providers.openai_chat import OpenAIChatProvider
+
+                base_url = settings.endpoint
+                if settings.provider == "offline":
+                    base_url = (await self._offline_server(settings.offline_pace)).base_url
+                return OpenAIChatProvider(base_url, settings.api_key, **connection)
             case "ollama":
                 from parleyd.providers.ollama import OllamaProvider, host_url
 
