@@ -104,6 +104,9 @@ class Settings:
     context_size: int | None = None
     max_output_tokens: int | None = None
     idle_timeout: float = 120.0
+    # How long a server that loads the model before it answers (Ollama) may
+    # take to begin: Ollama's own limit on a load is 5 minutes.
+    model_load_timeout: float = 300.0
     max_model_calls_per_turn: int = 50
     # How deep sub-agents may nest: the root conversation is depth 0, and a
     # conversation at this depth gets no `subagent` tool.
@@ -234,6 +237,7 @@ _CONVERTERS: dict[str, type] = {
     "context_size": int,
     "max_output_tokens": int,
     "idle_timeout": float,
+    "model_load_timeout": float,
     "max_model_calls_per_turn": int,
     "max_subagent_depth": int,
     "compact_at": float,
@@ -259,6 +263,7 @@ _ENV_KEYS = {
     "PARLEY_THINKING_BUDGET": "thinking_budget",
     "PARLEY_PROMPT_CACHE_TTL": "prompt_cache_ttl",
     "PARLEY_OPENAI_API": "openai_api",
+    "PARLEY_MODEL_LOAD_TIMEOUT": "model_load_timeout",
     "PARLEY_OFFLINE_PACE": "offline_pace",
     "PARLEY_MAX_SUBAGENT_DEPTH": "max_subagent_depth",
     "PARLEY_COMPACT_AT": "compact_at",

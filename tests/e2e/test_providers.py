@@ -246,3 +246,20 @@ async def test_provider_openai_told_to_speak_responses_calls_the_responses_api(
     assert answer.stop_reason == "end_turn"
     assert client.text() == text
     assert server.requests[-1].path == "/v1/responses"
+
+
+async def test_the_daemon_waits_for_ollama_to_load_a_model_longer_than_any_silence(
+    server: ReplayServer, home: Path, workspace: Path
+) -> None:
+    (case,) = [case for case in CASES if case.provider == "ollama"]
+    environment = _environment(case, server, home)
+    config = workspace / "config.toml"
+    config.write_text("idle_timeout = 0.3\n")
+    environment.update(PARLEY_CONFIG=str(config), PARLEY_MODEL_LOAD_TIMEOUT="30")
+    server.enqueue_fixture(case.fixture, wait=1.0)  # the model loads
+    async with acp_daemon(environment, RecordingClient()) as (connection, _):
+        await connection.initialize(protocol_version=1)
+        session = await connection.new_session(cwd=str(workspace), mcp_servers=[])
+        answer = await connection.prompt(session_id=session.session_id, prompt=[text_block("hi")])
+    assert answer.stop_reason == "end_turn"
+    assert server.pending == 0  # answered by the first call, not a retry

@@ -339,20 +339,36 @@ async def test_context_overflow_sent_in_the_stream_is_recognised(server: ReplayS
     assert (error.kind, error.retryable) == ("context_overflow", False)
 
 
-async def test_a_model_loading_in_silence_is_waited_for(server: ReplayServer) -> None:
+async def test_a_model_loading_longer_than_the_idle_timeout_is_waited_for(
+    server: ReplayServer,
+) -> None:
     # Ollama answers only once the model is loaded: the silence before the
-    # answer starts is a wait, not a failure, until the idle timeout.
-    server.enqueue(200, NDJSON, TEXT_STREAM, wait=0.5)
-    events = await collect(server.url, idle_timeout=10)
+    # answer starts is a wait, not a failure, until the load timeout.
+    server.enqueue(200, NDJSON, TEXT_STREAM, wait=0.6)
+    events = await collect(server.url, idle_timeout=0.2, load_timeout=10)
     assert events[-1] == Done("end_turn", "stop")
 
 
-async def test_silence_beyond_the_idle_timeout_is_a_retryable_timeout(
+async def test_a_load_beyond_the_load_timeout_is_a_timeout_naming_the_setting(
     server: ReplayServer,
 ) -> None:
     server.enqueue(200, NDJSON, TEXT_STREAM, wait=30)
-    error = final_error(await collect(server.url, idle_timeout=0.2))
+    error = final_error(await collect(server.url, idle_timeout=0.2, load_timeout=0.5))
     assert (error.kind, error.retryable) == ("timeout", True)
+    assert error.message == (
+        f"{server.url}/api/chat did not answer within 0.5 s, the longest a model may take "
+        "to load (model_load_timeout)"
+    )
+
+
+async def test_silence_mid_answer_is_bounded_by_the_idle_timeout_not_the_load_timeout(
+    server: ReplayServer,
+) -> None:
+    lines = TEXT_STREAM.splitlines(keepends=True)
+    server.enqueue(200, NDJSON, b"".join(lines), chunk_size=len(lines[0]), delay=30)
+    error = final_error(await collect(server.url, idle_timeout=0.2, load_timeout=10))
+    assert (error.kind, error.retryable) == ("timeout", True)
+    assert error.message == f"{server.url}/api/chat sent nothing for 0.2 s"
 
 
 # --- failures before the stream -----------------------------------------------------

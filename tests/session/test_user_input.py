@@ -79,5 +79,6 @@ def test_an_attachment_has_a_file_name_and_a_note_for_apis_that_cannot_take_it()
     assert pdf.data_url == "data:application/pdf;base64,cGRm"
     assert Attachment("image/png", "x").file_name == "attachment"
     assert Attachment("application/zip", "x").unreadable("Ollama") == (
-        "[attached: a file of type application/zip, which the Ollama API does not pass to the model]"
+        "[attached: a file of type application/zip, "
+        "which the Ollama API does not pass to the model]"
     )

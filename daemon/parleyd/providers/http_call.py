@@ -22,7 +22,7 @@ import httpx
 import msgspec
 
 from parleyd.providers.events import ErrorKind, ProviderEvent, StreamError
-from parleyd.providers.transport import model_client
+from parleyd.providers.transport import ANSWER_TIMEOUT, model_client
 
 _BODY_EXCERPT = 500
 _UNREACHABLE = (
@@ -94,6 +94,7 @@ class Connection(TypedDict, total=False):
     client: httpx.AsyncClient | None
     idle_timeout: float
     connect_timeout: float
+    load_timeout: float | None
 
 
 class HttpProvider:
@@ -114,14 +115,21 @@ class HttpProvider:
         client: httpx.AsyncClient | None = None,
         idle_timeout: float = 60.0,
         connect_timeout: float = 10.0,
+        load_timeout: float | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._read_error = read_error
         self._parse = parse
-        # httpx's read timeout bounds each socket read, so it is exactly an idle timeout.
+        # httpx's read timeout bounds each socket read, so it is exactly an idle
+        # timeout. A server that loads the model before it answers (Ollama) may
+        # take `load_timeout` to begin instead, where that is longer (through
+        # our transport; httpx's own, for a proxy, knows only `read`).
         self._timeout = httpx.Timeout(
             connect=connect_timeout, read=idle_timeout, write=idle_timeout, pool=connect_timeout
         )
+        self._timeouts: dict[str, float | None] = self._timeout.as_dict()
+        if load_timeout is not None:
+            self._timeouts[ANSWER_TIMEOUT] = max(load_timeout, idle_timeout)
         self._owns_client = client is None
         self._client = client or model_client()
 
@@ -135,14 +143,16 @@ class HttpProvider:
         """POST `body` to the provider's endpoint (or to `endpoint`, where each
         model has its own) and yield the parsed stream; any failure is its last event."""
         endpoint = endpoint or self._endpoint
+        answered = False
         try:
             async with self._client.stream(
                 "POST",
                 endpoint.url,
                 content=msgspec.json.encode(body),
                 headers=endpoint.request_headers,
-                timeout=self._timeout,
+                extensions={"timeout": self._timeouts},
             ) as response:
+                answered = True
                 failure = await _refusal(endpoint, response, model, self._read_error)
                 if failure is not None:
                     yield failure
@@ -150,7 +160,22 @@ class HttpProvider:
                 async for event in self._parse(response.aiter_bytes()):
                     yield event
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            yield _transport_error(endpoint, self._timeout, exc)
+            yield self._transport_error(endpoint, exc, answered)
+
+    def _transport_error(
+        self, endpoint: Endpoint, exc: httpx.HTTPError | httpx.InvalidURL, answered: bool
+    ) -> StreamError:
+        if isinstance(exc, httpx.ReadTimeout):
+            loading = None if answered else self._timeouts.get(ANSWER_TIMEOUT)
+            if loading is None:
+                silence = f"sent nothing for {self._timeout.read or 0:g} s"
+            else:
+                silence = (
+                    f"did not answer within {loading:g} s, the longest a model may take "
+                    "to load (model_load_timeout)"
+                )
+            return StreamError(kind="timeout", message=f"{endpoint.url} {silence}", retryable=True)
+        return _transport_error(endpoint, exc)
 
 
 async def _refusal(
@@ -178,15 +203,7 @@ async def _refusal(
     )
 
 
-def _transport_error(
-    endpoint: Endpoint, timeout: httpx.Timeout, exc: httpx.HTTPError | httpx.InvalidURL
-) -> StreamError:
-    if isinstance(exc, httpx.ReadTimeout):
-        return StreamError(
-            kind="timeout",
-            message=f"{endpoint.url} sent nothing for {timeout.read or 0:g} s",
-            retryable=True,
-        )
+def _transport_error(endpoint: Endpoint, exc: httpx.HTTPError | httpx.InvalidURL) -> StreamError:
     if isinstance(exc, _UNREACHABLE):
         # Refused, unresolvable, failed TLS or not a URL: nearly always the configuration.
         return StreamError(

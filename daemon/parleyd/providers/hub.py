@@ -75,7 +75,7 @@ class ProviderHub:
                     host_url(settings.endpoint),
                     settings.api_key,
                     num_ctx=settings.context_size,
-                    **connection,
+                    **connection | {"load_timeout": settings.model_load_timeout},
                 )
             case "anthropic":
                 from parleyd.providers.anthropic import AnthropicProvider

@@ -80,7 +80,9 @@ class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
 
     def unreadable(self, provider: str) -> str:
         """What a model whose API cannot take this kind of file reads instead."""
-        what = f"{self.name} ({self.mime_type})" if self.name else f"a file of type {self.mime_type}"
+        what = (
+            f"{self.name} ({self.mime_type})" if self.name else f"a file of type {self.mime_type}"
+        )
         return f"[attached: {what}, which the {provider} API does not pass to the model]"
 
 

@@ -161,7 +161,8 @@ class OllamaProvider(HttpProvider):
     """`num_ctx` sets the context window the model is loaded with (Ollama's own
     default otherwise). `think` is sent only when set: `True`/`False`, or a
     level (`"low"`, `"medium"`, `"high"`) for models that take one. Left unset,
-    a thinking model thinks."""
+    a thinking model thinks. Ollama answers only once it has loaded the model,
+    which takes minutes for a large one: `load_timeout` bounds that wait."""
 
     name = "ollama"
 
@@ -174,8 +175,6 @@ class OllamaProvider(HttpProvider):
         think: bool | str | None = None,
         **connection: Unpack[Connection],
     ) -> None:
-        # The idle timeout also bounds the wait for the answer to start, which
-        # is as long as a model takes to load: Ollama answers only once it has.
         endpoint = Endpoint(
             url=f"{base_url.rstrip('/')}/api/chat",
             key_variable=API_KEY_ENV,

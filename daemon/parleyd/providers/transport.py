@@ -36,6 +36,10 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 # backwards over the bytes it had read.
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;[^\r\n]*)?")
 Origin = tuple[bytes, bytes, int]
+# A request's `timeout` extension may hold this beside httpx's four: how long
+# the answer's head may take, where that is longer than any silence after it
+# (Ollama answers once it has loaded the model). Without it, `read` bounds both.
+ANSWER_TIMEOUT = "answer"
 
 
 class ModelStreamTransport(httpx.AsyncBaseTransport):
@@ -197,7 +201,8 @@ class _Connection:
             raise httpx.WriteError(f"sending the request failed: {exc}", request=request) from exc
         read_timeout = timeouts.get("read")
         try:
-            status, reason, headers = await self._read_head(request, read_timeout, reused)
+            answer_timeout = timeouts.get(ANSWER_TIMEOUT, read_timeout)
+            status, reason, headers = await self._read_head(request, answer_timeout, reused)
             framing = _framing(request, status, headers)
         except BaseException:
             self.abort()
