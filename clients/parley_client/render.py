@@ -95,8 +95,15 @@ def usage_summary(usage: Usage) -> str:
     currency = (detail.turn.currency if detail is not None else None) or "USD"
     if cost is None and usage.cost is not None:
         cost, currency = usage.cost.amount, usage.cost.currency
+    money = None
     if cost is not None:
-        parts.append(f"${cost:.4f}" if currency == "USD" else f"{cost:.4f} {currency}")
+        money = f"${cost:.4f}" if currency == "USD" else f"{cost:.4f} {currency}"
+    if detail is not None and not detail.turn.priced:
+        # Some of the turn is of a model with no known price: its cost is not
+        # zero but unknown, and what is shown leaves it out.
+        money = "cost unknown" if money is None else f"{money} + unpriced responses"
+    if money is not None:
+        parts.append(money)
     model = detail.model if detail is not None else None
     if model:
         parts.append(f"{model} (scripted model)" if model == SCRIPTED_MODEL else model)

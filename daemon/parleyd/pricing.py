@@ -150,13 +150,19 @@ def price_of(
     """What a response of `model` through `provider` cost in USD: priced by
     `overrides` (config.toml's `[prices]`), else nothing for a provider on the
     user's own machine, else by the shipped table; None when none knows it."""
+    price = price_for(model, provider=provider, overrides=overrides)
+    return None if price is None else price.cost(usage)
+
+
+def price_for(
+    model: str, *, provider: str, overrides: Mapping[str, ModelPrice]
+) -> ModelPrice | None:
+    """`model`'s price through `provider`, as `price_of` finds it; None when none knows it."""
     shipped = _shipped()
     price = _find(overrides, model)
     if price is None and provider in shipped.free_providers:
         price = _FREE
-    if price is None:
-        price = _find(shipped.prices, model)
-    return None if price is None else price.cost(usage)
+    return _find(shipped.prices, model) if price is None else price
 
 
 def context_size_of(model: str, configured: int | None, default: int) -> int:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import io
 import re
 
-from parley_client.render import PlainView, Renderer
+import pytest
+
+from parley_client.render import PlainView, Renderer, usage_summary
+from parley_client.transcript import Usage
 from parley_protocol.acp import (
     PermissionOption,
     RequestPermissionRequest,
     SessionNotification,
     ToolCallUpdate,
 )
-from parley_protocol.parley import parley_meta
+from parley_protocol.parley import UsageDetail, UsageTotals, parley_meta
 from tests.client.stream import (
     GRANDCHILD,
     LISTER,
@@ -129,3 +132,20 @@ def test_a_sub_agents_permission_question_names_it() -> None:
         )
     )
     assert out.getvalue().splitlines()[0] == "[permission] [Write the notes] Write NOTES.md (edit)"
+
+
+@pytest.mark.parametrize(
+    ("cost", "shown"),
+    [(None, "cost unknown"), (0.0123, "$0.0123 + unpriced responses")],
+)
+def test_a_turn_of_a_model_priced_nowhere_shows_its_cost_as_unknown(
+    cost: float | None, shown: str
+) -> None:
+    turn = UsageTotals(responses=2, input_tokens=300, cost=cost, priced=False)
+    usage = Usage(
+        used=300,
+        size=0,
+        cost=None,
+        detail=UsageDetail(turn=turn, session=turn, conversation="conv_1"),
+    )
+    assert usage_summary(usage) == f"300 in · 0 out · 0 cached · 0 reasoning · {shown}"

@@ -104,3 +104,35 @@ async def test_a_model_priced_nowhere_says_so_and_reports_no_cost(
         await daemon.load_session(session_id, workspace)
         (replayed,) = _usage_updates(daemon)
     unpriced(replayed)
+
+
+async def test_a_cost_budget_is_not_spent_on_a_model_priced_nowhere(
+    tmp_path: Path, workspace: Path
+) -> None:
+    go = [{"type": "text", "text": "go"}]
+    async with ReplayServer() as provider:
+        provider.enqueue_fixture("openai_chat/text_usage_chunk")
+        async with raw_daemon(_env(provider, tmp_path / "home", UNPRICED)) as daemon:
+            await daemon.initialize()
+            session_id = await daemon.new_session(workspace)
+            budget = {"sessionId": session_id, "budget": {"cost": 1.0}}
+            assert "result" in await daemon.request("_parley/session/setBudget", budget)
+            answer = await daemon.request("session/prompt", {"sessionId": session_id, "prompt": go})
+            assert answer["result"] == {"stopReason": "max_turn_requests"}
+            (said,) = [  # a client without ACP notices reads it as the agent's words
+                f["params"]["update"]
+                for f in daemon.frames
+                if f.get("method") == "session/update"
+                and f["params"]["update"]["sessionUpdate"] == "agent_message_chunk"
+            ]
+            assert said["_meta"]["parley"]["budget"]["limit"] == "cost"
+            assert said["content"]["text"] == (
+                f"Stopped: the budget of $1 for the session cannot be kept: {UNPRICED} has no "
+                "known price. Give its price under [prices] in config.toml, or lift the cost "
+                "budget with _parley/session/setBudget, to go on."
+            )
+            assert provider.requests == []  # nothing was spent uncounted
+            lifted = {"sessionId": session_id, "budget": {"cost": None}}
+            assert "result" in await daemon.request("_parley/session/setBudget", lifted)
+            answer = await daemon.request("session/prompt", {"sessionId": session_id, "prompt": go})
+            assert answer["result"] == {"stopReason": "end_turn"}

@@ -46,6 +46,7 @@ from parley_protocol.acp import (
     StopReason,
 )
 from parleyd.config import Settings
+from parleyd.pricing import price_for
 from parleyd.providers.base import Provider
 from parleyd.providers.messages import AssistantMessage, UserMessage
 from parleyd.session import budget, updates
@@ -242,7 +243,15 @@ class Session:
         return [self.conversations[conv] for conv in self.ledger.lineage(conversation.id)]
 
     def budget_reached(self, conversation: Conversation) -> BudgetReached | None:
-        return budget.reached(self.lineage(conversation), self.ledger, time.time())
+        settings = self.settings
+        model = settings.model_name
+        price = price_for(model, provider=settings.provider, overrides=settings.prices)
+        return budget.reached(
+            self.lineage(conversation),
+            self.ledger,
+            time.time(),
+            unpriced_model=model if price is None else None,
+        )
 
     def set_budget(self, conversation: Conversation, limits: Budget) -> None:
         """The conversation's budget from now on; a running turn checks it
