@@ -3,6 +3,7 @@ API has end its stream (those every provider has: `test_every_provider.py`)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -279,3 +280,16 @@ async def test_rate_limit_error_in_stream_is_retryable(server: ReplayServer) -> 
     server.enqueue(200, SSE, body)
     error = await failure(f"{server.url}/v1")
     assert (error.kind, error.message, error.retryable) == ("rate_limit", "slow down", True)
+
+
+async def test_a_refusal_beside_a_call_ends_the_turn_as_a_refusal(server: ReplayServer) -> None:
+    call = {"index": 0, "id": "call_a", "function": {"name": "run_shell", "arguments": "{}"}}
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"refusal": "I won't run that."}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    body = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks)
+    server.enqueue(200, SSE, body + b"data: [DONE]\n\n")
+    events = await collect(f"{server.url}/v1")
+    assert events[-1] == Done("refusal", "tool_calls")  # as Responses has it

@@ -361,3 +361,16 @@ def _finished_items(body: bytes, kind: str) -> list[dict[str, Any]]:
         for event in events
         if event["type"] == "response.output_item.done" and event["item"]["type"] == kind
     ]
+
+
+async def test_a_refusal_beside_a_call_ends_the_turn_as_a_refusal(server: ReplayServer) -> None:
+    events = await replayed(
+        server,
+        typed_events(
+            {"type": "response.refusal.delta", "delta": "I won't run that."},
+            _added(1, "fc_a", "call_a", "run_shell"),
+            _args("{}", item_id="fc_a"),
+            COMPLETED,
+        ),
+    )
+    assert events[-1] == Done("refusal", "completed")  # as Chat Completions has it

@@ -136,12 +136,14 @@ def stop_reason(
     """The provider's word for why it stopped (`words` translates it; unknown
     or none is `end_turn`) as Parley's. A response that says it simply ended
     but refused, or made calls, ended for that: some servers say "stop" after
-    tool calls."""
+    tool calls. A refusal beside calls is a refusal: the model would not go
+    on, so its calls are not run (the next request answers them "not
+    executed", `repair.py`)."""
     reason = words.get(raw or "", "end_turn")
+    if refused and reason in ("end_turn", "tool_use"):
+        return "refusal"
     if reason != "end_turn":
         return reason
-    if refused:
-        return "refusal"
     return "tool_use" if called else "end_turn"
 
 

@@ -29,6 +29,7 @@ from parleyd.providers.assembly import (
     assembled,
     ended_early,
     known_type,
+    stop_reason,
     unreadable,
 )
 from parleyd.providers.events import (
@@ -443,9 +444,9 @@ class _Assembler:
         call.end(out)
 
     def _stop_reason(self) -> StopReason:
-        if self._calls:
-            return "tool_use"
-        return "refusal" if self._refused else "end_turn"
+        # A completed response says nothing of why: its parts tell, in the
+        # order every provider's adapter reads them (`assembly.stop_reason`).
+        return stop_reason(None, {}, called=bool(self._calls), refused=self._refused)
 
     def _fail(self, out: JoinedEvents, error: StreamError) -> None:
         out.add(error)

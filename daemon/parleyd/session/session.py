@@ -95,7 +95,13 @@ log = logging.getLogger(__name__)
 # must not hold the session (and the fsync) hostage.
 _CLOSING_SECONDS = 5.0
 
+# What a tool call the turn ends without running reads as, by why it ended.
 _CANCELLED = "Cancelled by the user before it finished."
+_NOT_RUN: dict[StopReason, str] = {
+    "refusal": "Not run: the model refused to go on.",
+    "max_tokens": "Not run: the model's response reached its length limit.",
+    "max_turn_requests": "Not run: the turn stopped at a limit (model calls or a budget).",
+}
 
 
 class ClientChannel(Protocol):
@@ -695,7 +701,9 @@ class Session:
         failure: TurnFailed | None,
     ) -> None:
         ending: TurnEnding = "error" if failure else stop
-        reason = _CANCELLED if failure is None else f"Not run: the turn failed ({failure})."
+        reason = _NOT_RUN.get(stop, _CANCELLED)
+        if failure is not None:
+            reason = f"Not run: the turn failed ({failure})."
         closing: list[tuple[Outgoing, Conversation]] = []
         try:
             closing += [(update, conversation) for update in turn.close(reason)]
