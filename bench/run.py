@@ -79,8 +79,8 @@ FULL = Sizes(
     list_repeats=15,
 )
 QUICK = Sizes(
-    startup_runs=3,
-    stream_repeats=2,
+    startup_runs=1,
+    stream_repeats=1,
     paced_deltas=100,
     cpu_deltas=2000,
     cpu_repeats=1,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,10 +181,13 @@ class AcpChannel:
             )
         return self._outbox
 
-    async def send_update(self, notification: SessionNotification, lane: str) -> None:
+    async def send_updates_in_lane(
+        self, notifications: Sequence[SessionNotification], lane: str
+    ) -> None:
         if (outbox := self._lanes_out()) is not None:
-            self._lanes[notification.session_id] = lane
-            await outbox.put(lane, notification)
+            for notification in notifications:
+                self._lanes[notification.session_id] = lane
+            await outbox.put(lane, *notifications)
 
     async def send_updates(self, notifications: Iterable[SessionNotification]) -> None:
         """Many updates in order, as a replay sends them: in writes of many at once."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -330,10 +330,9 @@ class Turn:
                 UserTurn(text=steer.text, content=steer.content, message_id=steer.message_id)
             )
             self.conversation.history.append(user_message(steer.text, steer.content))
-            for update in updates.user_updates(
-                steer.content, steer.message_id, self.conversation.meta
-            ):
-                await self._send(update)
+            await self._send_all(
+                updates.user_updates(steer.content, steer.message_id, self.conversation.meta)
+            )
 
     async def _watched_model_call(self) -> tuple[Done | None, AssistantMessage]:
         """A model call, the client told while the model keeps silent (`alive.py`)."""
@@ -406,8 +405,7 @@ class Turn:
                     case StreamError():
                         raise ProviderFailed(answering, event)
         if streaming.cancelled_caught:
-            for update in self._abandoned_calls(response):
-                await self._send(update)
+            await self._send_all(self._abandoned_calls(response))
             return None, self._record_response(response, interrupted=True)
         if done is None:  # pragma: no cover - providers always end with Done or StreamError
             ended = StreamError(kind="protocol", message="the stream ended early")
@@ -536,8 +534,7 @@ class Turn:
         )
         self._record(record)
         lineage = self.host.lineage(self.conversation)
-        for update, conversation in updates.usage_updates(self.host.ledger, lineage):
-            await self.host.send(update, conversation)
+        await self.host.send_all(updates.usage_updates(self.host.ledger, lineage))
 
     # -- compaction ---------------------------------------------------------
 
@@ -689,8 +686,12 @@ class Turn:
         return run.outcome(status, result.output, result)
 
     async def _send(self, update: Outgoing) -> None:
+        await self._send_all([update])
+
+    async def _send_all(self, updates: Iterable[Outgoing]) -> None:
+        """The conversation's updates in this order, nothing else between them."""
         if not self.host.pauses.released:  # else its client has gone
-            await self.host.send(update, self.conversation)
+            await self.host.send_all((update, self.conversation) for update in updates)
 
     def _context(self, **extra: Any) -> ToolContext:
         environment = child_environment(self.host.settings.shell_env_allow)

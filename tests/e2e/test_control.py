@@ -18,9 +18,6 @@ from tests.support.daemon import offline_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 
 STORY = "Tell me a long story"
-# The scripted model at a quarter of its delays: still a stream that a pause
-# lands in the middle of, and a story that ends in a few seconds, not nine.
-QUICK_PACE = "0.25"
 PROMPT_ID = 70
 
 
@@ -30,10 +27,6 @@ def workspace(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "README.md").write_text("# Steered\n\nA project to read when asked.\n")
     return folder
-
-
-def _quick(home: Path) -> dict[str, str]:
-    return {**offline_env(home), "PARLEY_OFFLINE_PACE": QUICK_PACE}
 
 
 def _updates(daemon: RawDaemon) -> list[dict[str, Any]]:
@@ -90,7 +83,7 @@ def _whole_story() -> str:
 async def test_a_paused_turn_keeps_what_streamed_and_resumes_to_its_end(
     home: Path, workspace: Path
 ) -> None:
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _story_until_paused(daemon, workspace)
         # Told, and recorded before the answer: the response cut where it stood.
         assert [s for u in _updates(daemon) if (s := _told(u))] == ["paused"]
@@ -115,13 +108,13 @@ async def test_a_paused_turn_keeps_what_streamed_and_resumes_to_its_end(
 async def test_a_pause_outlives_the_daemon_and_a_resume_then_ends_the_turn(
     home: Path, workspace: Path
 ) -> None:
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _story_until_paused(daemon, workspace)
         before = _story_text(_updates(daemon))
         daemon.process.send_signal(signal.SIGKILL)
         await daemon.process.wait()
 
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         await daemon.initialize()
         loaded = await daemon.load_session(session_id, workspace)
         assert "result" in loaded
@@ -161,7 +154,7 @@ async def test_a_pause_outlives_the_daemon_and_a_resume_then_ends_the_turn(
 async def test_a_cancel_while_paused_ends_the_turn_as_cancelled(
     home: Path, workspace: Path, restarted: bool
 ) -> None:
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _story_until_paused(daemon, workspace)
         if not restarted:
             await daemon.send(
@@ -170,7 +163,7 @@ async def test_a_cancel_while_paused_ends_the_turn_as_cancelled(
             done = await daemon.until(lambda f: f.get("id") == PROMPT_ID)
             assert done["result"] == {"stopReason": "cancelled"}
     if restarted:  # the daemon went away with the session paused, and kept it so
-        async with raw_daemon(_quick(home)) as daemon:
+        async with raw_daemon(offline_env(home)) as daemon:
             await daemon.initialize()
             await daemon.load_session(session_id, workspace)
             await daemon.send(
@@ -191,7 +184,7 @@ async def test_a_cancel_while_paused_ends_the_turn_as_cancelled(
 async def test_a_steered_message_joins_the_turn_at_its_next_step(
     home: Path, workspace: Path
 ) -> None:
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _telling(daemon, workspace, STORY, chunks=1)
         steer = [{"type": "text", "text": "Then read README.md"}]
         injected = await daemon.request(
@@ -224,7 +217,7 @@ async def test_a_steered_message_joins_the_turn_at_its_next_step(
 async def test_control_requests_that_do_not_fit_the_turn_say_why(
     home: Path, workspace: Path
 ) -> None:
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         await daemon.initialize()
         session_id = await daemon.new_session(workspace)
         text = [{"type": "text", "text": "go"}]
@@ -255,7 +248,7 @@ def _of_depth(updates: list[dict[str, Any]], depth: int) -> list[dict[str, Any]]
 async def test_a_sub_agent_pauses_with_its_parent_and_goes_on_where_it_stopped(
     home: Path, workspace: Path, restarted: bool
 ) -> None:
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         await daemon.initialize()
         session_id = await daemon.new_session(workspace)
         await daemon.start_prompt(session_id, f'Delegate "{STORY}"', PROMPT_ID)
@@ -283,7 +276,7 @@ async def test_a_sub_agent_pauses_with_its_parent_and_goes_on_where_it_stopped(
             )
             told = _story_text(_of_depth(_updates(daemon), 1))
     if restarted:
-        async with raw_daemon(_quick(home)) as daemon:
+        async with raw_daemon(offline_env(home)) as daemon:
             await daemon.initialize()
             await daemon.load_session(session_id, workspace)
             replayed = _story_text(_of_depth(_updates(daemon), 1))
@@ -305,14 +298,14 @@ async def test_a_sub_agent_pauses_with_its_parent_and_goes_on_where_it_stopped(
 async def test_a_turn_whose_client_goes_away_is_paused_for_the_next_one(
     home: Path, workspace: Path
 ) -> None:
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         session_id = await _telling(daemon, workspace, STORY)
         process = daemon.process
         assert process.stdin is not None
         process.stdin.close()
         assert await process.wait() == 0
 
-    async with raw_daemon(_quick(home)) as daemon:
+    async with raw_daemon(offline_env(home)) as daemon:
         await daemon.initialize()
         await daemon.load_session(session_id, workspace)
         (status,) = [u for u in _updates(daemon) if _told(u)]

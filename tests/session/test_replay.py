@@ -560,3 +560,27 @@ def test_a_response_record_supersedes_its_checkpoints() -> None:
         u.content.text for u, _ in restore(records).updates if isinstance(u, AgentMessageChunk)
     ]
     assert texts == ["done"]  # type: ignore[union-attr]
+
+
+def test_calls_of_two_conversations_that_share_an_id_stay_apart() -> None:
+    # Models number their calls alike: the root's call_0 ends just before the
+    # child's call_0 starts, and neither may be folded into the other.
+    delegate = ToolCall(id="call_0", name="subagent", arguments='{"task": "read"}')
+    read = ToolCall(id="call_0", name="read_file", arguments='{"path": "a"}')
+    restored = restore(
+        [
+            *session(),
+            assistant(ROOT, "delegating", delegate),
+            ToolStarted(conv=ROOT, call_id="call_0"),
+            ConversationStarted(conv=SUB, parent=ROOT, parent_tool_call="call_0", depth=1),
+            assistant(SUB, "reading", read),
+            outcome(ROOT, delegate, "done"),
+            ToolStarted(conv=SUB, call_id="call_0"),
+        ]
+    )
+    statuses = [
+        (conversation.id, update.status)
+        for update, conversation in restored.updates
+        if isinstance(update, ToolCallStart | ToolCallProgress) and update.status is not None
+    ]
+    assert statuses[-2:] == [(ROOT, "completed"), (SUB, "in_progress")]

@@ -12,6 +12,10 @@ from pathlib import Path
 PARLEYD = (sys.executable, "-m", "parleyd.main")
 
 
+# The scripted model at a quarter of its delays: its pace is for a person
+# watching, and a test still sees a stream long enough to cancel or pause in
+# the middle of. A test that needs the model's own pace sets PARLEY_OFFLINE_PACE.
+TEST_PACE = "0.25"
 # Parley's own settings and every provider's: a test must not reach a real one.
 _INHERITED_NOT = ("PARLEY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_API_KEY", "OLLAMA_")
 
@@ -22,6 +26,7 @@ def daemon_env(home: Path, **settings: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(_INHERITED_NOT)}
     env["PARLEY_HOME"] = str(home)
     env["PARLEY_CONFIG"] = str(home / "no-config.toml")
+    env["PARLEY_OFFLINE_PACE"] = TEST_PACE
     env.update(settings)
     return env
 

@@ -3,6 +3,7 @@ the turn engine without the daemon's process and wire around it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,13 @@ class RecordingChannel:
         self.updates: list[Any] = []
         self.on_update: Any = None
 
-    async def send_update(self, notification: SessionNotification, lane: str) -> None:
-        self.updates.append(notification.update)
-        if self.on_update is not None:
-            await self.on_update(notification.update)
+    async def send_updates_in_lane(
+        self, notifications: Sequence[SessionNotification], lane: str
+    ) -> None:
+        for notification in notifications:
+            self.updates.append(notification.update)
+            if self.on_update is not None:
+                await self.on_update(notification.update)
 
     async def request_permission(self, request: RequestPermissionRequest) -> str | None:
         return "allow_once"

@@ -15,7 +15,9 @@ While the client is behind (the output is full and the writer waits for it),
 a lane takes new notifications by folding them (see `Coalescing`): nothing is
 dropped or reordered, and a client that stops reading holds little memory and
 delays no other session. A lane holding `LANE_LIMIT` notifications that could
-not be folded makes its producer wait.
+not be folded makes its producer wait, once what it put is queued: the order
+of a lane is the order of the `put` calls, however long any of them waits, so
+the updates a record implies reach the client as a replay of the log has them.
 """
 
 from __future__ import annotations
@@ -130,19 +132,36 @@ class Outbox(Generic[P]):
         self._calm = asyncio.Event()
         self._calm.set()
 
-    async def put(self, lane_id: str, params: P) -> None:
-        """Queue a notification in its lane; waits while the lane is full."""
+    async def put(self, lane_id: str, *notifications: P) -> None:
+        """Queue notifications in their lane, in this order and all at once
+        (nothing another producer puts comes between them); then wait while
+        the lane is full."""
         if self._writer.closed:
             return  # the client has gone
         lane = self._lanes.get(lane_id)
         if lane is None:
             lane = self._lanes[lane_id] = _Lane()
-        key = self._coalescing.key(params)
-        if self._behind and key is not None and self._folded(lane, key, params):
-            return
+        for params in notifications:
+            self._queue(lane_id, lane, params)
+        self._work.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._write_in_turns())
         if len(lane.queue) >= LANE_LIMIT:
             lane.room.clear()
             await lane.room.wait()
+        # A producer yields the event loop at every put: one loop iteration
+        # runs a step of every ready producer, and a control request (a
+        # cancel) needs a few iterations, so each step must stay short. A
+        # notification already stands for what one network read delivered.
+        if self._hurried and lane_id not in self._hurried:
+            await self._calm.wait()
+        else:
+            await asyncio.sleep(0)
+
+    def _queue(self, lane_id: str, lane: _Lane[P], params: P) -> None:
+        key = self._coalescing.key(params)
+        if self._behind and key is not None and self._folded(lane, key, params):
+            return
         queued = _Queued(key, params)
         if not lane.queue:
             self._turns.append(lane_id)
@@ -150,17 +169,6 @@ class Outbox(Generic[P]):
         lane.queued += 1
         if key is not None and self._coalescing.replaces(key):
             lane.states[key] = queued
-        self._work.set()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._write_in_turns())
-        # A producer yields the event loop at every notification: one loop
-        # iteration runs a step of every ready producer, and a control request
-        # (a cancel) needs a few iterations, so each step must stay short. A
-        # notification already stands for what one network read delivered.
-        if self._hurried and lane_id not in self._hurried:
-            await self._calm.wait()
-        else:
-            await asyncio.sleep(0)
 
     def hurry(self, lane_id: str) -> None:
         """A control request about the lane is being served: the other lanes'

@@ -6,7 +6,7 @@ session drives a turn only through `TurnLoop`, so neither imports the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,6 +73,10 @@ class TurnHost(Protocol):
 
     async def send(self, update: Outgoing, conversation: Conversation) -> None:
         """Stream an update of a conversation to the client, waiting while it lags behind."""
+        ...
+
+    async def send_all(self, items: Iterable[tuple[Outgoing, Conversation]]) -> None:
+        """Stream updates in this order, nothing of another task's between them."""
         ...
 
     def record(self, record: Record, conversation: Conversation, turn: str | None) -> Record:

@@ -423,12 +423,17 @@ def _tool_calls_folded(
     """Each run of consecutive updates of one tool call as a single update: the
     first, with every field a later one set. That is the state a client holds
     once it has applied them all, as ACP's tool-call updates replace the fields
-    they carry."""
+    they carry. A call is its id in its conversation: models number their
+    calls alike (`call_0`), so two conversations' calls may share an id."""
     held: tuple[_ToolCallUpdate, Conversation] | None = None
     for item in replayed:
         update, conversation = item
         if isinstance(update, _ToolCallUpdate):
-            if held is not None and held[0].tool_call_id == update.tool_call_id:
+            if (
+                held is not None
+                and held[0].tool_call_id == update.tool_call_id
+                and held[1] is conversation
+            ):
                 held = (_with_fields_of(held[0], update), conversation)
                 continue
             if held is not None:

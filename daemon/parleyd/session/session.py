@@ -31,7 +31,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -112,8 +112,11 @@ class ClientChannel(Protocol):
         """What the client advertised at `initialize`."""
         ...
 
-    async def send_update(self, notification: SessionNotification, lane: str) -> None:
-        """Send an update of the session `lane` (its updates stay in order)."""
+    async def send_updates_in_lane(
+        self, notifications: Sequence[SessionNotification], lane: str
+    ) -> None:
+        """Send updates of the session `lane`, in this order and at once: the
+        lane's updates stay in the order of these calls."""
         ...
 
     async def request_permission(self, request: RequestPermissionRequest) -> str | None:
@@ -211,9 +214,18 @@ class Session:
     # -- the turn's host ------------------------------------------------------
 
     async def send(self, update: Outgoing, conversation: Conversation) -> None:
-        notification = self.wire.notification(update, conversation)
-        if notification is not None:
-            await self.channel.send_update(notification, self.id)
+        await self.send_all([(update, conversation)])
+
+    async def send_all(self, items: Iterable[tuple[Outgoing, Conversation]]) -> None:
+        """Send updates in this order, nothing of another task's between them:
+        the updates one record implies, as a replay of the log has them."""
+        notifications = [
+            notification
+            for update, conversation in items
+            if (notification := self.wire.notification(update, conversation)) is not None
+        ]
+        if notifications:
+            await self.channel.send_updates_in_lane(notifications, self.id)
 
     def record(self, record: Record, conversation: Conversation, turn: str | None) -> Record:
         record.turn = turn
@@ -645,8 +657,7 @@ class Session:
         failure: TurnFailed | None = None
         try:
             with scope:
-                for update in opening:
-                    await self.send(update, conversation)
+                await self.send_all((update, conversation) for update in opening)
                 try:
                     stop = await (turn.go_on() if prompt is None else turn.run(prompt.message))
                 except ProviderFailed as exc:
@@ -727,8 +738,7 @@ class Session:
                 (ChildState(conversation, "idle", ending=ending, error=error), conversation)
             )
         with anyio.move_on_after(_CLOSING_SECONDS) as sending:
-            for item, about in closing:
-                await self.send(item, about)
+            await self.send_all(closing)
         if sending.cancelled_caught:
             log.warning("turn %s: the client did not take its closing updates in time", turn_id)
         del self._turns[conversation.id]
