@@ -232,3 +232,43 @@ async def test_a_tree_of_sub_agents_reaches_the_sdk_and_replays(
         await connection.initialize(protocol_version=1)
         await connection.load_session(session_id=session_id, cwd=str(workspace), mcp_servers=[])
     assert per_conversation(replayed.updates) == streamed
+
+
+async def test_an_edit_lands_as_a_diff_and_an_ambiguous_one_says_where_it_matched(
+    workspace: Path, home: Path
+) -> None:
+    (workspace / "notes.txt").write_text("todo: one\ntodo: two\ndone: three\n")
+    client = RecordingClient()
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _start(connection, workspace)
+        await connection.prompt(
+            session_id=session_id,
+            prompt=[text_block('Replace "done: three" with "done: 3" in notes.txt')],
+        )
+        await connection.prompt(
+            session_id=session_id,
+            prompt=[text_block('Replace "todo" with "TODO" in notes.txt')],
+        )
+    asked = client.permission_requests[0]
+    assert asked.title == "Edit notes.txt"
+    (diff,) = asked.content
+    assert (diff.type, diff.old_text, diff.new_text) == (
+        "diff",
+        "todo: one\ntodo: two\ndone: three\n",
+        "todo: one\ntodo: two\ndone: 3\n",
+    )
+    assert (workspace / "notes.txt").read_text() == "todo: one\ntodo: two\ndone: 3\n"
+    ended = [
+        u
+        for u in client.updates
+        if u.session_update == "tool_call_update" and u.status in ("completed", "failed")
+    ]
+    assert [u.status for u in ended] == ["completed", "failed"]
+    assert (
+        ended[-1]
+        .raw_output["output"]
+        .startswith(  # what the model read
+            "the edit: old_text occurs 2 times in notes.txt, at lines 1, 2;"
+        )
+    )
+    assert "I could not complete that" in client.text()

@@ -369,6 +369,7 @@ async def test_one_tool_call_is_cancelled_and_the_turn_goes_on(
     ("prompt", "expected"),
     [
         ("Write a note to README.md saying hello", "diff"),
+        ('Replace "About turns." with "All about turns." in README.md', "edit"),
         ("Run `ls` please", "command"),
     ],
 )
@@ -383,12 +384,14 @@ async def test_a_permission_request_shows_what_it_asks_to_allow(
         await daemon.until(lambda frame: frame.get("id") == 60)
     call = ask["params"]["toolCall"]
     (content,) = call["content"]
-    if expected == "diff":
+    if expected in ("diff", "edit"):
         # The file as it is and as it would be: what CodeCompanion shows as a diff.
         assert content["type"] == "diff"
         assert content["path"] == str(workspace / "README.md")
         assert content["oldText"] == "# Turns\n\nAbout turns.\n"
-        assert content["newText"] == call["rawInput"]["content"]
+        assert content["newText"] == (
+            "# Turns\n\nAll about turns.\n" if expected == "edit" else call["rawInput"]["content"]
+        )
         assert call["locations"] == [{"path": str(workspace / "README.md")}]
     else:
         assert content["content"]["text"] == f"$ ls\n(in {workspace})"

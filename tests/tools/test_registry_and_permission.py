@@ -10,13 +10,22 @@ from parleyd.tools.base import ToolContext, ToolError
 from parleyd.tools.files import ReadFile
 from parleyd.tools.registry import ToolRegistry, builtin_registry
 
-BUILTINS = ("read_file", "list_directory", "search_text", "write_file", "run_shell", "subagent")
+BUILTINS = (
+    "read_file",
+    "list_directory",
+    "search_text",
+    "write_file",
+    "edit_file",
+    "glob",
+    "run_shell",
+    "subagent",
+)
 
 
-def test_builtin_registry_offers_the_six_tools() -> None:
+def test_builtin_registry_offers_the_built_in_tools() -> None:
     registry = builtin_registry()
     assert [tool.name for tool in registry] == list(BUILTINS)
-    assert len(registry) == 6
+    assert len(registry) == len(BUILTINS)
     assert "run_shell" in registry
     assert registry.get("read_file").kind == "read"
 

@@ -277,7 +277,7 @@ _ERROR = re.compile(r"^\s*(\[?error\]?\b|failed\b|tool error\b)", re.IGNORECASE)
 _SHORT_ERROR = re.compile(
     r"^\s*(cannot|can't|could not|unable to|cancelled|canceled)\b"
     r"|\b(no such file|not found|does not exist|outside the workspace|is a directory"
-    r"|is not a directory|is a binary file|past the end)\b",
+    r"|is not a directory|is a binary file|past the end|does not occur|occurs \d+ times)\b",
     re.IGNORECASE,
 )
 _SHORT_RESULT = 300
@@ -422,6 +422,19 @@ def _write(conversation: Conversation) -> _Draft:
     )
 
 
+def _edit(conversation: Conversation) -> _Draft:
+    """`Replace "old" with "new" in FILE`: one exact edit, which asks permission."""
+    old, new, *_ = [*_all_quoted(conversation.user_text), "", ""]
+    path = _first_file_name(_without_quotes(conversation.user_text), "README.md")
+    return _tool_scenario(
+        conversation,
+        "edit_file",
+        {"path": path, "edits": [{"old_text": old, "new_text": new}]},
+        thinking=f"An exact replacement in {path}: an edit, not a rewrite of the file.",
+        text=f"I'll edit `{path}`. You will be asked to allow the change, shown as a diff.",
+    )
+
+
 def _run(conversation: Conversation) -> _Draft:
     command = _first_quoted(conversation.user_text) or "ls"
     return _tool_scenario(
@@ -516,6 +529,8 @@ def _overview(conversation: Conversation) -> _Draft:
         "- **Reading a file**: ask me to *read* or *summarize* `README.md`, or to read "
         "several *one by one*.\n"
         "- **Writing a file**: ask me to *write a note*; Parley asks your permission first.\n"
+        '- **Editing a file**: ask me to *replace* "a phrase" *with* "another" in '
+        "`README.md`; the permission question shows the diff.\n"
         "- **Running a command**: ask me to *run* `ls`; that asks permission too.\n"
         "- **Listing files**: ask me to *list the files*.\n"
         "- **Searching**: ask me to *search for* `TODO`.\n"
@@ -559,6 +574,7 @@ _SCENARIOS: tuple[tuple[re.Pattern[str], Scenario], ...] = tuple(
     for pattern, scenario in (
         (r"\b(delegate|sub-?agents?)\b", _delegate),
         (r"\b(story|long)\b", _story),
+        (r"\breplace\b.+\bwith\b", _edit),
         (r"\b(write|create|notes?)\b", _write),
         (r"\b(run|shell|command)\b", _run),
         (r"\bread\b|summar|\blook at\b", _read),
@@ -650,6 +666,11 @@ def _summarise_write(outcome: ToolOutcome) -> str:
     return f"Done: `{path}` is written ({written} lines). Open it to check."
 
 
+def _summarise_edit(outcome: ToolOutcome) -> str:
+    path = str(outcome.arguments.get("path", "the file"))
+    return f"Done: `{path}` is edited ({outcome.content}). Open it to check."
+
+
 def _summarise_output(outcome: ToolOutcome) -> str:
     """Shell output, listings and search hits: how much came back and how it starts."""
     subject = outcome.arguments.get("command") or outcome.arguments.get("pattern")
@@ -670,6 +691,7 @@ def _summarise_subagent(outcome: ToolOutcome) -> str:
 _SUMMARISERS: dict[str, Callable[[ToolOutcome], str]] = {
     "read_file": _summarise_read,
     "write_file": _summarise_write,
+    "edit_file": _summarise_edit,
     SUBAGENT: _summarise_subagent,
 }
 

@@ -277,7 +277,7 @@ class WriteFile(WorkspaceTool[WriteFileArguments]):
         real = workspace.resolve(args.path)
         client_path = workspace.client_path(real)
         _, old_text = await anyio.to_thread.run_sync(
-            partial(_current, real, workspace.relative(real))
+            partial(current_file, real, workspace.relative(real))
         )
         return ToolResult(
             "", locations=(client_path,), diff=FileDiff(client_path, old_text, args.content)
@@ -288,7 +288,9 @@ class WriteFile(WorkspaceTool[WriteFileArguments]):
     ) -> ToolResult:
         real = workspace.resolve(args.path)
         shown = workspace.relative(real)
-        old_text = await anyio.to_thread.run_sync(partial(_write, real, shown, args.content))
+        old_text = await anyio.to_thread.run_sync(
+            partial(write_atomically, real, shown, args.content)
+        )
         lines = count_lines(args.content)
         client_path = workspace.client_path(real)
         if old_text == args.content:
@@ -301,7 +303,7 @@ class WriteFile(WorkspaceTool[WriteFileArguments]):
         )
 
 
-def _current(real: Path, shown: str) -> tuple[int | None, str | None]:
+def current_file(real: Path, shown: str) -> tuple[int | None, str | None]:
     """The mode and text a write would replace; (None, None) for a new file."""
     status = regular_file(real, shown, "write", missing_ok=True)
     if status is None:
@@ -312,11 +314,11 @@ def _current(real: Path, shown: str) -> tuple[int | None, str | None]:
         raise fs_error("write", shown, err) from None
 
 
-def _write(real: Path, shown: str, content: str) -> str | None:
+def write_atomically(real: Path, shown: str, content: str) -> str | None:
     """Replace the file's content atomically (a reader sees the old file or the new
     one, never half of it) and return the previous text, None for a new file."""
     # An existing file keeps its mode (an executable script stays executable).
-    existing_mode, old_text = _current(real, shown)
+    existing_mode, old_text = current_file(real, shown)
     if old_text == content:
         return old_text
     mode = 0o666 if existing_mode is None else existing_mode  # the umask applies to new files

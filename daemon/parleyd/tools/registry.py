@@ -12,7 +12,9 @@ from parley_protocol.names import describe_unknown
 from ..config import ConfigError
 from ..providers.messages import ToolSpec
 from .base import Tool, ToolError
+from .edit import EditFile
 from .files import ListDirectory, ReadFile, WriteFile
+from .glob_files import Glob
 from .search import SearchText
 from .shell import RunShell
 from .subagent import Subagent
@@ -84,7 +86,16 @@ class ToolRegistry:
 
 def builtin_registry() -> ToolRegistry:
     return ToolRegistry(
-        [ReadFile(), ListDirectory(), SearchText(), WriteFile(), RunShell(), Subagent()]
+        [
+            ReadFile(),
+            ListDirectory(),
+            SearchText(),
+            WriteFile(),
+            EditFile(),
+            Glob(),
+            RunShell(),
+            Subagent(),
+        ]
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
-import os
 import re
 import stat
 import threading
@@ -21,6 +19,7 @@ from .base import ToolContext, ToolError, ToolKind, ToolResult
 from .builtin import WorkspaceTool
 from .files import SKIPPED_DIRS, PathArgument, looks_binary
 from .paths import Workspace
+from .walk import matches, project_files
 
 # Larger files are generated or data: slow to scan and rarely what the model wants.
 MAX_SEARCHED_FILE_BYTES = 2 * 1024 * 1024
@@ -132,19 +131,14 @@ def _search(
 
 
 def _files(workspace: Workspace, start: Path, glob: str) -> Iterator[Path]:
-    """Regular files under `start` in a stable order, filtered by `glob`. Symlinks
-    are not followed: they may lead out of the workspace or loop."""
+    """The project's files under `start` (see `walk.py`), filtered by `glob`
+    (a path pattern from the workspace root)."""
     if not start.is_dir():
         yield start  # already resolved inside the workspace by the caller
         return
-    for directory, dirnames, filenames in os.walk(start):
-        dirnames[:] = sorted(name for name in dirnames if name not in SKIPPED_DIRS)
-        for name in sorted(filenames):
-            file = Path(directory, name)
-            if not glob or fnmatch.fnmatchcase(
-                workspace.relative(file) if "/" in glob else name, glob
-            ):
-                yield file
+    for file in project_files(start):
+        if not glob or matches(glob, workspace.relative(file)):
+            yield file
 
 
 def _read_text(file: Path) -> str | None:
