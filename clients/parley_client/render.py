@@ -34,6 +34,7 @@ from parley_client.transcript import (
     Change,
     Conversation,
     Message,
+    Plan,
     ToolCall,
     ToolState,
     Transcript,
@@ -176,6 +177,8 @@ class View(Protocol):
 
     def tool_changed(self, conversation: Conversation, call: ToolCall) -> None: ...
 
+    def plan_changed(self, conversation: Conversation, plan: Plan) -> None: ...
+
     def line(self, text: str, style: str = "") -> None:
         """A line of its own (usage, notices), below what is already final."""
         ...
@@ -238,6 +241,10 @@ class PlainView:
         self._emit(conversation, f"[tool] {call.title} ... {call.status}{timing}\n")
         for text, _style in tool_preview(conversation, call):
             self._emit(conversation, f"    {text}\n")
+
+    def plan_changed(self, conversation: Conversation, plan: Plan) -> None:
+        self._end_line(conversation)
+        self._emit(conversation, "".join(f"{line}\n" for line in plan.lines()))
 
     def line(self, text: str, style: str = "") -> None:
         self._new_line()
@@ -346,6 +353,14 @@ class RichView:
         if not any(block.item is call for block in self._blocks):
             self._blocks.append(_Block(conversation, call))
         self._settle()
+
+    def plan_changed(self, conversation: Conversation, plan: Plan) -> None:
+        # A sub-agent's plan is its own business; the root's comes after the
+        # call that set it, which has ended, so it prints for good in order.
+        if self._redrawn_as_nested(conversation):
+            return
+        self._settle()
+        self._emit(Text("\n".join(plan.lines()), style="cyan"))
 
     def line(self, text: str, style: str = "") -> None:
         self.console.print(Text(text, style=style))
@@ -526,6 +541,8 @@ class Renderer:
                 self._show_message(message, change)
             case ToolCall() as call:
                 self.view.tool_changed(change.conversation, call)
+            case Plan() as plan:
+                self.view.plan_changed(change.conversation, plan)
             case Usage() as usage if change.conversation.is_root:
                 # The root's figures include its sub-agents': the line a turn ends with.
                 self._usage = usage

@@ -23,6 +23,7 @@ import msgspec
 
 from parley_protocol.acp import (
     AgentMessageChunk,
+    AgentPlanUpdate,
     AgentThoughtChunk,
     AnySessionUpdate,
     AudioContent,
@@ -160,12 +161,26 @@ Entry: TypeAlias = Message | ToolCall
 
 
 @dataclass(frozen=True)
+class Plan:
+    """The conversation's plan as its last `plan` update has it: (step, status) pairs."""
+
+    steps: tuple[tuple[str, str], ...]
+
+    def lines(self) -> list[str]:
+        done = sum(status == "completed" for _, status in self.steps)
+        marks = {"completed": "[x]", "in_progress": "[>]"}
+        return [f"[plan] {done} of {len(self.steps)} done"] + [
+            f"  {marks.get(status, '[ ]')} {step}" for step, status in self.steps
+        ]
+
+
+@dataclass(frozen=True)
 class Change:
     """What one update changed: the conversation, the entry (or usage) in it and, for a
     message, the new text."""
 
     conversation: Conversation
-    item: Entry | Usage
+    item: Entry | Usage | Plan
     new: bool = False
     delta: str = ""
 
@@ -185,6 +200,7 @@ class Conversation:
     """A sub-agent's, as its parent's `subagent` call announced it."""
     entries: list[Entry] = field(default_factory=list)
     usages: list[Usage] = field(default_factory=list)
+    plan: Plan | None = None
     children: dict[ToolCallId, Conversation] = field(default_factory=dict)
     """The sub-agents this conversation started, by the tool call that started each."""
     _tools: dict[str, ToolCall] = field(default_factory=dict, repr=False)
@@ -194,7 +210,7 @@ class Conversation:
         return self.depth == 0
 
     def fold(self, update: AnySessionUpdate) -> Change | None:
-        """Fold in one of this conversation's updates; None for kinds not kept (plans, ...)."""
+        """Fold in one of this conversation's updates; None for kinds not kept (modes, ...)."""
         match update:
             case UserMessageChunk() | AgentMessageChunk() | AgentThoughtChunk():
                 return self.add_text(
@@ -213,6 +229,9 @@ class Conversation:
                 usage = Usage.from_update(update)
                 self.usages.append(usage)
                 return Change(self, usage, new=True)
+            case AgentPlanUpdate(entries=entries):
+                self.plan = Plan(tuple((entry.content, entry.status) for entry in entries))
+                return Change(self, self.plan, new=True)
             case _:
                 return None
 

@@ -228,9 +228,9 @@ class Turn:
         self._response: _ResponseInProgress | None = None
         self._unfinished_calls: dict[str, str] = {}  # call id -> tool name
         self._call_scopes: dict[str, anyio.CancelScope] = {}
-        # A finished call's last update until the client has it: a cancel that
-        # lands while it is sent leaves it to the closing.
-        self._unsent: dict[str, SessionUpdate] = {}
+        # A finished call's last updates until the client has them: a cancel
+        # that lands while they are sent leaves them to the closing.
+        self._unsent: dict[str, list[SessionUpdate]] = {}
         self._closing = False
         self._compacting: str | None = None
         self.stop_note: str | None = None
@@ -621,11 +621,9 @@ class Turn:
         if outcome is None:  # this call alone was cancelled
             said = CALL_CANCELLED if run.ran else CALL_CANCELLED_UNRUN
             outcome = updates.interrupted_outcome(call.id, call.name, said)
-        finished = self._unsent[call.id] = updates.tool_call_finished(
-            outcome, self.conversation.meta
-        )
+        ended = self._unsent[call.id] = updates.tool_call_ended(outcome, self.conversation.meta)
         self._finish_call(outcome)
-        await self._send(finished)
+        await self._send_all(ended)
         del self._unsent[call.id]
 
     def cancel_tool_call(self, call_id: str) -> bool:
@@ -765,7 +763,7 @@ class Turn:
         """The turn stops early: keep what was said, and answer every tool call
         the model made so the history stays valid for the next model call."""
         self._closing = True
-        closing: list[Outgoing] = [*self._unsent.values()]
+        closing: list[Outgoing] = [update for ended in self._unsent.values() for update in ended]
         self._unsent.clear()
         if self._compacting is not None:
             # The history keeps what it had: the summary never came.
@@ -781,7 +779,7 @@ class Turn:
         self._response = None
         for call_id, name in list(self._unfinished_calls.items()):
             outcome = updates.interrupted_outcome(call_id, name, reason)
-            closing.append(updates.tool_call_finished(outcome, self.conversation.meta))
+            closing += updates.tool_call_ended(outcome, self.conversation.meta)
             self._finish_call(outcome)
         return closing
 
@@ -844,4 +842,5 @@ class _ToolRun:
             duration_ms=round((time.monotonic() - self.started) * 1000, 3),
             ran=self.ran,
             progress=self.progress,
+            plan=updates.stored_plan(shown),
         )

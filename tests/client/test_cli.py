@@ -117,6 +117,16 @@ def test_files_attached_to_a_prompt_are_sent_and_shown(
     assert missing.stderr.strip() == "parley: cannot attach gone.txt: No such file or directory"
 
 
+def test_a_plan_is_shown_as_it_is_ticked_off(workspace: Path, env: dict[str, str]) -> None:
+    run = parley("prompt", 'Make a plan "Read it", "Fix it"', cwd=workspace, env=env)
+    assert run.returncode == 0, run.stderr
+    shown = run.stdout
+    first = shown.index("[plan] 0 of 2 done\n  [>] Read it\n  [ ] Fix it\n")
+    second = shown.index("[plan] 1 of 2 done\n  [x] Read it\n  [>] Fix it\n")
+    last = shown.index("[plan] 2 of 2 done\n  [x] Read it\n  [x] Fix it\n")
+    assert first < second < last
+
+
 def test_permission_flags(workspace: Path, env: dict[str, str]) -> None:
     rejected = parley("prompt", "--no", 'Write a note saying "ship it"', cwd=workspace, env=env)
     assert rejected.returncode == 0, rejected.stderr

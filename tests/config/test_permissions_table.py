@@ -47,6 +47,7 @@ def test_each_tool_may_ask_run_or_be_denied(config_path: Path) -> None:
             '[permissions]\nrun_shel = "deny"\n',
             "[permissions] names unknown tool 'run_shel' (did you mean 'run_shell'?); "
             "the tools are read_file, list_directory, search_text, write_file, edit_file, glob, "
+            "update_plan, "
             "run_shell, "
             "subagent",
         ),
@@ -54,6 +55,7 @@ def test_each_tool_may_ask_run_or_be_denied(config_path: Path) -> None:
             '[permissions]\nfly = "ask"\nreadfile = "ask"\n',
             "[permissions] names unknown tools 'fly', 'readfile' (did you mean 'read_file'?); "
             "the tools are read_file, list_directory, search_text, write_file, edit_file, glob, "
+            "update_plan, "
             "run_shell, "
             "subagent",
         ),

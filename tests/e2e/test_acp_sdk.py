@@ -272,3 +272,36 @@ async def test_an_edit_lands_as_a_diff_and_an_ambiguous_one_says_where_it_matche
         )
     )
     assert "I could not complete that" in client.text()
+
+
+async def test_a_plan_is_ticked_off_across_tool_calls_and_replayed_after_a_load(
+    workspace: Path, home: Path
+) -> None:
+    live = RecordingClient()
+    async with acp_daemon(offline_env(home), live) as (connection, _):
+        session_id = await _start(connection, workspace)
+        await connection.prompt(
+            session_id=session_id, prompt=[text_block('Make a plan "Read it", "Fix it"')]
+        )
+    plans = [
+        [(entry.content, entry.status, entry.priority) for entry in update.entries]
+        for update in live.updates
+        if update.session_update == "plan"
+    ]
+    assert plans == [
+        [("Read it", "in_progress", "high"), ("Fix it", "pending", "medium")],
+        [("Read it", "completed", "high"), ("Fix it", "in_progress", "medium")],
+        [("Read it", "completed", "high"), ("Fix it", "completed", "medium")],
+    ]
+    # Each plan comes right after the end of the call that set it.
+    kinds = [(u.session_update, getattr(u, "status", None)) for u in live.updates]
+    ends = [i for i, kind in enumerate(kinds) if kind == ("tool_call_update", "completed")]
+    assert [kinds[i + 1][0] for i in ends] == ["plan"] * 3
+    assert "All 2 steps of the plan are done." in live.text()
+
+    replayed = RecordingClient()
+    async with acp_daemon(offline_env(home), replayed) as (connection, _):
+        await connection.initialize(protocol_version=1)
+        await connection.load_session(session_id=session_id, cwd=str(workspace), mcp_servers=[])
+    expected = as_replayed([u.model_dump(by_alias=True) for u in live.updates])
+    assert [u.model_dump(by_alias=True) for u in replayed.updates[1:]] == expected

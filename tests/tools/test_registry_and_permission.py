@@ -17,6 +17,7 @@ BUILTINS = (
     "write_file",
     "edit_file",
     "glob",
+    "update_plan",
     "run_shell",
     "subagent",
 )

@@ -435,6 +435,56 @@ def _edit(conversation: Conversation) -> _Draft:
     )
 
 
+_PLAN_STEPS = ("Look at the project", "Make the change", "Check the result")
+
+
+def _plan(conversation: Conversation) -> _Draft:
+    """`Make a plan "a", "b", "c"`: a plan of the quoted steps, worked through
+    one `update_plan` call at a time (see `_next_plan_step`)."""
+    steps = _all_quoted(conversation.user_text) or list(_PLAN_STEPS)
+    return _plan_call(
+        conversation,
+        steps,
+        done=0,
+        thinking="A task of several steps: I'll keep a plan the user can follow.",
+        text="Here is my plan; I'll tick the steps off as I go.",
+    )
+
+
+def _plan_call(
+    conversation: Conversation, steps: Sequence[str], done: int, thinking: str, text: str
+) -> _Draft:
+    def status(index: int) -> str:
+        return "completed" if index < done else "in_progress" if index == done else "pending"
+
+    entries = [
+        {"content": step, "status": status(index), "priority": "high" if index == 0 else "medium"}
+        for index, step in enumerate(steps)
+    ]
+    return _tool_scenario(conversation, "update_plan", {"steps": entries}, thinking, text)
+
+
+def _next_plan_step(conversation: Conversation) -> _Draft | None:
+    """After a plan update, the next one: the step in progress done, the one
+    after it begun; None once every step is completed."""
+    match conversation.tool_outcomes:
+        case (ToolOutcome(name="update_plan", outcome="ok", arguments=arguments),):
+            entries = [e for e in arguments.get("steps", ()) if isinstance(e, Mapping)]
+        case _:
+            return None
+    steps = [str(entry.get("content")) for entry in entries]
+    done = sum(entry.get("status") == "completed" for entry in entries)
+    if done >= len(steps):
+        return None
+    return _plan_call(
+        conversation,
+        steps,
+        done=done + 1,
+        thinking=f"{steps[done]}: done. On to the next step.",
+        text=f"Done: {steps[done]}.",
+    )
+
+
 def _run(conversation: Conversation) -> _Draft:
     command = _first_quoted(conversation.user_text) or "ls"
     return _tool_scenario(
@@ -531,6 +581,7 @@ def _overview(conversation: Conversation) -> _Draft:
         "- **Writing a file**: ask me to *write a note*; Parley asks your permission first.\n"
         '- **Editing a file**: ask me to *replace* "a phrase" *with* "another" in '
         "`README.md`; the permission question shows the diff.\n"
+        '- **A plan**: ask me to *make a plan* "step one", "step two"; I tick it off.\n'
         "- **Running a command**: ask me to *run* `ls`; that asks permission too.\n"
         "- **Listing files**: ask me to *list the files*.\n"
         "- **Searching**: ask me to *search for* `TODO`.\n"
@@ -575,6 +626,7 @@ _SCENARIOS: tuple[tuple[re.Pattern[str], Scenario], ...] = tuple(
         (r"\b(delegate|sub-?agents?)\b", _delegate),
         (r"\b(story|long)\b", _story),
         (r"\breplace\b.+\bwith\b", _edit),
+        (r"\bplan\b", _plan),
         (r"\b(write|create|notes?)\b", _write),
         (r"\b(run|shell|command)\b", _run),
         (r"\bread\b|summar|\blook at\b", _read),
@@ -592,7 +644,7 @@ def _after_tools(conversation: Conversation) -> _Draft:
     """The reply once this turn's tool results are back: a final answer, or, after a
     read that worked, the next of several files read one by one; never a call after
     a declined or failing tool, so the script cannot loop."""
-    if (following := _next_read(conversation)) is not None:
+    if (following := _next_read(conversation) or _next_plan_step(conversation)) is not None:
         return following
     outcomes = conversation.tool_outcomes
     if all(o.outcome != "ok" for o in outcomes):
@@ -671,6 +723,11 @@ def _summarise_edit(outcome: ToolOutcome) -> str:
     return f"Done: `{path}` is edited ({outcome.content}). Open it to check."
 
 
+def _summarise_plan(outcome: ToolOutcome) -> str:
+    steps = len(outcome.arguments.get("steps", ()))
+    return f"All {steps} steps of the plan are done."
+
+
 def _summarise_output(outcome: ToolOutcome) -> str:
     """Shell output, listings and search hits: how much came back and how it starts."""
     subject = outcome.arguments.get("command") or outcome.arguments.get("pattern")
@@ -692,6 +749,7 @@ _SUMMARISERS: dict[str, Callable[[ToolOutcome], str]] = {
     "read_file": _summarise_read,
     "write_file": _summarise_write,
     "edit_file": _summarise_edit,
+    "update_plan": _summarise_plan,
     SUBAGENT: _summarise_subagent,
 }
 

@@ -15,10 +15,12 @@ import msgspec
 
 from parley_protocol.acp import (
     AgentMessageChunk,
+    AgentPlanUpdate,
     AgentThoughtChunk,
     ContentToolCallContent,
     Cost,
     FileEditToolCallContent,
+    PlanEntry,
     SessionInfoUpdate,
     SessionUpdate,
     TextContent,
@@ -203,6 +205,17 @@ def display_content(result: ToolResult) -> list[dict[str, Any]]:
     return built
 
 
+def stored_plan(result: ToolResult) -> list[dict[str, Any]] | None:
+    """The plan a tool set, as its record stores it: ACP plan entries."""
+    if result.plan is None:
+        return None
+    entries = [
+        PlanEntry(content=s.content, priority=s.priority, status=s.status) for s in result.plan
+    ]
+    built: list[dict[str, Any]] = msgspec.to_builtins(entries)
+    return built
+
+
 def shown_locations(result: ToolResult) -> list[ToolCallLocation]:
     return [ToolCallLocation(path=str(path)) for path in result.locations]
 
@@ -245,16 +258,26 @@ def tool_call_finished(outcome: ToolOutcome, meta: Meta) -> ToolCallProgress:
     )
 
 
+def tool_call_ended(outcome: ToolOutcome, meta: Meta) -> list[SessionUpdate]:
+    """What a finished call says: its end, then the plan it set, if it set one."""
+    ended: list[SessionUpdate] = [tool_call_finished(outcome, meta)]
+    if outcome.plan is not None:
+        entries = _stored(outcome.plan, list[PlanEntry], None)
+        if entries is not None:
+            ended.append(AgentPlanUpdate(entries=entries, meta=meta))
+    return ended
+
+
 def tool_call_lifecycle(
     outcome: ToolOutcome, meta: Meta, *, start_replayed: bool
-) -> list[ToolCallProgress]:
+) -> list[SessionUpdate]:
     """A finished call's updates from `in_progress` on, as they streamed live;
     `start_replayed`: its `tool_start` record already gave the `in_progress`."""
     running = (
         [tool_call_running(outcome.call_id, meta)] if outcome.ran and not start_replayed else []
     )
     progress = [tool_call_progress(outcome.call_id, text, meta) for text in outcome.progress]
-    return [*running, *progress, tool_call_finished(outcome, meta)]
+    return [*running, *progress, *tool_call_ended(outcome, meta)]
 
 
 def usage_updates(

@@ -190,6 +190,8 @@ class ToolOutcome(Record, tag="tool_result"):
     # output it streamed while running, for a faithful replay.
     ran: bool = False
     progress: list[str] = []
+    # The conversation's plan as the call left it (ACP plan entries), if it set one.
+    plan: list[dict[str, Any]] | None = None
     # Where texts too long for the line stood (JSON Pointers such as "/output")
     # and the digests of the blobs holding them; reading puts them back.
     blobs: dict[str, str] = {}

@@ -27,6 +27,19 @@ class FileDiff:
     new_text: str
 
 
+PlanPriority = Literal["high", "medium", "low"]
+PlanStatus = Literal["pending", "in_progress", "completed"]
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One entry of the model's plan, as ACP's `plan` update shows it."""
+
+    content: str
+    priority: PlanPriority
+    status: PlanStatus
+
+
 @dataclass(frozen=True)
 class ToolResult:
     """`output` is what the model reads back; the rest is for the client's display."""
@@ -37,6 +50,8 @@ class ToolResult:
     diff: FileDiff | None = None
     # The user stopped the work; `output` says what it had done.
     cancelled: bool = False
+    # The conversation's plan from now on, whole (the `update_plan` tool).
+    plan: tuple[PlanStep, ...] | None = None
 
 
 @dataclass(frozen=True)

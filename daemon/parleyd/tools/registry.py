@@ -15,6 +15,7 @@ from .base import Tool, ToolError
 from .edit import EditFile
 from .files import ListDirectory, ReadFile, WriteFile
 from .glob_files import Glob
+from .plan import UpdatePlan
 from .search import SearchText
 from .shell import RunShell
 from .subagent import Subagent
@@ -93,6 +94,7 @@ def builtin_registry() -> ToolRegistry:
             WriteFile(),
             EditFile(),
             Glob(),
+            UpdatePlan(),
             RunShell(),
             Subagent(),
         ]
