@@ -693,7 +693,8 @@ class Turn:
 
     def _context(self, **extra: Any) -> ToolContext:
         environment = child_environment(self.host.settings.shell_env_allow)
-        return ToolContext(self.host.cwd, environment=environment, **extra)
+        editor = self.host.editor_files(self.conversation)
+        return ToolContext(self.host.cwd, environment=environment, editor=editor, **extra)
 
     async def _refusal(
         self, tool: Tool, call: ToolCall, arguments: Mapping[str, Any]

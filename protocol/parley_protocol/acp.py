@@ -30,6 +30,14 @@ from ._base import (
 )
 from .content import *  # noqa: F403
 from .content import __all__ as _content_all
+from .fs import *  # noqa: F403
+from .fs import (
+    ReadTextFileRequest,
+    ReadTextFileResponse,
+    WriteTextFileRequest,
+    WriteTextFileResponse,
+)
+from .fs import __all__ as _fs_all
 from .initialize import *  # noqa: F403
 from .initialize import InitializeRequest, InitializeResponse
 from .initialize import __all__ as _initialize_all
@@ -91,6 +99,8 @@ SESSION_PROMPT: Final = "session/prompt"
 SESSION_CANCEL: Final = "session/cancel"
 SESSION_UPDATE: Final = "session/update"
 SESSION_REQUEST_PERMISSION: Final = "session/request_permission"
+FS_READ_TEXT_FILE: Final = "fs/read_text_file"
+FS_WRITE_TEXT_FILE: Final = "fs/write_text_file"
 CANCEL_REQUEST: Final = "$/cancel_request"
 LSP_CANCEL_REQUEST: Final = "$/cancelRequest"
 
@@ -121,6 +131,8 @@ AGENT_NOTIFICATIONS: Final[dict[str, type[msgspec.Struct]]] = {
 
 CLIENT_REQUESTS: Final[dict[str, tuple[type[msgspec.Struct], type[msgspec.Struct]]]] = {
     SESSION_REQUEST_PERMISSION: (RequestPermissionRequest, RequestPermissionResponse),
+    FS_READ_TEXT_FILE: (ReadTextFileRequest, ReadTextFileResponse),
+    FS_WRITE_TEXT_FILE: (WriteTextFileRequest, WriteTextFileResponse),
 }
 """Requests Parley sends and the client answers: method -> (params, result)."""
 
@@ -136,6 +148,8 @@ __all__ = [  # noqa: PLE0604
     "CANCEL_REQUEST",
     "CLIENT_NOTIFICATIONS",
     "CLIENT_REQUESTS",
+    "FS_READ_TEXT_FILE",
+    "FS_WRITE_TEXT_FILE",
     "INITIALIZE",
     "LSP_CANCEL_REQUEST",
     "SESSION_ARCHIVE",
@@ -166,6 +180,7 @@ __all__ = [  # noqa: PLE0604
     "TerminalId",
     "ToolCallId",
     *_content_all,
+    *_fs_all,
     *_initialize_all,
     *_session_all,
     *_tool_calls_all,

@@ -4,7 +4,9 @@ scripted model (the real OpenAI Chat Completions path over loopback)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import acp
 import pytest
@@ -305,3 +307,61 @@ async def test_a_plan_is_ticked_off_across_tool_calls_and_replayed_after_a_load(
         await connection.load_session(session_id=session_id, cwd=str(workspace), mcp_servers=[])
     expected = as_replayed([u.model_dump(by_alias=True) for u in live.updates])
     assert [u.model_dump(by_alias=True) for u in replayed.updates[1:]] == expected
+
+
+@dataclass
+class EditorClient(RecordingClient):
+    """A client with `fs` capabilities and buffers of its own: what it holds for
+    a path is what the agent must read, and its writes land here, not on disk."""
+
+    buffers: dict[str, str] = field(default_factory=dict)
+    asked: list[tuple[str, str]] = field(default_factory=list)
+
+    async def read_text_file(
+        self, session_id: str, path: str, line: int | None = None, limit: int | None = None,
+        **_: Any,
+    ) -> acp.schema.ReadTextFileResponse:  # fmt: skip
+        self.asked.append(("read", path))
+        if path not in self.buffers:
+            raise acp.RequestError.resource_not_found(path)
+        return acp.schema.ReadTextFileResponse(content=self.buffers[path])
+
+    async def write_text_file(
+        self, session_id: str, path: str, content: str, **_: Any
+    ) -> acp.schema.WriteTextFileResponse:
+        self.asked.append(("write", path))
+        self.buffers[path] = content
+        return acp.schema.WriteTextFileResponse()
+
+
+async def test_with_fs_capabilities_files_are_read_and_edited_in_the_editors_buffers(
+    workspace: Path, home: Path
+) -> None:
+    notes = workspace / "notes.txt"
+    notes.write_text("saved: one\n")
+    client = EditorClient(buffers={str(notes): "unsaved: two\n"})
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        fs = acp.schema.FileSystemCapabilities(read_text_file=True, write_text_file=True)
+        await connection.initialize(
+            protocol_version=1, client_capabilities=acp.schema.ClientCapabilities(fs=fs)
+        )
+        session = await connection.new_session(cwd=str(workspace), mcp_servers=[])
+        await connection.prompt(
+            session_id=session.session_id, prompt=[text_block("Summarize notes.txt")]
+        )
+        await connection.prompt(
+            session_id=session.session_id,
+            prompt=[text_block('Replace "two" with "2" in notes.txt')],
+        )
+        await connection.prompt(
+            session_id=session.session_id, prompt=[text_block("Summarize README.md")]
+        )
+    assert "unsaved: two" in client.text()  # the buffer, not the disk
+    (diff,) = client.permission_requests[0].content
+    assert (diff.old_text, diff.new_text) == ("unsaved: two\n", "unsaved: 2\n")
+    assert client.buffers[str(notes)] == "unsaved: 2\n"
+    assert notes.read_text() == "saved: one\n"  # the editor saves when its user does
+    # A file the editor has no buffer for is read from the disk.
+    assert ("read", str(workspace / "README.md")) in client.asked
+    first_line = (workspace / "README.md").read_text().splitlines()[0].lstrip("# ")
+    assert f'**First heading:** "{first_line}"' in client.text()

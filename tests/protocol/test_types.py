@@ -513,6 +513,7 @@ DOC_ERRATA = {
     ("session-modes.mdx", 2): "current_mode_update has `modeId`; schema: `currentModeId`",
     ("session-modes.mdx", 3): "toolCall.content holds a bare ContentBlock, not ToolCallContent",
     ("session-setup.mdx", 6): "session/load result is null; schema: a LoadSessionResponse object",
+    ("file-system.mdx", 4): "fs/write_text_file result is null; schema: a WriteTextFileResponse",
 }
 
 

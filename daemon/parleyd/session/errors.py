@@ -8,6 +8,11 @@ from __future__ import annotations
 from parleyd.providers.events import StreamError
 
 
+class ClientFileError(Exception):
+    """The client could not read or write a file through ACP's file system (its
+    message says why, in the client's words)."""
+
+
 class SessionError(Exception):
     """A request about a session that cannot be served as asked."""
 

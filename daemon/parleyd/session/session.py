@@ -40,10 +40,12 @@ import anyio
 
 from parley_protocol.acp import (
     ClientCapabilities,
+    ReadTextFileRequest,
     RequestPermissionRequest,
     SessionNotification,
     SessionUpdate,
     StopReason,
+    WriteTextFileRequest,
 )
 from parleyd.config import Settings
 from parleyd.pricing import price_for
@@ -51,6 +53,7 @@ from parleyd.providers.base import Provider
 from parleyd.providers.messages import AssistantMessage, UserMessage
 from parleyd.session import budget, updates
 from parleyd.session.conversation import Budget, Conversation, new_id
+from parleyd.session.editor_files import ClientFiles
 from parleyd.session.errors import (
     ProviderFailed,
     SessionBusy,
@@ -84,7 +87,7 @@ from parleyd.store.records import (
     TurnStarted,
     UserTurn,
 )
-from parleyd.tools.base import ChildTask, ToolError, ToolResult
+from parleyd.tools.base import ChildTask, EditorFiles, ToolError, ToolResult
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import ToolRegistry
 from parleyd.tools.subagent import NAME as SUBAGENT
@@ -121,6 +124,14 @@ class ClientChannel(Protocol):
 
     async def request_permission(self, request: RequestPermissionRequest) -> str | None:
         """The option the user chose, or None if the request was cancelled."""
+        ...
+
+    async def read_text_file(self, request: ReadTextFileRequest) -> str:
+        """The file's text as the client has it (ClientFileError if it cannot)."""
+        ...
+
+    async def write_text_file(self, request: WriteTextFileRequest) -> None:
+        """Write the file through the client (ClientFileError if it cannot)."""
         ...
 
 
@@ -243,6 +254,13 @@ class Session:
         answer = await self.channel.request_permission(request)
         await self.send(ChildState(conversation, "running"), conversation)
         return answer
+
+    def editor_files(self, conversation: Conversation) -> EditorFiles | None:
+        capabilities = self.channel.capabilities
+        fs = None if capabilities is None else capabilities.fs
+        if fs is None or not (fs.read_text_file or fs.write_text_file):
+            return None
+        return ClientFiles(self.channel, self.wire.session_id_of(conversation), fs)
 
     def tools_for(self, conversation: Conversation) -> ToolRegistry:
         """The tools a conversation may use: its parent's, narrowed to those it

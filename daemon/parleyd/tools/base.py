@@ -75,6 +75,19 @@ class ChildRunner(Protocol):
         ...
 
 
+class EditorFiles(Protocol):
+    """Files as the user's editor has them (ACP's client file system), where the
+    client offers it: a read sees unsaved changes, a write lands in the buffer.
+    Each raises ToolError when the editor cannot; the paths are absolute."""
+
+    can_read: bool
+    can_write: bool
+
+    async def read_text(self, path: Path) -> str: ...
+
+    async def write_text(self, path: Path, content: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """What a running tool may know. `cwd` is the session's workspace root: every
@@ -82,12 +95,14 @@ class ToolContext:
     output (a shell command's lines) to the client while the tool runs.
     `environment` is what a process the tool starts inherits: by default the
     daemon's own without its secrets, and without the user's allow list.
-    `children` starts sub-conversations; None where there may be none (too deep)."""
+    `children` starts sub-conversations; None where there may be none (too deep).
+    `editor` reads and writes files through the client; None: the disk."""
 
     cwd: Path
     report_progress: Callable[[str], Awaitable[None]] = field(default=lambda _text: _noop())
     environment: Mapping[str, str] = field(default_factory=child_environment)
     children: ChildRunner | None = None
+    editor: EditorFiles | None = None
 
 
 async def _noop() -> None:

@@ -39,7 +39,7 @@ class WorkspaceTool(ABC, Generic[ArgumentsT]):
         return await self.execute(*self._prepared(arguments, context), context)
 
     async def preview(self, arguments: Mapping[str, Any], context: ToolContext) -> ToolResult:
-        return await self.describe(*self._prepared(arguments, context))
+        return await self.describe(*self._prepared(arguments, context), context)
 
     def _prepared(
         self, arguments: Mapping[str, Any], context: ToolContext
@@ -49,7 +49,9 @@ class WorkspaceTool(ABC, Generic[ArgumentsT]):
             context.cwd
         )
 
-    async def describe(self, args: ArgumentsT, workspace: Workspace) -> ToolResult:
+    async def describe(
+        self, args: ArgumentsT, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
         """What a call with these arguments would do (see `Tool.preview`); the
         title says it all for tools that change nothing."""
         return ToolResult("")

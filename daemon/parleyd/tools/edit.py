@@ -12,17 +12,14 @@ not at all, in one atomic write.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
-from pathlib import Path
 from typing import Annotated, Any
 
-import anyio.to_thread
 import msgspec
 from msgspec import Meta
 
-from .base import FileDiff, ToolContext, ToolError, ToolKind, ToolResult
+from .base import ToolContext, ToolError, ToolKind, ToolResult
 from .builtin import WorkspaceTool
-from .files import PathArgument, current_file, write_atomically
+from .files import PathArgument, WorkspaceFile
 from .paths import Workspace
 
 # An ambiguous edit names this many of the lines its text stands at.
@@ -67,48 +64,38 @@ class EditFile(WorkspaceTool[EditFileArguments]):
     def title(self, arguments: Mapping[str, Any]) -> str:
         return f"Edit {arguments.get('path', '')}"
 
-    async def describe(self, args: EditFileArguments, workspace: Workspace) -> ToolResult:
-        real = workspace.resolve(args.path)
-        old_text, new_text = await anyio.to_thread.run_sync(
-            partial(_edited, real, workspace.relative(real), args.edits)
-        )
-        client_path = workspace.client_path(real)
-        return ToolResult(
-            "", locations=(client_path,), diff=FileDiff(client_path, old_text, new_text)
-        )
+    async def describe(
+        self, args: EditFileArguments, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
+        file = WorkspaceFile.at(workspace, args.path)
+        old_text, new_text = await _edited(file, args.edits, context)
+        return ToolResult("", locations=(file.client_path,), diff=file.diff(old_text, new_text))
 
     async def execute(
         self, args: EditFileArguments, workspace: Workspace, context: ToolContext
     ) -> ToolResult:
-        real = workspace.resolve(args.path)
-        shown = workspace.relative(real)
-        old_text, new_text = await anyio.to_thread.run_sync(partial(_edit, real, shown, args.edits))
-        client_path = workspace.client_path(real)
+        file = WorkspaceFile.at(workspace, args.path)
+        old_text, new_text = await _edited(file, args.edits, context)
         if new_text == old_text:
             return ToolResult(
-                f"the edits leave {shown} as it was; nothing changed", locations=(client_path,)
+                f"the edits leave {file.shown} as it was; nothing changed",
+                locations=(file.client_path,),
             )
+        await file.replace(new_text, context)
         count = len(args.edits)
         return ToolResult(
-            f"Edited {shown} ({count} edit{'' if count == 1 else 's'})",
-            locations=(client_path,),
-            diff=FileDiff(client_path, old_text, new_text),
+            f"Edited {file.shown} ({count} edit{'' if count == 1 else 's'})",
+            locations=(file.client_path,),
+            diff=file.diff(old_text, new_text),
         )
 
 
-def _edit(real: Path, shown: str, edits: list[Edit]) -> tuple[str, str]:
-    old_text, new_text = _edited(real, shown, edits)
-    if new_text != old_text:
-        write_atomically(real, shown, new_text)
-    return old_text, new_text
-
-
-def _edited(real: Path, shown: str, edits: list[Edit]) -> tuple[str, str]:
+async def _edited(file: WorkspaceFile, edits: list[Edit], context: ToolContext) -> tuple[str, str]:
     """The file's text, and what the edits make of it (a ToolError if one cannot apply)."""
-    _, old_text = current_file(real, shown)
+    old_text = await file.text(context)
     if old_text is None:
-        raise ToolError(f"{shown} does not exist; create it with write_file")
-    return old_text, apply_edits(old_text, edits, shown)
+        raise ToolError(f"{file.shown} does not exist; create it with write_file")
+    return old_text, apply_edits(old_text, edits, file.shown)
 
 
 def apply_edits(text: str, edits: list[Edit], shown: str) -> str:

@@ -10,10 +10,12 @@ moment late.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import stat
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -117,60 +119,72 @@ class ReadFile(WorkspaceTool[ReadFileArguments]):
     async def execute(
         self, args: ReadFileArguments, workspace: Workspace, context: ToolContext
     ) -> ToolResult:
+        editor = context.editor
+        if editor is not None and editor.can_read:
+            file = WorkspaceFile.at(workspace, args.path)
+            with contextlib.suppress(ToolError):  # one the editor cannot open: the disk's
+                text = await editor.read_text(file.client_path)
+                page = _page(io.BytesIO(text.encode("utf-8")), file.shown, args)
+                return ToolResult(page, locations=(file.client_path,))
         return await _text_in_worker(workspace, args.path, partial(self._read, args=args))
 
     @staticmethod
     def _read(real: Path, shown: str, args: ReadFileArguments) -> str:
         regular_file(real, shown, "read")
-        wanted = min(args.limit, MAX_READ_LINES)
-        kept: list[bytes] = []
-        size = 0
-        cut_lines: list[int] = []
-        total = last = 0
-        more = False
-        truncated_by = ""
         try:
             with real.open("rb") as stream:
-                if looks_binary(stream.read(SNIFF_BYTES)):
-                    raise ToolError(f"{shown} is a binary file; read_file only reads text")
-                stream.seek(0)
-                for total, (line, cut) in enumerate(_lines(stream, MAX_READ_BYTES), 1):
-                    if total < args.offset:
-                        continue
-                    if total - args.offset == wanted:
-                        more = True
-                        if wanted == MAX_READ_LINES:
-                            truncated_by = f"{MAX_READ_LINES} lines"
-                        break
-                    if size + len(line) > MAX_READ_BYTES:
-                        more = True
-                        truncated_by = f"{MAX_READ_BYTES // 1024} KiB"
-                        break
-                    kept.append(line + b"\n" if cut else line)
-                    size += len(line)
-                    last = total
-                    if cut:
-                        cut_lines.append(total)
+                return _page(stream, shown, args)
         except OSError as err:
             raise fs_error("read", shown, err) from None
-        if not kept:
-            if args.offset == 1:
-                return "[empty file]"
-            raise ToolError(f"offset {args.offset} is past the end of {shown} ({total} lines)")
-        text = b"".join(kept).decode("utf-8", errors="replace")
-        notices = [
-            f"[line {n} is longer than {MAX_READ_BYTES // 1024} KiB; only its start is shown]"
-            for n in cut_lines
-        ]
-        if more:
-            reason = f"output truncated at {truncated_by}; " if truncated_by else ""
-            notices.append(
-                f"[{reason}showing lines {args.offset}-{last}; the file continues: "
-                f"call read_file with offset={last + 1} to read further]"
-            )
-        if not notices:
-            return text
-        return text + ("" if text.endswith("\n") else "\n") + "\n".join(notices)
+
+
+def _page(stream: BinaryIO, shown: str, args: ReadFileArguments) -> str:
+    """The lines `args` asks for of a file's bytes, within the caps, and what follows."""
+    if looks_binary(stream.read(SNIFF_BYTES)):
+        raise ToolError(f"{shown} is a binary file; read_file only reads text")
+    stream.seek(0)
+    wanted = min(args.limit, MAX_READ_LINES)
+    kept: list[bytes] = []
+    size = 0
+    cut_lines: list[int] = []
+    total = last = 0
+    more = False
+    truncated_by = ""
+    for total, (line, cut) in enumerate(_lines(stream, MAX_READ_BYTES), 1):
+        if total < args.offset:
+            continue
+        if total - args.offset == wanted:
+            more = True
+            if wanted == MAX_READ_LINES:
+                truncated_by = f"{MAX_READ_LINES} lines"
+            break
+        if size + len(line) > MAX_READ_BYTES:
+            more = True
+            truncated_by = f"{MAX_READ_BYTES // 1024} KiB"
+            break
+        kept.append(line + b"\n" if cut else line)
+        size += len(line)
+        last = total
+        if cut:
+            cut_lines.append(total)
+    if not kept:
+        if args.offset == 1:
+            return "[empty file]"
+        raise ToolError(f"offset {args.offset} is past the end of {shown} ({total} lines)")
+    text = b"".join(kept).decode("utf-8", errors="replace")
+    notices = [
+        f"[line {n} is longer than {MAX_READ_BYTES // 1024} KiB; only its start is shown]"
+        for n in cut_lines
+    ]
+    if more:
+        reason = f"output truncated at {truncated_by}; " if truncated_by else ""
+        notices.append(
+            f"[{reason}showing lines {args.offset}-{last}; the file continues: "
+            f"call read_file with offset={last + 1} to read further]"
+        )
+    if not notices:
+        return text
+    return text + ("" if text.endswith("\n") else "\n") + "\n".join(notices)
 
 
 class ListDirectoryArguments(msgspec.Struct, forbid_unknown_fields=True):
@@ -273,34 +287,67 @@ class WriteFile(WorkspaceTool[WriteFileArguments]):
     def title(self, arguments: Mapping[str, Any]) -> str:
         return f"Write {arguments.get('path', '')}"
 
-    async def describe(self, args: WriteFileArguments, workspace: Workspace) -> ToolResult:
-        real = workspace.resolve(args.path)
-        client_path = workspace.client_path(real)
-        _, old_text = await anyio.to_thread.run_sync(
-            partial(current_file, real, workspace.relative(real))
-        )
-        return ToolResult(
-            "", locations=(client_path,), diff=FileDiff(client_path, old_text, args.content)
-        )
+    async def describe(
+        self, args: WriteFileArguments, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
+        file = WorkspaceFile.at(workspace, args.path)
+        old_text = await file.text(context)
+        return ToolResult("", locations=(file.client_path,), diff=file.diff(old_text, args.content))
 
     async def execute(
         self, args: WriteFileArguments, workspace: Workspace, context: ToolContext
     ) -> ToolResult:
-        real = workspace.resolve(args.path)
-        shown = workspace.relative(real)
-        old_text = await anyio.to_thread.run_sync(
-            partial(write_atomically, real, shown, args.content)
-        )
-        lines = count_lines(args.content)
-        client_path = workspace.client_path(real)
+        file = WorkspaceFile.at(workspace, args.path)
+        old_text = await file.text(context)
         if old_text == args.content:
-            return ToolResult(f"{shown} already had this content; nothing changed")
+            return ToolResult(f"{file.shown} already had this content; nothing changed")
+        await file.replace(args.content, context)
+        lines = count_lines(args.content)
         verb = "Created" if old_text is None else "Wrote"
         return ToolResult(
-            f"{verb} {shown} ({lines} line{'' if lines == 1 else 's'})",
-            locations=(client_path,),
-            diff=FileDiff(client_path, old_text, args.content),
+            f"{verb} {file.shown} ({lines} line{'' if lines == 1 else 's'})",
+            locations=(file.client_path,),
+            diff=file.diff(old_text, args.content),
         )
+
+
+@dataclass(frozen=True)
+class WorkspaceFile:
+    """A file of the workspace as the tools that change it see it: its text is
+    what the user sees, the editor's buffer where the client reads files for
+    the agent (unsaved changes included), else the disk's."""
+
+    real: Path
+    shown: str
+    client_path: Path
+
+    @classmethod
+    def at(cls, workspace: Workspace, raw_path: str) -> WorkspaceFile:
+        real = workspace.resolve(raw_path)
+        return cls(real, workspace.relative(real), workspace.client_path(real))
+
+    async def text(self, context: ToolContext) -> str | None:
+        """Its text, None if there is no such file."""
+        editor = context.editor
+        if editor is not None and editor.can_read:
+            with contextlib.suppress(ToolError):  # one the editor cannot open: the disk's
+                return await editor.read_text(self.client_path)
+        _, text = await anyio.to_thread.run_sync(partial(current_file, self.real, self.shown))
+        return text
+
+    async def replace(self, content: str, context: ToolContext) -> None:
+        """Make `content` its text: in the editor where the client writes files,
+        else on the disk, atomically."""
+        editor = context.editor
+        if editor is not None and editor.can_write:
+            await editor.write_text(self.client_path, content)
+        else:
+            await anyio.to_thread.run_sync(
+                partial(write_atomically, self.real, self.shown, content)
+            )
+
+    def diff(self, old_text: str | None, new_text: str) -> FileDiff:
+        return FileDiff(self.client_path, old_text, new_text)
 
 
 def current_file(real: Path, shown: str) -> tuple[int | None, str | None]:

@@ -135,7 +135,9 @@ class RunShell(WorkspaceTool[RunShellArguments]):
             first_line = first_line[:79] + "…"
         return f"Run {first_line}"
 
-    async def describe(self, args: RunShellArguments, workspace: Workspace) -> ToolResult:
+    async def describe(
+        self, args: RunShellArguments, workspace: Workspace, context: ToolContext
+    ) -> ToolResult:
         return ToolResult(f"$ {args.command}\n(in {workspace.root})", locations=(workspace.root,))
 
     async def execute(
