@@ -14,8 +14,6 @@ import msgspec
 
 from parley_protocol import PROTOCOL_VERSION
 from parley_protocol.acp import (
-    FS_READ_TEXT_FILE,
-    FS_WRITE_TEXT_FILE,
     AgentCapabilities,
     ArchiveSessionRequest,
     ArchiveSessionResponse,
@@ -41,8 +39,6 @@ from parley_protocol.acp import (
     PromptCapabilities,
     PromptRequest,
     PromptResponse,
-    ReadTextFileRequest,
-    ReadTextFileResponse,
     RequestPermissionRequest,
     RequestPermissionResponse,
     ResumeSessionRequest,
@@ -66,7 +62,6 @@ from parley_protocol.acp import (
     SetSessionTitleResponse,
     UnarchiveSessionRequest,
     UnarchiveSessionResponse,
-    WriteTextFileRequest,
 )
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import (
@@ -107,8 +102,9 @@ from parleyd import __version__
 from parleyd.config import ConfigError, Settings
 from parleyd.rpc.outbox import Outbox
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
+from parleyd.session.editor import SessionScoped
 from parleyd.session.errors import (
-    ClientFileError,
+    ClientRequestFailed,
     InvalidCursor,
     InvalidValue,
     ProviderFailed,
@@ -234,23 +230,13 @@ class AcpChannel:
             return None
         return getattr(response.outcome, "option_id", None)
 
-    async def read_text_file(self, request: ReadTextFileRequest) -> str:
-        await self.flushed(request.session_id)  # after the updates that show the call
+    async def client_request(self, method: str, params: SessionScoped) -> bytes:
+        # After the updates that show the call it serves.
+        await self.flushed(params.session_id)
         try:
-            raw = await self._protocol.request(FS_READ_TEXT_FILE, request)
-            return msgspec.json.decode(raw, type=ReadTextFileResponse).content
+            return bytes(await self._protocol.request(method, params))
         except PeerError as exc:
-            raise ClientFileError(str(exc)) from None
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise ClientFileError(f"its answer was unreadable ({exc})") from None
-
-    async def write_text_file(self, request: WriteTextFileRequest) -> None:
-        await self.flushed(request.session_id)
-        try:
-            # The answer says nothing (the docs' `null`, the schema's `{}`): it came.
-            await self._protocol.request(FS_WRITE_TEXT_FILE, request)
-        except PeerError as exc:
-            raise ClientFileError(str(exc)) from None
+            raise ClientRequestFailed(str(exc)) from None
 
 
 class _AboutSession(msgspec.Struct):

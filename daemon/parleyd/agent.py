@@ -668,8 +668,13 @@ class Turn:
                 if (snapshot := run.output_so_far(text)) is not None:
                     await self._send(updates.tool_call_progress(call.id, snapshot, meta))
 
+            async def show_terminal(terminal_id: str) -> None:
+                await self._send(updates.tool_call_terminal(call.id, terminal_id, meta))
+
             children = _Children(self.host, self.conversation, call.id)
-            context = self._context(report_progress=report_progress, children=children)
+            context = self._context(
+                report_progress=report_progress, show_terminal=show_terminal, children=children
+            )
             result = await tool.run(arguments, context)
         except ToolError as error:
             return run.outcome("failed", str(error))
@@ -693,8 +698,13 @@ class Turn:
 
     def _context(self, **extra: Any) -> ToolContext:
         environment = child_environment(self.host.settings.shell_env_allow)
-        editor = self.host.editor_files(self.conversation)
-        return ToolContext(self.host.cwd, environment=environment, editor=editor, **extra)
+        return ToolContext(
+            self.host.cwd,
+            environment=environment,
+            editor=self.host.editor_files(self.conversation),
+            terminals=self.host.editor_terminals(self.conversation),
+            **extra,
+        )
 
     async def _refusal(
         self, tool: Tool, call: ToolCall, arguments: Mapping[str, Any]

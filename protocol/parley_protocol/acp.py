@@ -75,6 +75,16 @@ from .session import (
     UnarchiveSessionResponse,
 )
 from .session import __all__ as _session_all
+from .terminal import *  # noqa: F403
+from .terminal import (
+    CreateTerminalRequest,
+    CreateTerminalResponse,
+    TerminalOutputResponse,
+    TerminalRequest,
+    TerminalResponse,
+    WaitForTerminalExitResponse,
+)
+from .terminal import __all__ as _terminal_all
 from .tool_calls import *  # noqa: F403
 from .tool_calls import RequestPermissionRequest, RequestPermissionResponse
 from .tool_calls import __all__ as _tool_calls_all
@@ -101,6 +111,11 @@ SESSION_UPDATE: Final = "session/update"
 SESSION_REQUEST_PERMISSION: Final = "session/request_permission"
 FS_READ_TEXT_FILE: Final = "fs/read_text_file"
 FS_WRITE_TEXT_FILE: Final = "fs/write_text_file"
+TERMINAL_CREATE: Final = "terminal/create"
+TERMINAL_OUTPUT: Final = "terminal/output"
+TERMINAL_WAIT_FOR_EXIT: Final = "terminal/wait_for_exit"
+TERMINAL_KILL: Final = "terminal/kill"
+TERMINAL_RELEASE: Final = "terminal/release"
 CANCEL_REQUEST: Final = "$/cancel_request"
 LSP_CANCEL_REQUEST: Final = "$/cancelRequest"
 
@@ -133,6 +148,11 @@ CLIENT_REQUESTS: Final[dict[str, tuple[type[msgspec.Struct], type[msgspec.Struct
     SESSION_REQUEST_PERMISSION: (RequestPermissionRequest, RequestPermissionResponse),
     FS_READ_TEXT_FILE: (ReadTextFileRequest, ReadTextFileResponse),
     FS_WRITE_TEXT_FILE: (WriteTextFileRequest, WriteTextFileResponse),
+    TERMINAL_CREATE: (CreateTerminalRequest, CreateTerminalResponse),
+    TERMINAL_OUTPUT: (TerminalRequest, TerminalOutputResponse),
+    TERMINAL_WAIT_FOR_EXIT: (TerminalRequest, WaitForTerminalExitResponse),
+    TERMINAL_KILL: (TerminalRequest, TerminalResponse),
+    TERMINAL_RELEASE: (TerminalRequest, TerminalResponse),
 }
 """Requests Parley sends and the client answers: method -> (params, result)."""
 
@@ -168,6 +188,11 @@ __all__ = [  # noqa: PLE0604
     "SESSION_STATUS",
     "SESSION_UNARCHIVE",
     "SESSION_UPDATE",
+    "TERMINAL_CREATE",
+    "TERMINAL_KILL",
+    "TERMINAL_OUTPUT",
+    "TERMINAL_RELEASE",
+    "TERMINAL_WAIT_FOR_EXIT",
     "AcpRequestId",
     "AcpStruct",
     "CompactionId",
@@ -183,5 +208,6 @@ __all__ = [  # noqa: PLE0604
     *_fs_all,
     *_initialize_all,
     *_session_all,
+    *_terminal_all,
     *_tool_calls_all,
 ]

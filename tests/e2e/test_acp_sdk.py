@@ -365,3 +365,108 @@ async def test_with_fs_capabilities_files_are_read_and_edited_in_the_editors_buf
     assert ("read", str(workspace / "README.md")) in client.asked
     first_line = (workspace / "README.md").read_text().splitlines()[0].lstrip("# ")
     assert f'**First heading:** "{first_line}"' in client.text()
+
+
+@dataclass
+class TerminalClient(RecordingClient):
+    """A client with terminals: it runs each command itself, as an editor's
+    terminal would, and keeps what the agent asked of each."""
+
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    outputs: dict[str, bytes] = field(default_factory=dict)
+    asked: list[tuple[str, str]] = field(default_factory=list)
+
+    async def create_terminal(
+        self, session_id: str, command: str, args: list[str] | None = None,
+        env: Any = None, cwd: str | None = None, output_byte_limit: int | None = None,
+        **_: Any,
+    ) -> acp.schema.CreateTerminalResponse:  # fmt: skip
+        terminal_id = f"term_{len(self.processes) + 1}"
+        self.asked.append(("create", f"{command} {' '.join(args or [])} in {cwd}"))
+        self.processes[terminal_id] = await asyncio.create_subprocess_exec(
+            command, *(args or []), cwd=cwd, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        return acp.schema.CreateTerminalResponse(terminal_id=terminal_id)
+
+    async def wait_for_terminal_exit(
+        self, session_id: str, terminal_id: str, **_: Any
+    ) -> acp.schema.WaitForTerminalExitResponse:
+        self.asked.append(("wait", terminal_id))
+        process = self.processes[terminal_id]
+        assert process.stdout is not None
+        self.outputs[terminal_id] = await process.stdout.read()
+        code = await process.wait()
+        if code < 0:
+            return acp.schema.WaitForTerminalExitResponse(signal="SIGTERM")
+        return acp.schema.WaitForTerminalExitResponse(exit_code=code)
+
+    async def terminal_output(
+        self, session_id: str, terminal_id: str, **_: Any
+    ) -> acp.schema.TerminalOutputResponse:
+        self.asked.append(("output", terminal_id))
+        text = self.outputs.get(terminal_id, b"").decode()
+        return acp.schema.TerminalOutputResponse(output=text, truncated=False)
+
+    async def kill_terminal(self, session_id: str, terminal_id: str, **_: Any) -> None:
+        self.asked.append(("kill", terminal_id))
+        self.processes[terminal_id].terminate()
+
+    async def release_terminal(self, session_id: str, terminal_id: str, **_: Any) -> None:
+        self.asked.append(("release", terminal_id))
+
+
+async def _with_terminals(connection: acp.core.ClientSideConnection, workspace: Path) -> str:
+    await connection.initialize(
+        protocol_version=1, client_capabilities=acp.schema.ClientCapabilities(terminal=True)
+    )
+    session = await connection.new_session(cwd=str(workspace), mcp_servers=[])
+    return session.session_id
+
+
+async def test_with_terminal_capability_commands_run_in_the_editors_terminal(
+    workspace: Path, home: Path
+) -> None:
+    client = TerminalClient()
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _with_terminals(connection, workspace)
+        await connection.prompt(
+            session_id=session_id, prompt=[text_block("Run `echo from the editor; exit 3`")]
+        )
+    assert client.asked == [
+        ("create", f"/bin/sh -c echo from the editor; exit 3 in {workspace}"),
+        ("wait", "term_1"),
+        ("output", "term_1"),
+        ("release", "term_1"),
+    ]
+    shown = [
+        update.content
+        for update in client.updates
+        if update.session_update == "tool_call_update" and update.content
+    ]
+    assert shown[0][0].type == "terminal" and shown[0][0].terminal_id == "term_1"
+    final = [u for u in client.updates if getattr(u, "status", None) == "failed"][-1]
+    assert final.raw_output["output"] == "from the editor\n[exit code 3]"
+
+
+async def test_a_command_cancelled_in_the_editors_terminal_is_killed_and_released(
+    workspace: Path, home: Path
+) -> None:
+    client = TerminalClient()
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _with_terminals(connection, workspace)
+        turn = asyncio.create_task(
+            connection.prompt(session_id=session_id, prompt=[text_block("Run `sleep 30`")])
+        )
+        await client.wait_for(
+            lambda u: (
+                u.session_update == "tool_call_update"
+                and bool(u.content)
+                and u.content[0].type == "terminal"
+            )
+        )
+        await connection.cancel(session_id=session_id)
+        answer = await turn
+    assert answer.stop_reason == "cancelled"
+    assert [what for what, _ in client.asked] == ["create", "wait", "kill", "release"]
+    assert client.processes["term_1"].returncode is not None  # the editor's process ended

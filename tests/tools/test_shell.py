@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from parleyd.tools import shell
-from parleyd.tools.base import ToolContext, ToolError
+from parleyd.tools.base import TerminalExit, TerminalOutput, ToolContext, ToolError
 from parleyd.tools.environment import child_environment
-from parleyd.tools.shell import RunShell
+from parleyd.tools.shell import TERMINAL_OUTPUT_BYTES, RunShell
 from tests.support.processes import live_members, members_after_kill, needs_proc
 
 pytestmark = needs_proc
@@ -209,3 +209,50 @@ async def test_killed_shell_reports_the_signal(tmp_path: Path) -> None:
     result = await RunShell().run({"command": "kill -KILL $$"}, ctx(tmp_path))
     assert result.is_error
     assert result.output == "[no output]\n[exit code -9: killed by SIGKILL]"
+
+
+class _Terminals:
+    """An editor's terminals whose command never ends by itself."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.killed = asyncio.Event()
+
+    async def create(self, command: str, args: list[str], cwd: Path, output_limit: int) -> str:
+        self.asked.append(f"create {command} {args[-1]}")
+        return "term_1"
+
+    async def wait_for_exit(self, terminal_id: str) -> TerminalExit:
+        self.asked.append("wait")
+        await self.killed.wait()
+        return TerminalExit(None, "SIGTERM")
+
+    async def output(self, terminal_id: str) -> TerminalOutput:
+        self.asked.append("output")
+        return TerminalOutput("tick\n" * 3, truncated=True)
+
+    async def kill(self, terminal_id: str) -> None:
+        self.asked.append("kill")
+        self.killed.set()
+
+    async def release(self, terminal_id: str) -> None:
+        self.asked.append("release")
+
+
+async def test_a_command_in_the_editors_terminal_is_stopped_at_its_timeout(tmp_path: Path) -> None:
+    terminals = _Terminals()
+    shown: list[str] = []
+
+    async def show(terminal_id: str) -> None:
+        shown.append(terminal_id)
+
+    context = ToolContext(cwd=tmp_path, terminals=terminals, show_terminal=show)
+    with pytest.raises(ToolError) as failed:
+        await RunShell().run({"command": "watch date", "timeout_seconds": 1}, context)
+    assert terminals.asked == ["create /bin/sh watch date", "wait", "kill", "output", "release"]
+    assert shown == ["term_1"]
+    assert str(failed.value) == (
+        "command timed out after 1 s and was stopped; output so far:\n"
+        f"[the start of the output was cut; its last {TERMINAL_OUTPUT_BYTES} bytes]\n"
+        "tick\ntick\ntick\n"
+    )

@@ -8,9 +8,9 @@ from __future__ import annotations
 from parleyd.providers.events import StreamError
 
 
-class ClientFileError(Exception):
-    """The client could not read or write a file through ACP's file system (its
-    message says why, in the client's words)."""
+class ClientRequestFailed(Exception):
+    """The client answered a request of the agent's (a file read, a terminal)
+    with an error; its message says why, in the client's words."""
 
 
 class SessionError(Exception):

@@ -20,7 +20,7 @@ from parleyd.session.pause import PauseGate
 from parleyd.session.usage import UsageLedger
 from parleyd.session.wire import Outgoing
 from parleyd.store.records import BudgetReached, Record
-from parleyd.tools.base import ChildTask, EditorFiles, ToolResult
+from parleyd.tools.base import ChildTask, EditorFiles, EditorTerminals, ToolResult
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import ToolRegistry
 
@@ -65,6 +65,10 @@ class TurnHost(Protocol):
 
     def editor_files(self, conversation: Conversation) -> EditorFiles | None:
         """The client's files for the conversation's tools, where it offers them."""
+        ...
+
+    def editor_terminals(self, conversation: Conversation) -> EditorTerminals | None:
+        """The client's terminals for the conversation's commands, where it offers them."""
         ...
 
     def lineage(self, conversation: Conversation) -> list[Conversation]:

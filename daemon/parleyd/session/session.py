@@ -40,12 +40,10 @@ import anyio
 
 from parley_protocol.acp import (
     ClientCapabilities,
-    ReadTextFileRequest,
     RequestPermissionRequest,
     SessionNotification,
     SessionUpdate,
     StopReason,
-    WriteTextFileRequest,
 )
 from parleyd.config import Settings
 from parleyd.pricing import price_for
@@ -53,7 +51,7 @@ from parleyd.providers.base import Provider
 from parleyd.providers.messages import AssistantMessage, UserMessage
 from parleyd.session import budget, updates
 from parleyd.session.conversation import Budget, Conversation, new_id
-from parleyd.session.editor_files import ClientFiles
+from parleyd.session.editor import ClientFiles, ClientTerminals, SessionScoped
 from parleyd.session.errors import (
     ProviderFailed,
     SessionBusy,
@@ -87,7 +85,7 @@ from parleyd.store.records import (
     TurnStarted,
     UserTurn,
 )
-from parleyd.tools.base import ChildTask, EditorFiles, ToolError, ToolResult
+from parleyd.tools.base import ChildTask, EditorFiles, EditorTerminals, ToolError, ToolResult
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import ToolRegistry
 from parleyd.tools.subagent import NAME as SUBAGENT
@@ -126,12 +124,9 @@ class ClientChannel(Protocol):
         """The option the user chose, or None if the request was cancelled."""
         ...
 
-    async def read_text_file(self, request: ReadTextFileRequest) -> str:
-        """The file's text as the client has it (ClientFileError if it cannot)."""
-        ...
-
-    async def write_text_file(self, request: WriteTextFileRequest) -> None:
-        """Write the file through the client (ClientFileError if it cannot)."""
+    async def client_request(self, method: str, params: SessionScoped) -> bytes:
+        """The raw result of a request to the client (ACP's `fs/*`,
+        `terminal/*`), or ClientRequestFailed with the client's error."""
         ...
 
 
@@ -261,6 +256,12 @@ class Session:
         if fs is None or not (fs.read_text_file or fs.write_text_file):
             return None
         return ClientFiles(self.channel, self.wire.session_id_of(conversation), fs)
+
+    def editor_terminals(self, conversation: Conversation) -> EditorTerminals | None:
+        capabilities = self.channel.capabilities
+        if capabilities is None or not capabilities.terminal:
+            return None
+        return ClientTerminals(self.channel, self.wire.session_id_of(conversation))
 
     def tools_for(self, conversation: Conversation) -> ToolRegistry:
         """The tools a conversation may use: its parent's, narrowed to those it

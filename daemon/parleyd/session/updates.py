@@ -23,6 +23,7 @@ from parley_protocol.acp import (
     PlanEntry,
     SessionInfoUpdate,
     SessionUpdate,
+    TerminalToolCallContent,
     TextContent,
     ToolCallContent,
     ToolCallLocation,
@@ -266,6 +267,15 @@ def tool_call_ended(outcome: ToolOutcome, meta: Meta) -> list[SessionUpdate]:
         if entries is not None:
             ended.append(AgentPlanUpdate(entries=entries, meta=meta))
     return ended
+
+
+def tool_call_terminal(call_id: str, terminal_id: str, meta: Meta) -> ToolCallProgress:
+    """The client's terminal the call's command runs in, shown in the call while
+    it runs. Live only: a replay, long after the terminal is gone, shows what
+    the command printed instead."""
+    return ToolCallProgress(
+        tool_call_id=call_id, content=[TerminalToolCallContent(terminal_id=terminal_id)], meta=meta
+    )
 
 
 def tool_call_lifecycle(

@@ -89,6 +89,39 @@ class EditorFiles(Protocol):
 
 
 @dataclass(frozen=True)
+class TerminalExit:
+    """How a command in the editor's terminal ended: its code, or the signal."""
+
+    exit_code: int | None
+    signal: str | None
+
+
+@dataclass(frozen=True)
+class TerminalOutput:
+    text: str
+    # The editor kept only the end of it.
+    truncated: bool
+
+
+class EditorTerminals(Protocol):
+    """Commands run in the user's editor (ACP's client terminals), where the
+    client offers them: the user watches the command run where they work.
+    Each raises ToolError when the editor cannot."""
+
+    async def create(self, command: str, args: list[str], cwd: Path, output_limit: int) -> str:
+        """Start the command; its terminal's id."""
+        ...
+
+    async def wait_for_exit(self, terminal_id: str) -> TerminalExit: ...
+
+    async def output(self, terminal_id: str) -> TerminalOutput: ...
+
+    async def kill(self, terminal_id: str) -> None: ...
+
+    async def release(self, terminal_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
 class ToolContext:
     """What a running tool may know. `cwd` is the session's workspace root: every
     path a tool touches must resolve inside it. `report_progress` streams partial
@@ -96,13 +129,17 @@ class ToolContext:
     `environment` is what a process the tool starts inherits: by default the
     daemon's own without its secrets, and without the user's allow list.
     `children` starts sub-conversations; None where there may be none (too deep).
-    `editor` reads and writes files through the client; None: the disk."""
+    `editor` reads and writes files through the client; None: the disk.
+    `terminals` runs commands in the client's terminals; None: the daemon runs
+    them. `show_terminal` embeds one of those terminals in the running call."""
 
     cwd: Path
     report_progress: Callable[[str], Awaitable[None]] = field(default=lambda _text: _noop())
     environment: Mapping[str, str] = field(default_factory=child_environment)
     children: ChildRunner | None = None
     editor: EditorFiles | None = None
+    terminals: EditorTerminals | None = None
+    show_terminal: Callable[[str], Awaitable[None]] = field(default=lambda _id: _noop())
 
 
 async def _noop() -> None:

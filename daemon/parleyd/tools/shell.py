@@ -4,6 +4,10 @@ The command runs as `/bin/sh -c` in a session (so a process group) of its own,
 so that stopping it means stopping everything it started: a test runner's
 workers, a `sleep 30 &`. Stopping is SIGTERM to the group, a grace period for
 cleanup, then SIGKILL to whatever is left.
+
+Where the client offers terminals (ACP `terminal/*`), the command runs in the
+editor's instead, embedded in the call while it runs; the editor stops it on
+timeout or cancel (`terminal/kill`), and the model reads what it printed.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ import os
 import signal
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import msgspec
 from msgspec import Meta
 
-from .base import ToolContext, ToolError, ToolKind, ToolResult
+from .base import EditorTerminals, TerminalOutput, ToolContext, ToolError, ToolKind, ToolResult
 from .builtin import WorkspaceTool
 from .paths import Workspace
 
@@ -143,6 +147,8 @@ class RunShell(WorkspaceTool[RunShellArguments]):
     async def execute(
         self, args: RunShellArguments, workspace: Workspace, context: ToolContext
     ) -> ToolResult:
+        if context.terminals is not None:
+            return await _in_editor_terminal(args, workspace, context.terminals, context)
         # Nothing can answer a pager or a prompt: stdin is /dev/null. PWD makes `pwd`
         # print the workspace as the client named it, not the daemon's own cwd.
         env = {
@@ -212,6 +218,69 @@ async def _until_exit(process: asyncio.subprocess.Process, reader: asyncio.Task[
         await asyncio.wait({reader}, timeout=EXIT_POLL_SECONDS)
     if not reader.done():
         await asyncio.wait({reader}, timeout=DRAIN_SECONDS)
+
+
+# What the editor keeps of a command's output for the model: its end, as the
+# model reads a long output's start and end when the daemon runs it.
+TERMINAL_OUTPUT_BYTES = HEAD_CHARS + TAIL_CHARS
+
+
+async def _in_editor_terminal(
+    args: RunShellArguments,
+    workspace: Workspace,
+    terminals: EditorTerminals,
+    context: ToolContext,
+) -> ToolResult:
+    terminal = await terminals.create(
+        "/bin/sh", ["-c", args.command], workspace.root, TERMINAL_OUTPUT_BYTES
+    )
+    try:
+        await context.show_terminal(terminal)
+        try:
+            async with asyncio.timeout(args.timeout_seconds):
+                ended = await terminals.wait_for_exit(terminal)
+        except TimeoutError:
+            await _stop_in_editor(terminals, terminal)
+            output = await _shielded(terminals.output(terminal))
+            raise ToolError(
+                f"command timed out after {args.timeout_seconds} s and was stopped; "
+                f"output so far:\n{_shown(output)}"
+            ) from None
+        except BaseException:
+            await _stop_in_editor(terminals, terminal)
+            raise
+        output = await terminals.output(terminal)
+    finally:
+        with contextlib.suppress(ToolError):
+            await _shielded(terminals.release(terminal))
+    failed = ended.exit_code != 0
+    status = (
+        _status(ended.exit_code) if ended.exit_code is not None else f"[killed by {ended.signal}]"
+    )
+    return ToolResult(f"{_shown(output)}{status}", is_error=failed)
+
+
+_T = TypeVar("_T")
+
+
+async def _stop_in_editor(terminals: EditorTerminals, terminal: str) -> None:
+    # An editor that cannot stop it (gone, say) leaves nothing more to do here.
+    with contextlib.suppress(ToolError):
+        await _shielded(terminals.kill(terminal))
+
+
+async def _shielded(step: Awaitable[_T]) -> _T:
+    """A step of stopping a command, which a cancel must not cut short."""
+    with anyio.CancelScope(shield=True):
+        done = await step
+    return done
+
+
+def _shown(output: TerminalOutput) -> str:
+    text = output.text or "[no output]\n"
+    if output.truncated:
+        text = f"[the start of the output was cut; its last {TERMINAL_OUTPUT_BYTES} bytes]\n{text}"
+    return text if text.endswith("\n") else f"{text}\n"
 
 
 def _status(returncode: int) -> str:
