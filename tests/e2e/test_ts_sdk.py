@@ -479,3 +479,48 @@ def test_every_mode_switched_mid_session_and_kept_across_a_load(
     # Still accepting edits: the write is made without a question.
     assert loaded["steps"][2]["result"] == {"stopReason": "end_turn"}
     assert loaded["permissionRequests"] == [] and (workspace / "AGAIN.md").exists()
+
+
+def test_a_plan_and_an_edit_as_a_strict_client_takes_them_live_and_replayed(
+    workspace: Path, home: Path
+) -> None:
+    steps = [
+        *_start(workspace),
+        {"op": "permission", "answer": "allow_once"},
+        _prompt('Make a plan "Read it", "Fix it"'),
+        _prompt('Replace "frobs" with "frobnicates" in README.md'),
+        _prompt('Replace "line" with "row" in README.md'),  # once in the file: it lands
+        _prompt('Replace "i" with "I" in README.md'),  # many times: refused, lines named
+    ]
+    live = _run_client(steps, offline_env(home))
+    _assert_strict(live)
+    updates = _updates(live)
+    plans = [u["entries"] for u in updates if u["sessionUpdate"] == "plan"]
+    assert [[entry["status"] for entry in plan] for plan in plans] == [
+        ["in_progress", "pending"],
+        ["completed", "in_progress"],
+        ["completed", "completed"],
+    ]
+    (diff,), (second,) = [
+        request["request"]["toolCall"]["content"] for request in live["permissionRequests"][:2]
+    ]
+    assert (diff["type"], diff["newText"]) == (
+        "diff",
+        "# Widget\n\nA widget that frobnicates.\nSecond line.\n",
+    )
+    assert second["newText"].endswith("Second row.\n")
+    failed = [u for u in updates if u.get("status") == "failed"]
+    assert failed[-1]["rawOutput"]["output"].startswith(
+        "the edit: old_text occurs 3 times in README.md, at lines 1, 3, 3;"
+    )
+    assert (workspace / "README.md").read_text() == (
+        "# Widget\n\nA widget that frobnicates.\nSecond row.\n"
+    )
+
+    session_id = live["steps"][1]["result"]["sessionId"]
+    load = {"op": "load", "sessionId": session_id, "cwd": str(workspace)}
+    replayed = _run_client([INITIALIZE, load], offline_env(home))
+    _assert_strict(replayed)
+    again = [u for u in _updates(replayed) if u["sessionUpdate"] != "user_message_chunk"]
+    live_kept = [u for u in as_replayed(updates) if u["sessionUpdate"] != "user_message_chunk"]
+    assert again == live_kept
