@@ -4,6 +4,8 @@ scripted model (the real OpenAI Chat Completions path over loopback)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -385,7 +387,7 @@ class TerminalClient(RecordingClient):
         self.asked.append(("create", f"{command} {' '.join(args or [])} in {cwd}"))
         self.processes[terminal_id] = await asyncio.create_subprocess_exec(
             command, *(args or []), cwd=cwd, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         return acp.schema.CreateTerminalResponse(terminal_id=terminal_id)
 
@@ -410,7 +412,7 @@ class TerminalClient(RecordingClient):
 
     async def kill_terminal(self, session_id: str, terminal_id: str, **_: Any) -> None:
         self.asked.append(("kill", terminal_id))
-        self.processes[terminal_id].terminate()
+        os.killpg(self.processes[terminal_id].pid, signal.SIGTERM)  # as a terminal closes
 
     async def release_terminal(self, session_id: str, terminal_id: str, **_: Any) -> None:
         self.asked.append(("release", terminal_id))
@@ -470,4 +472,5 @@ async def test_a_command_cancelled_in_the_editors_terminal_is_killed_and_release
     assert answer.stop_reason == "cancelled"
     assert [what for what, _ in client.asked] == ["create", "wait", "kill", "release"]
     # The editor's process ended (and is reaped here, in the loop that started it).
-    assert await asyncio.wait_for(client.processes["term_1"].wait(), 10) != 0
+    await asyncio.wait_for(client.processes["term_1"].communicate(), 10)
+    assert client.processes["term_1"].returncode != 0
