@@ -43,6 +43,7 @@ from parley_protocol.acp import (
     RequestPermissionResponse,
     ResumeSessionRequest,
     ResumeSessionResponse,
+    SessionAdditionalDirectoriesCapabilities,
     SessionArchiveCapabilities,
     SessionCapabilities,
     SessionCloseCapabilities,
@@ -160,6 +161,7 @@ SESSION_CAPABILITIES = SessionCapabilities(
     status=SessionStatusCapabilities(),
     title=SessionTitleCapabilities(),
     fork=SessionForkCapabilities(),
+    additional_directories=SessionAdditionalDirectoriesCapabilities(),
 )
 
 
@@ -262,21 +264,29 @@ def _modes(session: Session) -> SessionModeState:
     return mode_state(session.permissions.mode)
 
 
-def _absolute(cwd: str) -> Path:
+def _absolute(cwd: str, field: str = "cwd") -> Path:
     # A path of any length may arrive; the message quotes no more than a line of it.
     shown = repr(cwd) if len(cwd) <= 200 else f"{cwd[:100]!r}... ({len(cwd)} characters)"
     path = Path(cwd)
     if not path.is_absolute():
-        raise RpcError(ErrorCode.INVALID_PARAMS, f"cwd must be an absolute path, got {shown}")
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"{field} must be an absolute path, got {shown}")
     try:
         is_dir = path.is_dir()
     except OSError as exc:  # a name too long for the file system, say
         raise RpcError(
-            ErrorCode.INVALID_PARAMS, f"cwd {shown} is unusable: {exc.strerror}"
+            ErrorCode.INVALID_PARAMS, f"{field} {shown} is unusable: {exc.strerror}"
         ) from None
     if not is_dir:
-        raise RpcError(ErrorCode.INVALID_PARAMS, f"cwd {shown} is not an existing directory")
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"{field} {shown} is not an existing directory")
     return path
+
+
+def _additional(directories: list[str] | None) -> tuple[Path, ...]:
+    """A request's `additionalDirectories`: more roots for the session, after its cwd."""
+    return tuple(
+        _absolute(directory, f"additionalDirectories[{index}]")
+        for index, directory in enumerate(directories or ())
+    )
 
 
 _ERROR_CODES: dict[type[Exception], ErrorCode] = {
@@ -445,12 +455,16 @@ class AcpAgent:
             overrides = msgspec.to_builtins(session_settings_from_meta(params.meta))
         except msgspec.ValidationError as exc:
             raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from None
-        session = await self.sessions.create(cwd, overrides)
+        session = await self.sessions.create(
+            cwd, overrides, _additional(params.additional_directories)
+        )
         return NewSessionResponse(session_id=session.id, modes=_modes(session))
 
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
         cwd = _absolute(params.cwd)
-        session, replay = await self.sessions.load(params.session_id, cwd)
+        session, replay = await self.sessions.load(
+            params.session_id, cwd, _additional(params.additional_directories)
+        )
         notifications = (session.wire.notification(*item) for item in replay)
         await self.channel.send_updates(n for n in notifications if n is not None)
         return LoadSessionResponse(modes=_modes(session))
@@ -597,7 +611,9 @@ class AcpAgent:
         await self.channel.close()
 
     async def resume_session(self, params: ResumeSessionRequest) -> ResumeSessionResponse:
-        session = await self.sessions.resume(params.session_id, _absolute(params.cwd))
+        session = await self.sessions.resume(
+            params.session_id, _absolute(params.cwd), _additional(params.additional_directories)
+        )
         return ResumeSessionResponse(modes=_modes(session))
 
     async def close_session(self, params: CloseSessionRequest) -> CloseSessionResponse:
@@ -637,7 +653,11 @@ class AcpAgent:
                 "systemPrompt is not supported: Parley does not advertise"
                 " sessionCapabilities.systemPrompt",
             )
-        session = await self.sessions.fork(params.session_id, _absolute(params.cwd))
+        session = await self.sessions.fork(
+            params.session_id,
+            _absolute(params.cwd),
+            additional=_additional(params.additional_directories),
+        )
         return ForkSessionResponse(session_id=session.id, modes=_modes(session))
 
     async def fork_from_message(self, params: SessionForkParams) -> SessionForkResult:

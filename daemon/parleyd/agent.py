@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -94,13 +95,17 @@ SUBAGENT_PROMPT = (
 )
 
 
-def system_prompt(cwd: str) -> str:
+def system_prompt(cwd: str, additional: tuple[Path, ...] = ()) -> str:
+    others = ""
+    if additional:
+        listed = ", ".join(str(root) for root in additional)
+        others = f" You may also work in {listed}: give paths there in full."
     return (
         "You are Parley, a coding agent working inside an editor. The workspace root is "
-        f"{cwd}; every path you pass to a tool is relative to it. Read before you change "
-        "anything, keep changes small, and say what you did. Writing files and running "
-        "commands may need the user's permission; if a call is declined or refused, do not "
-        "retry the same action."
+        f"{cwd}; every path you pass to a tool is relative to it.{others} Read before you "
+        "change anything, keep changes small, and say what you did. Writing files and "
+        "running commands may need the user's permission; if a call is declined or "
+        "refused, do not retry the same action."
     )
 
 
@@ -416,7 +421,7 @@ class Turn:
         return done, message
 
     def _system_prompt(self) -> str:
-        system = system_prompt(str(self.host.cwd))
+        system = system_prompt(str(self.host.cwd), self.host.additional_roots)
         if self.conversation.instructions:
             return f"{system}\n\n{SUBAGENT_PROMPT}\n\nYour role: {self.conversation.instructions}"
         if not self.conversation.is_root:
@@ -700,6 +705,7 @@ class Turn:
         environment = child_environment(self.host.settings.shell_env_allow)
         return ToolContext(
             self.host.cwd,
+            additional_roots=self.host.additional_roots,
             environment=environment,
             editor=self.host.editor_files(self.conversation),
             terminals=self.host.editor_terminals(self.conversation),

@@ -15,8 +15,11 @@ import pytest
 from acp import text_block
 from acp.schema import AgentMessageChunk
 
+from parleyd.offline.script import PlannedToolCall
 from tests.support.acp_client import RecordingClient, acp_daemon
-from tests.support.daemon import offline_env
+from tests.support.chat_streams import text_stream, tool_calls_stream
+from tests.support.daemon import offline_env, replay_env
+from tests.support.replay_server import ReplayServer
 from tests.support.updates import as_replayed
 
 
@@ -474,3 +477,44 @@ async def test_a_command_cancelled_in_the_editors_terminal_is_killed_and_release
     # The editor's process ended (and is reaped here, in the loop that started it).
     await asyncio.wait_for(client.processes["term_1"].communicate(), 10)
     assert client.processes["term_1"].returncode != 0
+
+
+async def test_a_session_works_in_its_additional_directories_and_nowhere_else(
+    workspace: Path, home: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.md").write_text("shared notes\n")
+    (tmp_path / "private.txt").write_text("keep out\n")
+    reads = (
+        PlannedToolCall("call_in", "read_file", {"path": str(shared / "notes.md")}),
+        PlannedToolCall("call_out", "read_file", {"path": str(tmp_path / "private.txt")}),
+    )
+    client = RecordingClient()
+    async with ReplayServer() as provider:
+        provider.enqueue(200, "text/event-stream", tool_calls_stream(*reads))
+        provider.enqueue(200, "text/event-stream", text_stream("Read."))
+        async with acp_daemon(replay_env(home, provider.url), client) as (connection, _):
+            init = await connection.initialize(protocol_version=1)
+            assert init.agent_capabilities.session_capabilities.additional_directories is not None
+            session = await connection.new_session(
+                cwd=str(workspace), mcp_servers=[], additional_directories=[str(shared)]
+            )
+            await connection.prompt(session_id=session.session_id, prompt=[text_block("go")])
+            with pytest.raises(acp.RequestError, match=r"additionalDirectories\[0\] .* not an"):
+                await connection.new_session(
+                    cwd=str(workspace),
+                    mcp_servers=[],
+                    additional_directories=[str(tmp_path / "no")],
+                )
+        system = provider.requests[0].json["messages"][0]["content"]
+    assert f"You may also work in {shared}" in system
+    ended = {
+        u.tool_call_id: u.raw_output["output"]
+        for u in client.updates
+        if u.session_update == "tool_call_update" and u.status in ("completed", "failed")
+    }
+    assert ended["call_in"] == "shared notes\n"
+    assert ended["call_out"] == (
+        f"path '{tmp_path / 'private.txt'}' is outside the workspace {workspace}, {shared}"
+    )

@@ -105,6 +105,7 @@ async def test_initialize_advertises_every_lifecycle_method(home: Path) -> None:
     assert answer["result"]["agentCapabilities"]["sessionCapabilities"] == {
         "list": {},
         "delete": {},
+        "additionalDirectories": {},
         "resume": {},
         "close": {},
         "archive": {},

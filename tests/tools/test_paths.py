@@ -137,3 +137,35 @@ def test_relative_workspace_is_made_absolute(
     relative = Workspace.at(Path("ws"))
     assert relative.root.is_absolute()
     assert relative.resolve("src") == Path(os.path.realpath(ws.root / "src"))
+
+
+def test_further_roots_take_absolute_paths_and_show_them_in_full(tmp_path: Path) -> None:
+    cwd, shared = tmp_path / "app", tmp_path / "shared"
+    (cwd / "src").mkdir(parents=True)
+    (shared / "lib").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    ws = Workspace.at(cwd, (shared,))
+    inside = ws.resolve(str(shared / "lib" / "util.py"))
+    assert inside == shared.resolve() / "lib" / "util.py"
+    assert ws.relative(inside) == f"{shared}/lib/util.py"
+    assert ws.client_path(inside) == shared / "lib" / "util.py"
+    assert ws.relative(ws.resolve("src/main.py")) == "src/main.py"  # cwd's stay relative
+    with pytest.raises(ToolError) as caught:
+        ws.resolve(str(tmp_path / "elsewhere" / "x"))
+    assert str(caught.value) == (
+        f"path '{tmp_path / 'elsewhere' / 'x'}' is outside the workspace {cwd}, {shared}"
+    )
+    with pytest.raises(ToolError, match="is not an existing directory"):
+        Workspace.at(cwd, (tmp_path / "missing",))
+
+
+def test_a_root_reached_through_a_symlink_in_cwd_keeps_the_name_it_was_given(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "real-lib").mkdir()
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "lib").symlink_to(tmp_path / "real-lib")
+    ws = Workspace.at(tmp_path / "app", (tmp_path / "app" / "lib",))
+    file = ws.resolve("lib/a.py")  # through the symlink, into the further root
+    assert ws.client_path(file) == tmp_path / "app" / "lib" / "a.py"
+    assert ws.relative(file) == f"{tmp_path}/app/lib/a.py"

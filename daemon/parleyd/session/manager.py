@@ -134,6 +134,7 @@ class SessionManager:
         *,
         session_id: str,
         cwd: Path,
+        additional: tuple[Path, ...],
         settings: Settings,
         log_file: SessionLog,
         root: Conversation,
@@ -149,6 +150,7 @@ class SessionManager:
         session = Session(
             session_id=session_id,
             cwd=cwd,
+            additional_roots=additional,
             settings=settings,
             log_file=log_file,
             index=self.index,
@@ -164,7 +166,11 @@ class SessionManager:
         self.sessions[session_id] = session
         return session
 
-    async def create(self, cwd: Path, overrides: dict[str, Any] | None) -> Session:
+    async def create(
+        self, cwd: Path, overrides: dict[str, Any] | None, additional: tuple[Path, ...] = ()
+    ) -> Session:
+        """A new session in `cwd` (and the `additional` roots, which, as `cwd`,
+        each request that opens a session names anew: they are not stored)."""
         settings = with_session_overrides(self.settings, overrides)
         settings.require_credentials()
         session_id = new_id("sess")
@@ -178,11 +184,16 @@ class SessionManager:
         self.index.add_session(started)
         self.index.add_conversation(session_id, conversation)
         return await self._build(
-            session_id=session_id, cwd=cwd, settings=settings, log_file=log_file, root=root
+            session_id=session_id,
+            cwd=cwd,
+            additional=additional,
+            settings=settings,
+            log_file=log_file,
+            root=root,
         )
 
     async def load(
-        self, session_id: str, cwd: Path
+        self, session_id: str, cwd: Path, additional: tuple[Path, ...] = ()
     ) -> tuple[Session, list[tuple[Outgoing, Conversation]]]:
         """Open a stored session and return it with the updates that replay it."""
         folder = self._stored_folder(session_id)
@@ -217,6 +228,7 @@ class SessionManager:
         session = await self._build(
             session_id=session_id,
             cwd=cwd,
+            additional=additional,
             settings=settings,
             log_file=log_file,
             root=restored.root,
@@ -230,9 +242,11 @@ class SessionManager:
             session.paused_on_load(restored.open_turns)
         return session, restored.updates
 
-    async def resume(self, session_id: str, cwd: Path) -> Session:
+    async def resume(
+        self, session_id: str, cwd: Path, additional: tuple[Path, ...] = ()
+    ) -> Session:
         """Open a stored session as `load` does, for a client that has its history."""
-        session, _ = await self.load(session_id, cwd)
+        session, _ = await self.load(session_id, cwd, additional)
         return session
 
     async def close(self, session_id: str) -> None:
@@ -362,7 +376,12 @@ class SessionManager:
         await self.providers.aclose()
 
     async def fork(
-        self, session_id: str, cwd: Path | None, message_id: str | None = None
+        self,
+        session_id: str,
+        cwd: Path | None,
+        message_id: str | None = None,
+        *,
+        additional: tuple[Path, ...] = (),
     ) -> Session:
         """Open a new session whose history is `session_id`'s up to `message_id`
         (the latest point without one; see `session/fork.py`), in `cwd` (the
@@ -385,7 +404,7 @@ class SessionManager:
         self.index.add_session(started)
         if point.prompted:
             self.index.touch(started.session_id, started.ts, point.title)
-        session, _ = await self.load(started.session_id, cwd or Path(started.cwd))
+        session, _ = await self.load(started.session_id, cwd or Path(started.cwd), additional)
         return session
 
 

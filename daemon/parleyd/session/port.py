@@ -43,6 +43,9 @@ class TurnHost(Protocol):
     def cwd(self) -> Path: ...
 
     @property
+    def additional_roots(self) -> tuple[Path, ...]: ...
+
+    @property
     def settings(self) -> Settings: ...
 
     @property

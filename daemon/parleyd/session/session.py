@@ -170,6 +170,7 @@ class Session:
         cwd: Path,
         settings: Settings,
         log_file: SessionLog,
+        additional_roots: tuple[Path, ...] = (),
         index: SessionIndex,
         root: Conversation,
         channel: ClientChannel,
@@ -182,6 +183,8 @@ class Session:
     ) -> None:
         self.id = session_id
         self.cwd = cwd
+        # Folders the session may work in besides `cwd` (ACP `additionalDirectories`).
+        self.additional_roots = additional_roots
         self.settings = settings
         self.log = log_file
         self.index = index

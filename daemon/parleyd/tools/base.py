@@ -134,6 +134,7 @@ class ToolContext:
     them. `show_terminal` embeds one of those terminals in the running call."""
 
     cwd: Path
+    additional_roots: tuple[Path, ...] = ()
     report_progress: Callable[[str], Awaitable[None]] = field(default=lambda _text: _noop())
     environment: Mapping[str, str] = field(default_factory=child_environment)
     children: ChildRunner | None = None

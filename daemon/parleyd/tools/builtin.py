@@ -45,9 +45,8 @@ class WorkspaceTool(ABC, Generic[ArgumentsT]):
         self, arguments: Mapping[str, Any], context: ToolContext
     ) -> tuple[ArgumentsT, Workspace]:
         """The model's arguments validated, and the workspace they act in."""
-        return decode_arguments(self.name, self.arguments_type, arguments), Workspace.at(
-            context.cwd
-        )
+        workspace = Workspace.at(context.cwd, context.additional_roots)
+        return decode_arguments(self.name, self.arguments_type, arguments), workspace
 
     async def describe(
         self, args: ArgumentsT, workspace: Workspace, context: ToolContext

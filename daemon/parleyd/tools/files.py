@@ -41,7 +41,11 @@ SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv"})
 HIDDEN_DIRS = frozenset({".git"})
 
 PathArgument = Annotated[
-    str, Meta(description="Path relative to the workspace root (or absolute, inside it)")
+    str,
+    Meta(
+        description="Path relative to the workspace root (or absolute, inside it or another "
+        "folder of the session)"
+    ),
 ]
 
 
