@@ -332,7 +332,12 @@ def compare_replay(live: Transcript, replayed: Transcript) -> list[KindCompariso
     def said(transcript: Transcript, kind: str) -> dict[str | None, object]:
         return {c.id: carried[kind](c) for c in transcript.walk()}
 
-    kinds = list(carried) + sorted((live.counts | replayed.counts).keys() - carried.keys())
+    # What the agent says of the session rather than of its conversation: told
+    # on every open, and no part of a replay.
+    about_the_session = {"available_commands_update"}
+    kinds = list(carried) + sorted(
+        (live.counts | replayed.counts).keys() - carried.keys() - about_the_session
+    )
     return [
         KindComparison(
             kind=kind,

@@ -17,6 +17,7 @@ from parley_protocol.acp import (
     AgentCapabilities,
     ArchiveSessionRequest,
     ArchiveSessionResponse,
+    AvailableCommandsUpdate,
     CancelNotification,
     ClientCapabilities,
     CloseSessionRequest,
@@ -99,7 +100,8 @@ from parley_protocol.parley import (
     parley_meta,
     session_settings_from_meta,
 )
-from parleyd import __version__
+from parley_protocol.parley import Budget as WireBudget
+from parleyd import __version__, slash_commands
 from parleyd.config import ConfigError, Settings
 from parleyd.rpc.outbox import Outbox
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
@@ -120,6 +122,7 @@ from parleyd.session.errors import (
     WrongTurnState,
 )
 from parleyd.session.user_input import prompt_text
+from parleyd.slash_commands import SlashCommand, budget_limits, slash_command
 from parleyd.store.log import StoreError
 from parleyd.update_coalescing import UpdateCoalescing
 
@@ -264,6 +267,14 @@ def _modes(session: Session) -> SessionModeState:
     return mode_state(session.permissions.mode)
 
 
+def _set_budget(session: Session, conversation: Conversation, limits: WireBudget) -> None:
+    from parleyd.session.conversation import Budget  # with the sessions, not at start-up
+
+    session.set_budget(
+        conversation, Budget(cost=limits.cost, responses=limits.responses, seconds=limits.seconds)
+    )
+
+
 def _absolute(cwd: str, field: str = "cwd") -> Path:
     # A path of any length may arrive; the message quotes no more than a line of it.
     shown = repr(cwd) if len(cwd) <= 200 else f"{cwd[:100]!r}... ({len(cwd)} characters)"
@@ -347,6 +358,8 @@ class AcpAgent:
         self.home = home
         self.channel = AcpChannel(self.protocol)
         self._sessions: SessionManager | None = None
+        # The available_commands_update sends not yet done.
+        self._advertising: set[asyncio.Task[None]] = set()
         self._register()
 
     @property
@@ -458,6 +471,7 @@ class AcpAgent:
         session = await self.sessions.create(
             cwd, overrides, _additional(params.additional_directories)
         )
+        self._advertise_commands(session)
         return NewSessionResponse(session_id=session.id, modes=_modes(session))
 
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
@@ -465,6 +479,7 @@ class AcpAgent:
         session, replay = await self.sessions.load(
             params.session_id, cwd, _additional(params.additional_directories)
         )
+        self._advertise_commands(session)
         notifications = (session.wire.notification(*item) for item in replay)
         await self.channel.send_updates(n for n in notifications if n is not None)
         return LoadSessionResponse(modes=_modes(session))
@@ -475,6 +490,9 @@ class AcpAgent:
 
     async def prompt(self, params: PromptRequest) -> PromptResponse:
         session = self.sessions.get(params.session_id)
+        if (command := slash_command(params.prompt)) is not None:
+            await self._run_command(session, command)
+            return PromptResponse(stop_reason="end_turn")
         request_id = self.protocol.msg_id
         request = asyncio.current_task()
         if request_id is not None and request is not None:
@@ -559,9 +577,33 @@ class AcpAgent:
                 return session, session_id
         return self.sessions.get(session_id), None
 
-    async def set_budget(self, params: SetBudgetParams) -> SetBudgetResult:
-        from parleyd.session.conversation import Budget
+    async def _run_command(self, session: Session, command: SlashCommand) -> None:
+        """A slash command, run as the request it stands for; a wrong argument
+        is the prompt's error (-32602), and nothing reaches the model."""
+        match command.name:
+            case slash_commands.MODE:
+                await self.sessions.set_mode(session.id, command.argument)
+            case slash_commands.BUDGET:
+                _set_budget(session, session.root, budget_limits(command.argument))
 
+    def _advertise_commands(self, session: Session) -> None:
+        """Once the request that opened `session` is answered (the client knows
+        the session then), tell it the slash commands."""
+        request_id = self.protocol.msg_id
+        if request_id is None:
+            return
+        update = AvailableCommandsUpdate(
+            available_commands=list(slash_commands.COMMANDS), meta=session.root.meta
+        )
+
+        def advertise() -> None:
+            task = asyncio.get_running_loop().create_task(session.send(update, session.root))
+            self._advertising.add(task)
+            task.add_done_callback(self._advertising.discard)
+
+        self.protocol.after_answer[request_id] = advertise
+
+    async def set_budget(self, params: SetBudgetParams) -> SetBudgetResult:
         session = self.sessions.get(params.session_id)
         conversation_id = params.conversation_id or session.root.id
         conversation = session.conversations.get(conversation_id)
@@ -569,12 +611,8 @@ class AcpAgent:
             raise UnknownConversation(
                 f"session {session.id} has no conversation {conversation_id!r}"
             )
-        limits = params.budget
-        session.set_budget(
-            conversation,
-            Budget(cost=limits.cost, responses=limits.responses, seconds=limits.seconds),
-        )
-        return SetBudgetResult(budget=limits)
+        _set_budget(session, conversation, params.budget)
+        return SetBudgetResult(budget=params.budget)
 
     async def cancel(self, params: CancelNotification) -> None:
         # Hurried since it was read (`_arrived`), until its prompt answers `cancelled`.
@@ -614,6 +652,7 @@ class AcpAgent:
         session = await self.sessions.resume(
             params.session_id, _absolute(params.cwd), _additional(params.additional_directories)
         )
+        self._advertise_commands(session)
         return ResumeSessionResponse(modes=_modes(session))
 
     async def close_session(self, params: CloseSessionRequest) -> CloseSessionResponse:
@@ -658,6 +697,7 @@ class AcpAgent:
             _absolute(params.cwd),
             additional=_additional(params.additional_directories),
         )
+        self._advertise_commands(session)
         return ForkSessionResponse(session_id=session.id, modes=_modes(session))
 
     async def fork_from_message(self, params: SessionForkParams) -> SessionForkResult:

@@ -518,3 +518,40 @@ async def test_a_session_works_in_its_additional_directories_and_nowhere_else(
     assert ended["call_out"] == (
         f"path '{tmp_path / 'private.txt'}' is outside the workspace {workspace}, {shared}"
     )
+
+
+async def test_slash_commands_are_advertised_after_the_answer_and_run_without_the_model(
+    workspace: Path, home: Path
+) -> None:
+    client = RecordingClient()
+    async with acp_daemon(offline_env(home), client) as (connection, _):
+        session_id = await _start(connection, workspace)
+        answer = await connection.prompt(
+            session_id=session_id, prompt=[text_block("/mode read_only")]
+        )
+        assert answer.stop_reason == "end_turn"
+        await connection.prompt(session_id=session_id, prompt=[text_block("/budget responses=1")])
+        with pytest.raises(acp.RequestError, match="/budget takes cost=N responses=N seconds=N"):
+            await connection.prompt(session_id=session_id, prompt=[text_block("/budget lots")])
+        with pytest.raises(acp.RequestError, match="unknown mode"):
+            await connection.prompt(session_id=session_id, prompt=[text_block("/mode fast")])
+        # One response is the budget: the model answers once, then the next prompt stops.
+        await connection.prompt(session_id=session_id, prompt=[text_block("/unknown hi")])
+        stopped = await connection.prompt(session_id=session_id, prompt=[text_block("Hello")])
+    (advertised,) = client.commands
+    opened = next(n for n, f in enumerate(client.frames) if "sessionId" in (f.get("result") or {}))
+    told = next(
+        n
+        for n, f in enumerate(client.frames)
+        if f.get("params", {}).get("update", {}).get("sessionUpdate") == "available_commands_update"
+    )
+    assert opened < told  # the client knows the session when it hears of its commands
+    assert [(c.name, c.input.root.hint) for c in advertised.available_commands] == [
+        ("mode", "ask, accept_edits, read_only or full_auto"),
+        ("budget", "cost=2 responses=50 seconds=600, or none"),
+    ]
+    modes = [u.current_mode_id for u in client.updates if u.session_update == "current_mode_update"]
+    assert modes == ["read_only"]
+    assert stopped.stop_reason == "max_turn_requests"
+    # The commands never reached the model; the unknown one did, as words.
+    assert "/mode" not in client.text() and "budget of 1 model response" in client.text()

@@ -54,7 +54,7 @@ async def _prompt(daemon: RawDaemon, session_id: str, text: str) -> None:
 
 
 def _updates(daemon: RawDaemon) -> list[dict[str, Any]]:
-    return [f["params"]["update"] for f in daemon.frames if f.get("method") == "session/update"]
+    return [note["update"] for note in session_notes(daemon.frames)]
 
 
 def _compactions(updates: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ from tests.support.transcripts import (
     check_replay_after_crash,
     check_tree_order,
     conversation_of,
+    is_conversation_update,
     per_conversation,
     session_notes,
 )
@@ -200,7 +201,7 @@ async def _run_until_killed(
 def _to_check(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The frames received since the prompts, one update of each shape: the
     hundreds of deltas and usage figures differ only in their values."""
-    first = next(n for n, f in enumerate(frames) if f.get("method") == "session/update")
+    first = next(n for n, f in enumerate(frames) if is_conversation_update(f))
     sample: list[dict[str, Any]] = []
     shapes: set[tuple[object, ...]] = set()
     for frame in frames[first:]:

@@ -238,7 +238,8 @@ async def test_a_tree_of_conversations_under_meta_and_its_replay(
             "session/load", {"sessionId": root, "cwd": str(workspace), "mcpServers": []}
         )
         protocol: AcpProtocol = second.protocol  # type: ignore[assignment]
-        assert protocol.frames[-1]["result"]["modes"]["currentModeId"] == "ask"
+        answer = next(frame for frame in reversed(protocol.frames) if "result" in frame)
+        assert answer["result"]["modes"]["currentModeId"] == "ask"
         replayed = _notes(second)
     check_tree_order(replayed, root, child_sessions=False)
     assert per_conversation(replayed) == per_conversation(live)

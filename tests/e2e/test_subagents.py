@@ -17,6 +17,7 @@ import pytest
 from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import offline_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
+from tests.support.transcripts import session_notes
 from tests.support.updates import as_replayed
 
 # Two children in parallel; the second delegates once more.
@@ -49,8 +50,7 @@ async def _new(daemon: RawDaemon, workspace: Path, *, subagents: bool) -> str:
 
 
 def _notes(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The `session/update` params among frames, in order."""
-    return [f["params"] for f in frames if f.get("method") == "session/update"]
+    return session_notes(frames)
 
 
 def _conversation(note: dict[str, Any]) -> dict[str, Any]:

@@ -94,7 +94,12 @@ def _assert_strict(record: dict[str, Any]) -> None:
 
 
 def _updates(record: dict[str, Any]) -> list[dict[str, Any]]:
-    return [entry["update"] for entry in record["updates"]]
+    """The conversation's updates, without the slash commands said of the session."""
+    return [
+        entry["update"]
+        for entry in record["updates"]
+        if entry["update"]["sessionUpdate"] != "available_commands_update"
+    ]
 
 
 def _answer(record: dict[str, Any]) -> str:
@@ -245,8 +250,7 @@ def test_sub_conversations_stream_and_replay_as_a_strict_client_takes_them(
 
     def per_session(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         grouped: dict[str, list[dict[str, Any]]] = {}
-        for entry in record["updates"]:
-            update = entry["update"]
+        for update in _updates(record):
             depth = update["_meta"]["parley"]["conversation"]["depth"]
             if depth == 0 and update["sessionUpdate"] == "user_message_chunk":
                 continue  # the client's own prompt, only replayed

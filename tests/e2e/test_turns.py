@@ -17,6 +17,7 @@ from parleyd.session.replay import INTERRUPTED_CALL
 from tests.support.daemon import offline_env, replay_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 from tests.support.replay_server import ReplayServer
+from tests.support.transcripts import session_notes
 from tests.support.updates import as_replayed
 
 
@@ -131,11 +132,11 @@ async def test_a_killed_daemon_keeps_the_response_it_was_streaming(
         session_id = await _new_session(daemon, workspace)
         done = await _prompt(daemon, session_id, "Summarize README.md")
         assert done["result"] == {"stopReason": "end_turn"}
-        live = [f["params"]["update"] for f in daemon.frames if f.get("method")]
+        live = [note["update"] for note in session_notes(daemon.frames)]
         await daemon.start_prompt(session_id, "Tell me a long story", 70)
         for _ in range(10):
             await daemon.until(_is_chunk)
-        seen = [f["params"]["update"] for f in daemon.frames if f.get("method")][len(live) :]
+        seen = [note["update"] for note in session_notes(daemon.frames)][len(live) :]
         daemon.process.send_signal(signal.SIGKILL)
         await daemon.process.wait()
 
@@ -151,7 +152,7 @@ async def test_a_killed_daemon_keeps_the_response_it_was_streaming(
         )
         loaded = await daemon.until(lambda frame: frame.get("id") == 80)
         assert loaded["result"]["modes"]["currentModeId"] == "ask"
-        replayed = [f["params"]["update"] for f in daemon.frames if f.get("method")]
+        replayed = [note["update"] for note in session_notes(daemon.frames)]
         # The completed turn comes back as it streamed; the killed one, its
         # prompt, then its thinking and story as far as the client saw them at least.
         expected = as_replayed(live)
@@ -224,10 +225,9 @@ def _turn_endings(home: Path, session_id: str) -> list[str]:
 def _updates(daemon: RawDaemon, **wanted: Any) -> list[dict[str, Any]]:
     """Every `session/update` received so far whose fields have the `wanted` values."""
     return [
-        f["params"]["update"]
-        for f in daemon.frames
-        if f.get("method") == "session/update"
-        and all(f["params"]["update"].get(key) == value for key, value in wanted.items())
+        note["update"]
+        for note in session_notes(daemon.frames)
+        if all(note["update"].get(key) == value for key, value in wanted.items())
     ]
 
 

@@ -25,6 +25,7 @@ class RecordingClient:
     permission_answer: str | None = "allow_once"
     updates: list[Any] = field(default_factory=list)
     permission_requests: list[Any] = field(default_factory=list)
+    commands: list[Any] = field(default_factory=list)
     frames: list[dict[str, Any]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     checker: FrameChecker = field(default_factory=FrameChecker)
@@ -40,6 +41,11 @@ class RecordingClient:
         )
 
     async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
+        # The slash commands are said of the session on every open, not of its
+        # conversation: kept apart, so `updates` is what a replay must repeat.
+        if update.session_update == "available_commands_update":
+            self.commands.append(update)
+            return
         self.updates.append(update)
         self._changed.set()
 

@@ -35,8 +35,17 @@ INTERRUPTED_CHILD = "_interrupted"
 
 
 def session_notes(frames: list[dict[str, Any]]) -> list[Note]:
-    """The `session/update` params among frames, in order."""
-    return [f["params"] for f in frames if f.get("method") == "session/update"]
+    """The `session/update` params among frames that tell of a conversation, in order."""
+    return [f["params"] for f in frames if is_conversation_update(f)]
+
+
+def is_conversation_update(frame: dict[str, Any]) -> bool:
+    """A `session/update` of the conversation: not the slash commands a session
+    is told of on every open, which no replay repeats."""
+    return (
+        frame.get("method") == "session/update"
+        and frame["params"]["update"]["sessionUpdate"] != "available_commands_update"
+    )
 
 
 def conversation_of(update: Update) -> dict[str, Any]:

@@ -168,6 +168,9 @@ class ParleyProtocol(JsonRPCProtocol):
         # Request id -> hook that turns a `$/cancel_request` into a semantic
         # cancel (session/prompt answers `cancelled`, not an error).
         self.cancel_hooks: dict[RequestId, Callable[[], None]] = {}
+        # Request id -> what follows its answer, once it succeeded: the
+        # notifications about a session the client learns of in the answer.
+        self.after_answer: dict[RequestId, Callable[[], None]] = {}
         # Every request accepted and not yet answered; an id in here is in use.
         self._unanswered: dict[RequestId, _AnswerSlot] = {}
         self._all_answered = asyncio.Event()
@@ -351,6 +354,7 @@ class ParleyProtocol(JsonRPCProtocol):
         if not self._unanswered:
             self._all_answered.set()
         self.cancel_hooks.pop(msg_id, None)
+        following = self.after_answer.pop(msg_id, None)
         message: ErrorResponse | Response
         if error is not None:
             # Internal errors carry a traceback in `data`: that goes to the log, not the client.
@@ -369,6 +373,8 @@ class ParleyProtocol(JsonRPCProtocol):
         else:
             batch, index = slot
             batch.fill(index, body)
+        if following is not None and error is None:
+            following()
 
     def _send_error(self, msg_id: RequestId | None, code: ErrorCode, message: str) -> None:
         """Refuse a message that was never accepted as a request."""
