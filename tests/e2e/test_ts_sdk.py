@@ -183,7 +183,8 @@ def test_a_story_cancelled_mid_stream(workspace: Path, home: Path) -> None:
     waited, _, story, again = record["steps"][3:]
     assert story["result"] == {"stopReason": "cancelled"}
     assert again["result"] == {"stopReason": "end_turn"}
-    message_id = _updates(record)[waited["index"]]["messageId"]
+    # The index counts every update received, the session's commands too.
+    message_id = record["updates"][waited["index"]]["update"]["messageId"]
     told = "".join(
         u["content"]["text"]
         for u in _updates(record)
