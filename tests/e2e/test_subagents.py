@@ -491,7 +491,14 @@ async def test_the_session_budget_stops_every_conversation_and_raising_it_goes_o
             {"sessionId": root, "conversationId": "conv_nope", "budget": {"responses": 5}},
         )
         assert unknown["error"]["code"] == -32002 and "conv_nope" in unknown["error"]["message"]
-        await _set_budget(daemon, root, responses=5)
+        # Exactly what the session has spent: its next model call is one too many.
+        usage = [
+            n["update"]
+            for n in _notes(daemon.frames)
+            if n["update"]["sessionUpdate"] == "usage_update"
+        ]
+        spent = usage[-1]["_meta"]["parley"]["usage"]["total"]["responses"]
+        await _set_budget(daemon, root, responses=spent)
 
     # The budget is the session's: a fresh daemon keeps it, and its stops replay.
     async with raw_daemon(offline_env(home)) as daemon:
