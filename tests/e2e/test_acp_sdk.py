@@ -31,8 +31,13 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-async def _start(connection: acp.core.ClientSideConnection, workspace: Path) -> str:
-    init = await connection.initialize(protocol_version=1)
+async def _start(
+    connection: acp.core.ClientSideConnection,
+    workspace: Path,
+    capabilities: acp.schema.ClientCapabilities | None = None,
+) -> str:
+    """Initialize (as a client with `capabilities`) and open a session in `workspace`."""
+    init = await connection.initialize(protocol_version=1, client_capabilities=capabilities)
     assert init.protocol_version == 1
     assert init.agent_capabilities.load_session is True
     assert init.agent_capabilities.session_capabilities.list is not None
@@ -347,20 +352,13 @@ async def test_with_fs_capabilities_files_are_read_and_edited_in_the_editors_buf
     client = EditorClient(buffers={str(notes): "unsaved: two\n"})
     async with acp_daemon(offline_env(home), client) as (connection, _):
         fs = acp.schema.FileSystemCapabilities(read_text_file=True, write_text_file=True)
-        await connection.initialize(
-            protocol_version=1, client_capabilities=acp.schema.ClientCapabilities(fs=fs)
-        )
-        session = await connection.new_session(cwd=str(workspace), mcp_servers=[])
-        await connection.prompt(
-            session_id=session.session_id, prompt=[text_block("Summarize notes.txt")]
-        )
-        await connection.prompt(
-            session_id=session.session_id,
-            prompt=[text_block('Replace "two" with "2" in notes.txt')],
-        )
-        await connection.prompt(
-            session_id=session.session_id, prompt=[text_block("Summarize README.md")]
-        )
+        session_id = await _start(connection, workspace, acp.schema.ClientCapabilities(fs=fs))
+        for text in (
+            "Summarize notes.txt",
+            'Replace "two" with "2" in notes.txt',
+            "Summarize README.md",
+        ):
+            await connection.prompt(session_id=session_id, prompt=[text_block(text)])
     assert "unsaved: two" in client.text()  # the buffer, not the disk
     (diff,) = client.permission_requests[0].content
     assert (diff.old_text, diff.new_text) == ("unsaved: two\n", "unsaved: 2\n")
@@ -370,6 +368,9 @@ async def test_with_fs_capabilities_files_are_read_and_edited_in_the_editors_buf
     assert ("read", str(workspace / "README.md")) in client.asked
     first_line = (workspace / "README.md").read_text().splitlines()[0].lstrip("# ")
     assert f'**First heading:** "{first_line}"' in client.text()
+
+
+TERMINALS = acp.schema.ClientCapabilities(terminal=True)
 
 
 @dataclass
@@ -421,20 +422,14 @@ class TerminalClient(RecordingClient):
         self.asked.append(("release", terminal_id))
 
 
-async def _with_terminals(connection: acp.core.ClientSideConnection, workspace: Path) -> str:
-    await connection.initialize(
-        protocol_version=1, client_capabilities=acp.schema.ClientCapabilities(terminal=True)
-    )
-    session = await connection.new_session(cwd=str(workspace), mcp_servers=[])
-    return session.session_id
-
-
 async def test_with_terminal_capability_commands_run_in_the_editors_terminal(
     workspace: Path, home: Path
 ) -> None:
     client = TerminalClient()
     async with acp_daemon(offline_env(home), client) as (connection, _):
-        session_id = await _with_terminals(connection, workspace)
+        session_id = await _start(
+            connection, workspace, acp.schema.ClientCapabilities(terminal=True)
+        )
         await connection.prompt(
             session_id=session_id, prompt=[text_block("Run `echo from the editor; exit 3`")]
         )
@@ -459,7 +454,9 @@ async def test_a_command_cancelled_in_the_editors_terminal_is_killed_and_release
 ) -> None:
     client = TerminalClient()
     async with acp_daemon(offline_env(home), client) as (connection, _):
-        session_id = await _with_terminals(connection, workspace)
+        session_id = await _start(
+            connection, workspace, acp.schema.ClientCapabilities(terminal=True)
+        )
         turn = asyncio.create_task(
             connection.prompt(session_id=session_id, prompt=[text_block("Run `sleep 30`")])
         )

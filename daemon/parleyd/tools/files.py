@@ -123,13 +123,10 @@ class ReadFile(WorkspaceTool[ReadFileArguments]):
     async def execute(
         self, args: ReadFileArguments, workspace: Workspace, context: ToolContext
     ) -> ToolResult:
-        editor = context.editor
-        if editor is not None and editor.can_read:
-            file = WorkspaceFile.at(workspace, args.path)
-            with contextlib.suppress(ToolError):  # one the editor cannot open: the disk's
-                text = await editor.read_text(file.client_path)
-                page = _page(io.BytesIO(text.encode("utf-8")), file.shown, args)
-                return ToolResult(page, locations=(file.client_path,))
+        file = WorkspaceFile.at(workspace, args.path)
+        if (text := await file.editor_text(context)) is not None:
+            page = _page(io.BytesIO(text.encode("utf-8")), file.shown, args)
+            return ToolResult(page, locations=(file.client_path,))
         return await _text_in_worker(workspace, args.path, partial(self._read, args=args))
 
     @staticmethod
@@ -332,12 +329,21 @@ class WorkspaceFile:
 
     async def text(self, context: ToolContext) -> str | None:
         """Its text, None if there is no such file."""
-        editor = context.editor
-        if editor is not None and editor.can_read:
-            with contextlib.suppress(ToolError):  # one the editor cannot open: the disk's
-                return await editor.read_text(self.client_path)
+        if (text := await self.editor_text(context)) is not None:
+            return text
         _, text = await anyio.to_thread.run_sync(partial(current_file, self.real, self.shown))
         return text
+
+    async def editor_text(self, context: ToolContext) -> str | None:
+        """Its text in the editor, where the client reads files and can open this
+        one; None sends the caller to the disk."""
+        editor = context.editor
+        if editor is None or not editor.can_read:
+            return None
+        try:
+            return await editor.read_text(self.client_path)
+        except ToolError:
+            return None
 
     async def replace(self, content: str, context: ToolContext) -> None:
         """Make `content` its text: in the editor where the client writes files,
