@@ -22,6 +22,7 @@ from pathlib import Path
 import adapters
 import control
 import cpu
+import mcp_startup
 import memory
 import session_list
 import session_load
@@ -35,6 +36,7 @@ from stored import Shape
 @dataclass(frozen=True)
 class Sizes:
     startup_runs: int
+    mcp_runs: int
     stream_repeats: int
     paced_deltas: int
     cpu_deltas: int
@@ -57,6 +59,7 @@ class Sizes:
 
 FULL = Sizes(
     startup_runs=15,
+    mcp_runs=10,
     stream_repeats=5,
     paced_deltas=1000,
     cpu_deltas=20_000,
@@ -80,6 +83,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     startup_runs=1,
+    mcp_runs=1,
     stream_repeats=1,
     paced_deltas=100,
     cpu_deltas=2000,
@@ -133,6 +137,7 @@ async def _main(arguments: argparse.Namespace) -> int:
         ),
         "session/load": lambda: session_load.run(sizes.stored_sessions, sizes.load_runs),
         "session/list": lambda: session_list.run(sizes.listed_sessions, sizes.list_repeats),
+        "MCP servers": lambda: mcp_startup.run(sizes.mcp_runs),
     }
     rows: list[Row] = []
     crashed: list[str] = []

@@ -35,6 +35,8 @@ from parley_protocol.acp import (
     LoadSessionRequest,
     LoadSessionResponse,
     McpCapabilities,
+    McpServer,
+    McpServerConfig,
     NewSessionRequest,
     NewSessionResponse,
     PromptCapabilities,
@@ -103,6 +105,7 @@ from parley_protocol.parley import (
 from parley_protocol.parley import Budget as WireBudget
 from parleyd import __version__, slash_commands
 from parleyd.config import ConfigError, Settings
+from parleyd.mcp import servers as mcp_servers
 from parleyd.rpc.outbox import Outbox
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
 from parleyd.session.editor import SessionScoped
@@ -292,6 +295,15 @@ def _absolute(cwd: str, field: str = "cwd") -> Path:
     return path
 
 
+def _mcp_servers(servers: list[McpServer]) -> list[McpServerConfig]:
+    """A request's `mcpServers`, typed: every one it may name, since Parley
+    advertises http and sse as well as stdio."""
+    try:
+        return mcp_servers.from_client(servers)
+    except mcp_servers.ServerListError as exc:
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from None
+
+
 def _additional(directories: list[str] | None) -> tuple[Path, ...]:
     """A request's `additionalDirectories`: more roots for the session, after its cwd."""
     return tuple(
@@ -454,7 +466,7 @@ class AcpAgent:
                 prompt_capabilities=PromptCapabilities(
                     image=True, audio=True, embedded_context=True
                 ),
-                mcp_capabilities=McpCapabilities(),
+                mcp_capabilities=McpCapabilities(http=True, sse=True),
                 session_capabilities=SESSION_CAPABILITIES,
                 meta=parley_meta(capabilities=capabilities),
             ),
@@ -469,17 +481,23 @@ class AcpAgent:
         except msgspec.ValidationError as exc:
             raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from None
         session = await self.sessions.create(
-            cwd, overrides, _additional(params.additional_directories)
+            cwd,
+            overrides,
+            _additional(params.additional_directories),
+            servers=_mcp_servers(params.mcp_servers),
         )
-        self._advertise_commands(session)
+        self._after_opening(session)
         return NewSessionResponse(session_id=session.id, modes=_modes(session))
 
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
         cwd = _absolute(params.cwd)
         session, replay = await self.sessions.load(
-            params.session_id, cwd, _additional(params.additional_directories)
+            params.session_id,
+            cwd,
+            _additional(params.additional_directories),
+            servers=_mcp_servers(params.mcp_servers),
         )
-        self._advertise_commands(session)
+        self._after_opening(session)
         notifications = (session.wire.notification(*item) for item in replay)
         await self.channel.send_updates(n for n in notifications if n is not None)
         return LoadSessionResponse(modes=_modes(session))
@@ -586,22 +604,25 @@ class AcpAgent:
             case slash_commands.BUDGET:
                 _set_budget(session, session.root, budget_limits(command.argument))
 
-    def _advertise_commands(self, session: Session) -> None:
+    def _after_opening(self, session: Session) -> None:
         """Once the request that opened `session` is answered (the client knows
-        the session then), tell it the slash commands."""
-        request_id = self.protocol.msg_id
-        if request_id is None:
-            return
+        the session then), tell it the slash commands and start its MCP
+        servers, whose news is about the session."""
         update = AvailableCommandsUpdate(
             available_commands=list(slash_commands.COMMANDS), meta=session.root.meta
         )
 
-        def advertise() -> None:
+        def opened() -> None:
             task = asyncio.get_running_loop().create_task(session.send(update, session.root))
             self._advertising.add(task)
             task.add_done_callback(self._advertising.discard)
+            session.mcp.start()
 
-        self.protocol.after_answer[request_id] = advertise
+        request_id = self.protocol.msg_id
+        if request_id is None:
+            opened()
+        else:
+            self.protocol.after_answer[request_id] = opened
 
     async def set_budget(self, params: SetBudgetParams) -> SetBudgetResult:
         session = self.sessions.get(params.session_id)
@@ -650,9 +671,12 @@ class AcpAgent:
 
     async def resume_session(self, params: ResumeSessionRequest) -> ResumeSessionResponse:
         session = await self.sessions.resume(
-            params.session_id, _absolute(params.cwd), _additional(params.additional_directories)
+            params.session_id,
+            _absolute(params.cwd),
+            _additional(params.additional_directories),
+            servers=_mcp_servers(params.mcp_servers),
         )
-        self._advertise_commands(session)
+        self._after_opening(session)
         return ResumeSessionResponse(modes=_modes(session))
 
     async def close_session(self, params: CloseSessionRequest) -> CloseSessionResponse:
@@ -696,11 +720,13 @@ class AcpAgent:
             params.session_id,
             _absolute(params.cwd),
             additional=_additional(params.additional_directories),
+            servers=_mcp_servers(params.mcp_servers),
         )
-        self._advertise_commands(session)
+        self._after_opening(session)
         return ForkSessionResponse(session_id=session.id, modes=_modes(session))
 
     async def fork_from_message(self, params: SessionForkParams) -> SessionForkResult:
         cwd = None if params.cwd is None else _absolute(params.cwd)
         session = await self.sessions.fork(params.session_id, cwd, params.message_id)
+        self._after_opening(session)
         return SessionForkResult(session_id=session.id)

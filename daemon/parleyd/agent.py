@@ -364,6 +364,8 @@ class Turn:
     async def _model_call(self) -> tuple[Done | None, AssistantMessage]:
         """One model response, recorded; `done` None when a pause cut it short."""
         host = self.host
+        # A server's tools come and go as it does: each call offers those up now.
+        self.tools = host.tools_for(self.conversation)
         request = ModelRequest(
             model=host.settings.model_name,
             system=self._system_prompt(),

@@ -18,7 +18,9 @@ from typing import Any, Literal, cast, get_args
 
 import platformdirs
 
+from parley_protocol.mcp_servers import McpServerConfig
 from parley_protocol.names import describe_unknown
+from parleyd.mcp import servers as mcp_servers
 from parleyd.pricing import ModelPrice, PriceError, read_prices
 from parleyd.redaction import register_provider_keys
 
@@ -82,6 +84,7 @@ PROMPT_CACHE_TTLS: tuple[PromptCacheTtl, ...] = get_args(PromptCacheTtl)
 # A tool's default in `config.toml`'s `[permissions]` table (see tools/permission.py).
 ToolPermission = Literal["ask", "allow", "deny"]
 _PERMISSIONS_TABLE = "permissions"
+_MCP_SERVERS_TABLE = "mcp_servers"
 # Model name -> its prices, over the table Parley ships (prices.toml).
 _PRICES_TABLE = "prices"
 
@@ -144,6 +147,10 @@ class Settings:
     tool_permissions: Mapping[str, ToolPermission] = field(default_factory=dict)
     # config.toml's `[prices]`: what a model costs, before the shipped table says.
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+    # config.toml's `[mcp_servers]`: started with every session, beside the client's.
+    mcp_servers: tuple[McpServerConfig, ...] = ()
+    # How long an MCP server may take to start and list its tools.
+    mcp_start_timeout: float = 30.0
 
     @property
     def model_name(self) -> str:
@@ -251,6 +258,7 @@ _CONVERTERS: dict[str, type] = {
     "openai_api": str,
     "offline_pace": float,
     "shell_env_allow": VariableNames,
+    "mcp_start_timeout": float,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
 _ENV_KEYS = {
@@ -269,6 +277,7 @@ _ENV_KEYS = {
     "PARLEY_COMPACT_AT": "compact_at",
     "PARLEY_RESPONSE_CHECKPOINT_SECONDS": "response_checkpoint_seconds",
     "PARLEY_STATUS_INTERVAL_SECONDS": "status_interval_seconds",
+    "PARLEY_MCP_START_TIMEOUT": "mcp_start_timeout",
 }
 # The settings that take one of a few words.
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -347,7 +356,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 f"{path}: keys do not belong in files; set the provider's variable "
                 "(OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY) instead"
             )
-        tables = {_PERMISSIONS_TABLE: "", _PRICES_TABLE: ""}
+        tables = {_PERMISSIONS_TABLE: "", _PRICES_TABLE: "", _MCP_SERVERS_TABLE: ""}
         _refuse_unknown(document, {**_FILE_KEYS, **tables}, str(path))
         settings = _apply(settings, document, _FILE_KEYS, str(path))
         if _PERMISSIONS_TABLE in document:
@@ -359,6 +368,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             except PriceError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
             settings = replace(settings, prices=prices)
+        if _MCP_SERVERS_TABLE in document:
+            try:
+                servers = mcp_servers.from_config(document[_MCP_SERVERS_TABLE], str(path))
+            except mcp_servers.ServerListError as exc:
+                raise ConfigError(str(exc)) from None
+            settings = replace(settings, mcp_servers=servers)
     register_provider_keys(environ)
     settings = _apply(settings, environ, _ENV_KEYS, "environment")
     keys: dict[str, str] = {}

@@ -41,6 +41,8 @@ from .fs import __all__ as _fs_all
 from .initialize import *  # noqa: F403
 from .initialize import InitializeRequest, InitializeResponse
 from .initialize import __all__ as _initialize_all
+from .mcp_servers import *  # noqa: F403
+from .mcp_servers import __all__ as _mcp_servers_all
 from .session import *  # noqa: F403
 from .session import (
     ArchiveSessionRequest,
@@ -207,6 +209,7 @@ __all__ = [  # noqa: PLE0604
     *_content_all,
     *_fs_all,
     *_initialize_all,
+    *_mcp_servers_all,
     *_session_all,
     *_terminal_all,
     *_tool_calls_all,

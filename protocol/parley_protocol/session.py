@@ -32,12 +32,9 @@ StopReason: TypeAlias = Literal[
 ]
 
 McpServer: TypeAlias = dict[str, Any]
-"""An MCP server description (stdio / http / sse), accepted as-is.
-
-Parley does not connect to MCP servers yet, so they are kept as plain dicts
-rather than typed (the stdio variant is untagged, which msgspec cannot mix
-with the tagged `http` / `sse` variants anyway).
-"""
+"""An MCP server description (stdio / http / sse), kept as the client sent it:
+the stdio variant is untagged, which msgspec cannot mix with the tagged `http`
+/ `sse` variants. `mcp_servers.decode_mcp_server` types it."""
 
 SessionConfigOption: TypeAlias = dict[str, Any]
 """A session config option, kept loose: Parley offers none yet (its `options`

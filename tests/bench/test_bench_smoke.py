@@ -34,3 +34,4 @@ def test_quick_bench_measures_everything(tmp_path: Path) -> None:
     assert any(name.startswith("append") for name in measured)
     assert any(name.startswith("session/load") for name in measured)
     assert any(name.startswith("session/list") for name in measured)
+    assert any("MCP servers" in name for name in measured)

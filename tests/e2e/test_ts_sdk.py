@@ -20,8 +20,16 @@ import pytest
 
 from parley_protocol.parley import TOOL_CALL_CANCEL
 from parleyd.agent import CALL_CANCELLED
+from parleyd.offline.script import PlannedToolCall
 from tests.support import scripted_agent
-from tests.support.chat_streams import SLEEPER, WAITER, WAITER_SAW, serve_two_calls
+from tests.support.chat_streams import (
+    SLEEPER,
+    WAITER,
+    WAITER_SAW,
+    serve_two_calls,
+    text_stream,
+    tool_calls_stream,
+)
 from tests.support.daemon import PARLEYD, offline_env, replay_env
 from tests.support.replay_server import ReplayServer
 from tests.support.updates import as_replayed
@@ -529,3 +537,55 @@ def test_a_plan_and_an_edit_as_a_strict_client_takes_them_live_and_replayed(
     again = [u for u in _updates(replayed) if u["sessionUpdate"] != "user_message_chunk"]
     live_kept = [u for u in as_replayed(updates) if u["sessionUpdate"] != "user_message_chunk"]
     assert again == live_kept
+
+
+def _reference_server(name: str, package: str, *args: str) -> dict[str, Any]:
+    """One of MCP's reference servers from the npm registry, started with node over stdio."""
+    assert NODE is not None
+    script = TS / "node_modules" / "@modelcontextprotocol" / package / "dist" / "index.js"
+    return {"name": name, "command": NODE, "args": [str(script), *args], "env": []}
+
+
+def _server_ready(name: str) -> Step:
+    told = {"parley": {"mcpServer": {"name": name, "state": "ready"}}}
+    return {"op": "waitFor", "update": {"sessionUpdate": "session_info_update", "_meta": told}}
+
+
+async def test_mcps_reference_servers_tools_reach_the_model_and_a_strict_client(
+    workspace: Path, home: Path
+) -> None:
+    servers = [
+        _reference_server("everything", "server-everything", "stdio"),
+        _reference_server("files", "server-filesystem", str(workspace)),
+    ]
+    calls = (
+        PlannedToolCall("call_echo", "mcp__everything__echo", {"message": "hi"}),
+        PlannedToolCall("call_image", "mcp__everything__get-tiny-image", {}),
+        PlannedToolCall(
+            "call_read", "mcp__files__read_text_file", {"path": str(workspace / "README.md")}
+        ),
+    )
+    steps = [
+        INITIALIZE,
+        {"op": "new", "cwd": str(workspace), "params": {"mcpServers": servers}},
+        _server_ready("everything"),
+        _server_ready("files"),
+        {"op": "permission", "answer": "allow_once"},
+        _prompt("Use the reference servers"),
+    ]
+    async with ReplayServer() as provider:
+        provider.enqueue(200, "text/event-stream", tool_calls_stream(*calls))
+        provider.enqueue(200, "text/event-stream", text_stream("Done."))
+        record = await asyncio.to_thread(_run_client, steps, replay_env(home, provider.url))
+        offered, answered = provider.requests
+    _assert_strict(record)
+    assert record["steps"][-1]["result"] == {"stopReason": "end_turn"}
+    ended = _endings(record)
+    assert [ended[call.id]["status"] for call in calls] == ["completed"] * 3
+    assert ended["call_echo"]["rawOutput"]["output"] == "Echo: hi"
+    assert "A widget that frobs." in ended["call_read"]["rawOutput"]["output"]
+    images = [part for part in ended["call_image"]["content"] if part["content"]["type"] == "image"]
+    assert images and images[0]["content"]["mimeType"] == "image/png"
+    names = {tool["function"]["name"] for tool in offered.json["tools"]}
+    assert {"mcp__everything__echo", "mcp__files__read_text_file"} <= names
+    assert images[0]["content"]["data"] in json.dumps(answered.json)

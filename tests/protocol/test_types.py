@@ -902,6 +902,13 @@ FIELD_EXCEPTIONS = {
     # required on the wire, but Parley accepts their absence (schema: default-on-null)
     ("NewSessionRequest", "mcpServers"): "optional",
     ("LoadSessionRequest", "mcpServers"): "optional",
+    ("McpServerStdio", "args"): "optional",
+    ("McpServerStdio", "env"): "optional",
+    ("McpServerHttp", "headers"): "optional",
+    ("McpServerSse", "headers"): "optional",
+    # the tag of McpServer's union, which the schema puts on the union
+    ("McpServerHttp", "type"): "extra",
+    ("McpServerSse", "type"): "extra",
     # both subclass the one Struct that stands for their untagged union
     ("TextResourceContents", "blob"): "extra",
     ("BlobResourceContents", "text"): "extra",

@@ -102,13 +102,13 @@ def test_a_call_id_used_again_later_is_renamed_with_its_result() -> None:
         AssistantMessage(parts=(READ,)),
         ToolResultMessage("call_1", "read_file", "text"),
         AssistantMessage(parts=(again,)),
-        ToolResultMessage("call_1", "list_files", "a b"),
+        ToolResultMessage("call_1", "list_files", "a b", attachments=(SCREENSHOT,)),
     ]
     fixed = repaired(history)
     assert fixed[2] == AssistantMessage(
         parts=(ToolCall(id="call_1_2", name="list_files", arguments="{}"),)
     )
-    assert fixed[3] == ToolResultMessage("call_1_2", "list_files", "a b")
+    assert fixed[3] == ToolResultMessage("call_1_2", "list_files", "a b", attachments=(SCREENSHOT,))
 
 
 def test_another_providers_signatures_and_payloads_are_not_sent() -> None:

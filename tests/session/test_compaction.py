@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from parleyd.providers.messages import (
     AssistantMessage,
+    Attachment,
     Message,
     TextPart,
     ToolCall,
@@ -14,6 +15,7 @@ from parleyd.session.compaction import (
     SUMMARY_HEADING,
     SUMMARY_REQUEST,
     compacted,
+    estimate_tokens,
     split,
     summary_request,
 )
@@ -68,3 +70,12 @@ def test_the_summary_is_asked_for_without_tools() -> None:
     assert request.tools == ()
     assert request.messages[-1] == UserMessage(text=SUMMARY_REQUEST)
     assert request.max_output_tokens == 500
+
+
+def test_a_results_attachments_weigh_what_a_prompts_do() -> None:
+    # A screenshot weighs its pixels, not its base64 read as text.
+    shot = Attachment("image/png", "A" * 400_000)
+    prompt = estimate_tokens([UserMessage("look", attachments=(shot,))], "")
+    result = estimate_tokens([ToolResultMessage("c1", "shot", "look", attachments=(shot,))], "")
+    assert result == prompt > estimate_tokens([UserMessage("look")], "")
+    assert result < len(shot.data) // 4

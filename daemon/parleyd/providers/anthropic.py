@@ -59,7 +59,7 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.providers.sse import SseEvent, read_sse
-from parleyd.providers.user_content import Block, user_blocks
+from parleyd.providers.user_content import Block, ContentShape
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
@@ -281,14 +281,14 @@ def _messages(messages: tuple[Message, ...], cache_control: dict[str, str]) -> l
 def _blocks(message: Message) -> list[dict[str, Any]]:
     match message:
         case UserMessage():
-            return user_blocks(
-                message, provider="Anthropic Messages", attachment=_attachment, text=_text_block
-            )
+            return _CONTENT.user(message)
         case ToolResultMessage(call_id=call_id, content=content, is_error=is_error):
             result: dict[str, Any] = {
                 "type": "tool_result",
                 "tool_use_id": call_id,
-                "content": content,
+                # Text alone as the string it is; with attachments, text and image
+                # or document blocks.
+                "content": _CONTENT.tool_result(message) if message.attachments else content,
             }
             if is_error:
                 result["is_error"] = True
@@ -312,6 +312,9 @@ def _attachment(attached: Attachment) -> Block | None:
 
 def _text_block(text: str) -> Block:
     return {"type": "text", "text": text}
+
+
+_CONTENT = ContentShape("Anthropic Messages", _attachment, _text_block)
 
 
 def _assistant_block(part: Part) -> dict[str, Any] | None:

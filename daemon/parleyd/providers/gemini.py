@@ -71,7 +71,7 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.providers.sse import SseEvent, read_sse
-from parleyd.providers.user_content import Block, user_blocks
+from parleyd.providers.user_content import Block, ContentShape
 
 API_KEY_ENV = "GEMINI_API_KEY"
 BASE_URL_ENV = "GEMINI_BASE_URL"
@@ -278,11 +278,13 @@ def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
 def _parts(message: Message) -> list[dict[str, Any]]:
     match message:
         case UserMessage():
-            return user_blocks(message, provider="Gemini", attachment=_attachment, text=_text_part)
+            return _CONTENT.user(message)
         case ToolResultMessage(name=name, content=content, is_error=is_error):
             # The keys Gemini documents for a function's result and its failure.
             response = {"error" if is_error else "output": content}
-            return [{"functionResponse": {"name": name, "response": response}}]
+            # A functionResponse holds JSON only: what the call attached follows it.
+            attached = _CONTENT.attached(message.attachments)
+            return [{"functionResponse": {"name": name, "response": response}}, *attached]
         case AssistantMessage():
             return _model_parts(message)
 
@@ -300,6 +302,9 @@ def _attachment(attached: Attachment) -> Block | None:
 
 def _text_part(text: str) -> Block:
     return {"text": text}
+
+
+_CONTENT = ContentShape("Gemini", _attachment, _text_part)
 
 
 def _model_parts(message: AssistantMessage) -> list[dict[str, Any]]:

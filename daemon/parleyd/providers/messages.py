@@ -57,9 +57,10 @@ Part = TextPart | ThinkingPart | RefusalPart | ToolCall
 
 
 class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
-    """An image or a file the user sent with a message, for the model to see
-    as well as read about: `data` is base64, as ACP carries it; `name` is the
-    file's URI or name where the client gave one."""
+    """An image, audio or a file the user sent with a message, or a tool's
+    result carried, for the model to see as well as read about: `data` is
+    base64, as ACP and MCP carry it; `name` is the file's URI or name where
+    one was given."""
 
     mime_type: str
     data: str
@@ -117,10 +118,14 @@ class AssistantMessage(msgspec.Struct, tag="assistant", frozen=True):
 
 
 class ToolResultMessage(msgspec.Struct, tag="tool_result", frozen=True):
+    """What a tool call gave back: `content` is its text; providers put the
+    attachments after it, each API where it takes them."""
+
     call_id: str
     name: str
     content: str
     is_error: bool = False
+    attachments: tuple[Attachment, ...] = ()
 
 
 Message = UserMessage | AssistantMessage | ToolResultMessage

@@ -48,7 +48,7 @@ from parleyd.providers.messages import (
 from parleyd.providers.ndjson import read_ndjson
 from parleyd.providers.openai_chat import function_tool
 from parleyd.providers.think_tags import ThinkTagStream
-from parleyd.providers.user_content import Block, user_blocks
+from parleyd.providers.user_content import Block, ContentShape
 
 HOST_ENV = "OLLAMA_HOST"
 API_KEY_ENV = "OLLAMA_API_KEY"  # only ollama.com asks for one
@@ -237,19 +237,19 @@ def _messages(system: str, messages: tuple[Message, ...]) -> list[dict[str, Any]
 def _message(message: Message) -> dict[str, Any]:
     match message:
         case UserMessage():
-            return _user(message)
-        case ToolResultMessage(call_id=call_id, name=name, content=content):
+            return _with_images("user", _CONTENT.user(message))
+        case ToolResultMessage(call_id=call_id, name=name):
             # Templates match a result to its call by tool name; newer ones by id.
-            return {"role": "tool", "content": content, "tool_name": name, "tool_call_id": call_id}
+            wire = _with_images("tool", _CONTENT.tool_result(message))
+            return {**wire, "tool_name": name, "tool_call_id": call_id}
         case AssistantMessage():
             return _assistant(message)
 
 
-def _user(message: UserMessage) -> dict[str, Any]:
+def _with_images(role: str, blocks: list[Block]) -> dict[str, Any]:
     """Ollama takes images (base64, for vision models) beside the text, not in it."""
-    blocks = user_blocks(message, provider="Ollama", attachment=_image, text=_text)
     wire: dict[str, Any] = {
-        "role": "user",
+        "role": role,
         "content": "\n\n".join(b["text"] for b in blocks if "text" in b),
     }
     if images := [block["image"] for block in blocks if "image" in block]:
@@ -263,6 +263,9 @@ def _image(attached: Attachment) -> Block | None:
 
 def _text(text: str) -> Block:
     return {"text": text}
+
+
+_CONTENT = ContentShape("Ollama", _image, _text)
 
 
 def _assistant(message: AssistantMessage) -> dict[str, Any]:

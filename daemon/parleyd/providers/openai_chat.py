@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
+from itertools import groupby
 from typing import Any, Unpack
 
 import msgspec
@@ -54,7 +55,7 @@ from parleyd.providers.messages import (
 )
 from parleyd.providers.sse import SseEvent, parse_sse, read_sse
 from parleyd.providers.think_tags import ThinkTagStream
-from parleyd.providers.user_content import Block, user_blocks
+from parleyd.providers.user_content import Block, ContentShape
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -204,9 +205,18 @@ _RETURNS_REASONING = re.compile(
 
 
 def _messages(request: ModelRequest) -> list[dict[str, Any]]:
-    wire = [{"role": "system", "content": request.system}] if request.system else []
+    wire: list[dict[str, Any]] = (
+        [{"role": "system", "content": request.system}] if request.system else []
+    )
     reasoning = _RETURNS_REASONING.match(request.model) is not None
-    return wire + [_message(message, reasoning) for message in request.messages]
+    # A `tool` message takes text only: what a run of results attached follows
+    # the run, in one user message.
+    for _, run in groupby(request.messages, key=type):
+        messages = list(run)
+        wire += [_message(message, reasoning) for message in messages]
+        if attached := [block for message in messages for block in _attached(message)]:
+            wire.append({"role": "user", "content": attached})
+    return wire
 
 
 def _message(message: Message, reasoning: bool) -> dict[str, Any]:
@@ -214,10 +224,7 @@ def _message(message: Message, reasoning: bool) -> dict[str, Any]:
         case UserMessage(attachments=()):
             return {"role": "user", "content": message.text}
         case UserMessage():
-            content = user_blocks(
-                message, provider="Chat Completions", attachment=_attachment, text=_text_block
-            )
-            return {"role": "user", "content": content}
+            return {"role": "user", "content": _CONTENT.user(message)}
         case ToolResultMessage(call_id=call_id, content=content):
             return {"role": "tool", "tool_call_id": call_id, "content": content}
         case AssistantMessage():
@@ -244,6 +251,17 @@ def _attachment(attached: Attachment) -> Block | None:
 
 def _text_block(text: str) -> Block:
     return {"type": "text", "text": text}
+
+
+_CONTENT = ContentShape("Chat Completions", _attachment, _text_block)
+
+
+def _attached(message: Message) -> list[Block]:
+    """A tool result's attachments, after a text naming the call they came from."""
+    if not isinstance(message, ToolResultMessage) or not message.attachments:
+        return []
+    heading = f"Attached to the result of the {message.name} call {message.call_id}:"
+    return [_text_block(heading), *_CONTENT.attached(message.attachments)]
 
 
 def _assistant(message: AssistantMessage, reasoning: bool) -> dict[str, Any]:

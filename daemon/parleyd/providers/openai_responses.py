@@ -65,7 +65,7 @@ from parleyd.providers.openai_chat import (
     read_error,
 )
 from parleyd.providers.sse import SseEvent, read_sse
-from parleyd.providers.user_content import Block, user_blocks
+from parleyd.providers.user_content import Block, ContentShape
 
 # Between two parts of one reasoning summary: each part opens with its own bold title.
 _SUMMARY_PART_BREAK = "\n\n"
@@ -229,16 +229,19 @@ def _input_text(text: str) -> Block:
     return {"type": "input_text", "text": text}
 
 
+_CONTENT = ContentShape("Responses", _attachment, _input_text)
+
+
 def _input(messages: tuple[Message, ...], *, replay_reasoning: bool) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for message in messages:
         match message:
             case UserMessage():
-                content = user_blocks(
-                    message, provider="Responses", attachment=_attachment, text=_input_text
-                )
+                content = _CONTENT.user(message)
                 items.append({"type": "message", "role": "user", "content": content})
-            case ToolResultMessage(call_id=call_id, content=output):
+            case ToolResultMessage(call_id=call_id, content=text, attachments=attachments):
+                # Text alone as the string it is; with attachments, input items.
+                output = _CONTENT.tool_result(message) if attachments else text
                 items.append({"type": "function_call_output", "call_id": call_id, "output": output})
             case AssistantMessage():
                 items += _assistant_items(message, replay_reasoning=replay_reasoning)

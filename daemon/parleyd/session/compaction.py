@@ -99,11 +99,12 @@ def estimate_tokens(history: list[Message], system: str) -> int:
     characters = len(system)
     for message in history:
         match message:
-            case UserMessage(text=text, attachments=attachments):
+            case (
+                UserMessage(text=text, attachments=attachments)
+                | ToolResultMessage(content=text, attachments=attachments)
+            ):
                 characters += len(text) + sum(map(_characters_of, attachments))
             case AssistantMessage():
                 characters += len(message.text) + len(message.thinking)
                 characters += sum(len(c.arguments) + len(c.name) for c in message.tool_calls)
-            case ToolResultMessage(content=content):
-                characters += len(content)
     return -(-characters // 4)

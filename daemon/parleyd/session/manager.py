@@ -14,13 +14,15 @@ import base64
 import contextlib
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from parley_protocol.acp import SessionInfo
+from parley_protocol.mcp_servers import McpServerConfig
 from parley_protocol.parley import PARLEY_META_KEY
 from parleyd.config import ConfigError, Settings, with_session_overrides
+from parleyd.mcp.servers import ServerListError, session_servers
 from parleyd.providers.hub import ProviderHub
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import InvalidCursor, InvalidValue, SessionBusy, UnknownSession
@@ -141,12 +143,17 @@ class SessionManager:
         ledger: UsageLedger | None = None,
         title: str | None = None,
         permissions: PermissionPolicy | None = None,
+        servers: Sequence[McpServerConfig] = (),
     ) -> Session:
         try:
             provider = self.providers.provider_for(settings)
+            mcp = session_servers(settings.mcp_servers, servers)
         except ConfigError:
             log_file.close()
             raise
+        except ServerListError as exc:
+            log_file.close()
+            raise InvalidValue(str(exc)) from None
         session = Session(
             session_id=session_id,
             cwd=cwd,
@@ -162,15 +169,22 @@ class SessionManager:
             new_turn=self.new_turn,
             ledger=ledger,
             title=title,
+            mcp_servers=mcp,
         )
         self.sessions[session_id] = session
         return session
 
     async def create(
-        self, cwd: Path, overrides: dict[str, Any] | None, additional: tuple[Path, ...] = ()
+        self,
+        cwd: Path,
+        overrides: dict[str, Any] | None,
+        additional: tuple[Path, ...] = (),
+        *,
+        servers: Sequence[McpServerConfig] = (),
     ) -> Session:
-        """A new session in `cwd` (and the `additional` roots, which, as `cwd`,
-        each request that opens a session names anew: they are not stored)."""
+        """A new session in `cwd` (and the `additional` roots, and the MCP
+        `servers` beside the configured ones, which, as `cwd`, each request
+        that opens a session names anew: they are not stored)."""
         settings = with_session_overrides(self.settings, overrides)
         settings.require_credentials()
         session_id = new_id("sess")
@@ -190,10 +204,16 @@ class SessionManager:
             settings=settings,
             log_file=log_file,
             root=root,
+            servers=servers,
         )
 
     async def load(
-        self, session_id: str, cwd: Path, additional: tuple[Path, ...] = ()
+        self,
+        session_id: str,
+        cwd: Path,
+        additional: tuple[Path, ...] = (),
+        *,
+        servers: Sequence[McpServerConfig] = (),
     ) -> tuple[Session, list[tuple[Outgoing, Conversation]]]:
         """Open a stored session and return it with the updates that replay it."""
         folder = self._stored_folder(session_id)
@@ -235,6 +255,7 @@ class SessionManager:
             ledger=restored.ledger,
             title=restored.title,
             permissions=permissions,
+            servers=servers,
         )
         session.conversations.update(restored.conversations)
         session.queue = restored.queue
@@ -243,10 +264,15 @@ class SessionManager:
         return session, restored.updates
 
     async def resume(
-        self, session_id: str, cwd: Path, additional: tuple[Path, ...] = ()
+        self,
+        session_id: str,
+        cwd: Path,
+        additional: tuple[Path, ...] = (),
+        *,
+        servers: Sequence[McpServerConfig] = (),
     ) -> Session:
         """Open a stored session as `load` does, for a client that has its history."""
-        session, _ = await self.load(session_id, cwd, additional)
+        session, _ = await self.load(session_id, cwd, additional, servers=servers)
         return session
 
     async def close(self, session_id: str) -> None:
@@ -382,6 +408,7 @@ class SessionManager:
         message_id: str | None = None,
         *,
         additional: tuple[Path, ...] = (),
+        servers: Sequence[McpServerConfig] = (),
     ) -> Session:
         """Open a new session whose history is `session_id`'s up to `message_id`
         (the latest point without one; see `session/fork.py`), in `cwd` (the
@@ -404,7 +431,9 @@ class SessionManager:
         self.index.add_session(started)
         if point.prompted:
             self.index.touch(started.session_id, started.ts, point.title)
-        session, _ = await self.load(started.session_id, cwd or Path(started.cwd), additional)
+        session, _ = await self.load(
+            started.session_id, cwd or Path(started.cwd), additional, servers=servers
+        )
         return session
 
 

@@ -45,7 +45,9 @@ from parley_protocol.acp import (
     SessionUpdate,
     StopReason,
 )
+from parley_protocol.mcp_servers import McpServerConfig
 from parleyd.config import Settings
+from parleyd.mcp.host import McpHost, McpServerStatus
 from parleyd.pricing import price_for
 from parleyd.providers.base import Provider
 from parleyd.providers.messages import AssistantMessage, UserMessage
@@ -86,6 +88,7 @@ from parleyd.store.records import (
     UserTurn,
 )
 from parleyd.tools.base import ChildTask, EditorFiles, EditorTerminals, ToolError, ToolResult
+from parleyd.tools.environment import child_environment
 from parleyd.tools.permission import PermissionPolicy
 from parleyd.tools.registry import ToolRegistry
 from parleyd.tools.subagent import NAME as SUBAGENT
@@ -180,6 +183,7 @@ class Session:
         new_turn: TurnFactory,
         ledger: UsageLedger | None = None,
         title: str | None = None,
+        mcp_servers: Sequence[McpServerConfig] = (),
     ) -> None:
         self.id = session_id
         self.cwd = cwd
@@ -193,7 +197,15 @@ class Session:
         self.channel = channel
         self.wire = SessionWire(session_id, self.conversations, channel.capabilities)
         self.provider = provider
-        self.tools = tools
+        self._builtin_tools = tools
+        # Started once the client knows the session (`start_mcp_servers`).
+        self.mcp = McpHost(
+            mcp_servers,
+            cwd,
+            child_environment(settings.shell_env_allow),
+            report=self._tell_mcp_status,
+            start_timeout=settings.mcp_start_timeout,
+        )
         self.permissions = permissions
         self.ledger = ledger or UsageLedger()
         self.ledger.adopt(root.id, None)
@@ -219,6 +231,14 @@ class Session:
         self._turn_request: asyncio.Future[Any] | None = None
         # The log lacks the end of a turn that closed here (it could not be written).
         self._log_behind = False
+
+    @property
+    def tools(self) -> ToolRegistry:
+        """The built-in tools, and those of the MCP servers up now."""
+        return self._builtin_tools.with_tools(self.mcp.tools())
+
+    async def _tell_mcp_status(self, status: McpServerStatus) -> None:
+        await self.send(status, self.root)
 
     # -- the turn's host ------------------------------------------------------
 
@@ -790,6 +810,7 @@ class Session:
             self.cancel()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        await self.mcp.close()
         self.log.close()
 
 

@@ -11,6 +11,8 @@ validate like any tool call update.
 A model slow to answer is told as a `notice` to clients that advertise
 `session.notices`, as a `session_info_update` to the others, either with
 `_meta.parley.status`; the end of the wait is a `session_info_update` to all.
+An MCP server's state goes the same ways, under `_meta.parley.mcpServer`; its
+start is news to no one but a client that reads the `_meta`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from parley_protocol.acp import (
     ToolCallProgress,
 )
 from parley_protocol.parley import SubagentInfo
+from parleyd.mcp.host import McpServerStatus
 from parleyd.providers.events import FallingBack, Retrying
 from parleyd.session.conversation import Conversation
 from parleyd.store.records import BudgetReached, Compacted, CompactionStarted, TurnEnding
@@ -102,6 +105,7 @@ Outgoing = (
     | ModelStatus
     | Retrying
     | FallingBack
+    | McpServerStatus
 )
 
 
@@ -144,6 +148,8 @@ class SessionWire:
             item = self._status_update(item, conversation)
         elif isinstance(item, Retrying | FallingBack):
             item = self._call_update(item, conversation)
+        elif isinstance(item, McpServerStatus):
+            item = self._mcp_update(item, conversation)
         return SessionNotification(session_id=self.session_id_of(conversation), update=item)
 
     def _compaction_update(
@@ -238,6 +244,39 @@ class SessionWire:
         if not self.notices:
             return SessionInfoUpdate(meta=meta)
         return Notice(severity="warning", title=title, description=error.message, meta=meta)
+
+    def _mcp_update(self, status: McpServerStatus, conversation: Conversation) -> SessionUpdate:
+        described = {
+            "name": status.server,
+            "state": status.state,
+            "tools": list(status.tools),
+            "error": status.error,
+            "retryInSeconds": status.retry_in,
+            "failures": status.failures,
+        }
+        meta = conversation.meta_with(mcpServer=described)
+        name = status.server
+        description: str | None
+        match status.state:
+            case "ready":
+                count = len(status.tools)
+                told = ("info", f"MCP server {name} is ready with {count} tool(s)")
+                description = ", ".join(status.tools) or "It offers no tools."
+            case "restarting":
+                told = (
+                    "warning",
+                    f"MCP server {name} stopped; restarting in {status.retry_in:g} s",
+                )
+                description = status.error
+            case "failed":
+                told = ("error", f"MCP server {name} could not be started")
+                description = f"{status.error}; given up after {status.failures} tries."
+            case _:
+                return SessionInfoUpdate(meta=meta)
+        if not self.notices:
+            return SessionInfoUpdate(meta=meta)
+        severity, title = told
+        return Notice(severity=severity, title=title, description=description, meta=meta)
 
     def _child_update(self, item: ChildState, parent: Conversation) -> AnySessionUpdate:
         child = item.child

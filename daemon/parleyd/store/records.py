@@ -183,6 +183,8 @@ class ToolOutcome(Record, tag="tool_result"):
     name: str
     status: ToolStatus
     output: str
+    # What the client is shown, as ACP tool-call content; the images, audio and
+    # files among it are the model's too (see `message`).
     content: list[dict[str, Any]] = []
     locations: list[str] = []
     duration_ms: float = 0.0
@@ -197,12 +199,17 @@ class ToolOutcome(Record, tag="tool_result"):
     blobs: dict[str, str] = {}
 
     def message(self) -> ToolResultMessage:
-        """The result as the model reads it."""
+        """The result as the model reads it: its output, and the images, audio
+        and files it attached, which `content` holds for the client."""
+        # Imported here: the updates are built from these records.
+        from parleyd.session.updates import shown_attachments
+
         return ToolResultMessage(
             call_id=self.call_id,
             name=self.name,
             content=self.output,
             is_error=self.status != "completed",
+            attachments=shown_attachments(self.content),
         )
 
 

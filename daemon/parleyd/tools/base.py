@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from ..providers.messages import Attachment
 from .environment import child_environment
 
 # ACP's ToolKind: lets clients pick an icon and a treatment for the call.
@@ -42,7 +43,9 @@ class PlanStep:
 
 @dataclass(frozen=True)
 class ToolResult:
-    """`output` is what the model reads back; the rest is for the client's display."""
+    """`output` is what the model reads back, with `attachments` (the images,
+    audio and files an MCP tool returns), which the client is shown too; the
+    rest is for the client's display."""
 
     output: str
     is_error: bool = False
@@ -52,6 +55,7 @@ class ToolResult:
     cancelled: bool = False
     # The conversation's plan from now on, whole (the `update_plan` tool).
     plan: tuple[PlanStep, ...] | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)

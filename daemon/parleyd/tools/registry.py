@@ -10,6 +10,7 @@ import msgspec
 from parley_protocol.names import describe_unknown
 
 from ..config import ConfigError
+from ..mcp.servers import TOOL_PREFIX
 from ..providers.messages import ToolSpec
 from .base import Tool, ToolError
 from .edit import EditFile
@@ -57,6 +58,11 @@ class ToolRegistry:
             raise ToolError(f"unknown tool(s) {', '.join(unknown)}; available: {available}")
         return ToolRegistry(self._tools[name] for name in wanted)
 
+    def with_tools(self, tools: Iterable[Tool]) -> ToolRegistry:
+        """These tools and `tools` after them; self where there are none."""
+        more = list(tools)
+        return ToolRegistry([*self, *more]) if more else self
+
     def without(self, name: str) -> ToolRegistry:
         return ToolRegistry(tool for tool in self if tool.name != name)
 
@@ -102,9 +108,10 @@ def builtin_registry() -> ToolRegistry:
 
 
 def refuse_unknown_tools(names: Iterable[str], origin: str) -> None:
-    """ConfigError naming every name that is no built-in tool, and the closest one."""
+    """ConfigError naming every name that is no built-in tool, and the closest
+    one. An MCP server's tools (`mcp__...`) are known only once it is up."""
     tools = [tool.name for tool in builtin_registry()]
-    unknown = [name for name in names if name not in tools]
+    unknown = [name for name in names if name not in tools and not name.startswith(TOOL_PREFIX)]
     if unknown:
         plural = "s" if len(unknown) > 1 else ""
         raise ConfigError(
