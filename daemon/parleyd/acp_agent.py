@@ -103,9 +103,8 @@ from parley_protocol.parley import (
     session_settings_from_meta,
 )
 from parley_protocol.parley import Budget as WireBudget
-from parleyd import __version__, slash_commands
+from parleyd import __version__, mcp_servers, slash_commands
 from parleyd.config import ConfigError, Settings
-from parleyd.mcp import servers as mcp_servers
 from parleyd.rpc.outbox import Outbox
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
 from parleyd.session.editor import SessionScoped

@@ -56,7 +56,7 @@ from parleyd.session import alive, compaction, updates
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import ProviderFailed
 from parleyd.session.port import Steer, TurnHost
-from parleyd.session.user_input import user_message
+from parleyd.session.user_input import tool_result_message, user_message
 from parleyd.session.wire import Outgoing
 from parleyd.store.log import StoreError
 from parleyd.store.records import (
@@ -764,7 +764,7 @@ class Turn:
         # The history pairs the call with its result even if the log cannot
         # take it: the next model call in this daemon stays valid.
         self._unfinished_calls.pop(outcome.call_id, None)
-        self.conversation.history.append(outcome.message())
+        self.conversation.history.append(tool_result_message(outcome))
         self._record(outcome)
 
     # -- endings ------------------------------------------------------------

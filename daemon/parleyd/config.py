@@ -20,7 +20,7 @@ import platformdirs
 
 from parley_protocol.mcp_servers import McpServerConfig
 from parley_protocol.names import describe_unknown
-from parleyd.mcp import servers as mcp_servers
+from parleyd import mcp_servers
 from parleyd.pricing import ModelPrice, PriceError, read_prices
 from parleyd.redaction import register_provider_keys
 

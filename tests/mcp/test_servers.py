@@ -9,7 +9,7 @@ import pytest
 
 from parley_protocol.mcp_servers import McpServerHttp, McpServerSse, McpServerStdio
 from parleyd.config import ConfigError, load_settings
-from parleyd.mcp.servers import ServerListError, from_client, session_servers, tool_name
+from parleyd.mcp_servers import ServerListError, from_client, session_servers, tool_name
 
 
 def test_tool_names_are_prefixed_made_safe_and_kept_within_the_providers_limit() -> None:

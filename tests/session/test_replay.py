@@ -25,6 +25,7 @@ from parleyd.providers.messages import (
     UserMessage,
 )
 from parleyd.session.replay import INTERRUPTED_CALL, NotASession, closing_records, restore
+from parleyd.session.user_input import tool_result_message
 from parleyd.session.wire import ChildState
 from parleyd.store.records import (
     AssistantResponse,
@@ -274,7 +275,7 @@ def test_a_turn_without_its_end_is_closed_with_its_unanswered_calls(turn: str | 
     assert (ended.stop_reason, ended.turn, answered.turn) == ("interrupted", turn, turn)
     # Closed, the history pairs every call with a result, and the replay ends the call.
     restored = restore([*records, *closing])
-    assert restored.root.history[-1] == answered.message()
+    assert restored.root.history[-1] == tool_result_message(answered)
     last = [u for u, _ in restored.updates if isinstance(u, ToolCallProgress)][-1]
     assert last.status == "failed"
     assert closing_records([*records, *closing]) == []

@@ -24,6 +24,7 @@ from parleyd.providers.messages import (
 from parleyd.providers.openai_chat import OpenAIChatProvider
 from parleyd.session.replay import restore
 from parleyd.session.updates import display_content, tool_call_finished
+from parleyd.session.user_input import tool_result_message
 from parleyd.store.blobs import BLOB_THRESHOLD_CHARS, BLOBS_DIR
 from parleyd.store.log import LOG_NAME, SessionLog, read_log
 from parleyd.store.records import (
@@ -151,7 +152,9 @@ def test_a_result_without_attachments_gives_the_model_its_text_alone(
 ) -> None:
     logged(opened, ToolResult("plain"))
     (result,) = [r for r in reread(folder) if isinstance(r, ToolOutcome)]
-    assert result.message() == ToolResultMessage(call_id=CALL.id, name=CALL.name, content="plain")
+    assert tool_result_message(result) == ToolResultMessage(
+        call_id=CALL.id, name=CALL.name, content="plain"
+    )
 
 
 def test_a_large_image_goes_to_a_blob_and_comes_back_whole(
@@ -166,7 +169,7 @@ def test_a_large_image_goes_to_a_blob_and_comes_back_whole(
     assert (folder / BLOBS_DIR / line["blobs"]["/content/1/content/data"]).exists()
 
     (result,) = [r for r in reread(folder) if isinstance(r, ToolOutcome)]
-    assert result.message().attachments == (image,)
+    assert tool_result_message(result).attachments == (image,)
 
 
 def test_an_image_whose_blob_is_lost_is_left_out_of_what_the_model_reads(
@@ -178,7 +181,7 @@ def test_an_image_whose_blob_is_lost_is_left_out_of_what_the_model_reads(
     # The load goes on: sending what is left of it would have every later
     # request refused.
     (result,) = [r for r in reread(folder) if isinstance(r, ToolOutcome)]
-    assert result.message() == ToolResultMessage(
+    assert tool_result_message(result) == ToolResultMessage(
         call_id=CALL.id, name=CALL.name, content="A large one."
     )
 
@@ -227,4 +230,4 @@ async def test_a_turn_sends_the_image_to_the_model_and_shows_it_to_the_client(
     assert {"type": "content", "content": SHOWN_SHOT} in msgspec.to_builtins(finished)["content"]
     # And what a load reads back, for the next turn.
     (recorded,) = [r for r in reread(session.log.folder) if isinstance(r, ToolOutcome)]
-    assert recorded.message().attachments == (SHOT,)
+    assert tool_result_message(recorded).attachments == (SHOT,)

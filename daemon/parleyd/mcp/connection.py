@@ -33,7 +33,7 @@ from parleyd import __version__
 from parleyd.tools.base import ToolResult
 
 from .content import tool_result
-from .servers import ServerFailed
+from .failure import ServerFailed
 
 # What a failure report quotes of the server's stderr: its last words.
 _STDERR_TAIL_BYTES = 2000

@@ -26,7 +26,7 @@ import anyio
 from parley_protocol.mcp_servers import McpServerConfig
 from parleyd.tools.base import Tool, ToolError, ToolResult
 
-from .servers import ServerFailed, with_last_words
+from .failure import ServerFailed, with_last_words
 from .tool import McpTool
 
 if TYPE_CHECKING:

@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from parleyd.mcp_servers import tool_name
 from parleyd.tools.base import ToolContext, ToolKind, ToolResult
-
-from .servers import tool_name
 
 # Calls the server by the tool's own name.
 ServerCall = Callable[[str, Mapping[str, Any]], Awaitable[ToolResult]]

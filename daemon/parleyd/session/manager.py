@@ -22,7 +22,7 @@ from parley_protocol.acp import SessionInfo
 from parley_protocol.mcp_servers import McpServerConfig
 from parley_protocol.parley import PARLEY_META_KEY
 from parleyd.config import ConfigError, Settings, with_session_overrides
-from parleyd.mcp.servers import ServerListError, session_servers
+from parleyd.mcp_servers import ServerListError, session_servers
 from parleyd.providers.hub import ProviderHub
 from parleyd.session.conversation import Conversation, new_id
 from parleyd.session.errors import InvalidCursor, InvalidValue, SessionBusy, UnknownSession

@@ -37,7 +37,7 @@ from parleyd.session.modes import mode_update
 from parleyd.session.queue import MessageQueue
 from parleyd.session.titles import title_update
 from parleyd.session.usage import UsageLedger
-from parleyd.session.user_input import user_message
+from parleyd.session.user_input import tool_result_message, user_message
 from parleyd.session.wire import ChildState, Outgoing
 from parleyd.store.records import (
     AssistantResponse,
@@ -313,7 +313,7 @@ def restore(records: list[CurrentRecord]) -> Restored:
                 replay([updates.tool_call_running(record.call_id, conversation.meta)], conversation)
             case ToolOutcome():
                 conversation = conversation_of(record)
-                conversation.history.append(record.message())
+                conversation.history.append(tool_result_message(record))
                 lifecycle = updates.tool_call_lifecycle(
                     record, conversation.meta, start_replayed=record.call_id in started_calls
                 )

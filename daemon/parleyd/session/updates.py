@@ -6,7 +6,6 @@ the same records, so a loaded session shows exactly what was streamed.
 
 from __future__ import annotations
 
-import binascii
 import functools
 import json
 import logging
@@ -49,7 +48,6 @@ from parleyd.providers.messages import (
 )
 from parleyd.session.conversation import Conversation
 from parleyd.session.usage import UsageLedger
-from parleyd.session.user_input import attachments
 from parleyd.store.records import AssistantResponse, ToolCallView, ToolOutcome
 from parleyd.tools.base import ToolResult
 
@@ -231,7 +229,7 @@ def shown_locations(result: ToolResult) -> list[ToolCallLocation]:
 def shown_content(result: ToolResult) -> list[ToolCallContent]:
     """A tool's result (or preview) as ACP tool-call content: its diff, its
     text, its attachments. The record keeps the attachments only here, and the
-    model's copy is read back from it (`shown_attachments`)."""
+    model's copy is read back from it (`user_input.tool_result_message`)."""
     content: list[ToolCallContent] = []
     if result.diff is not None:
         content.append(
@@ -259,25 +257,6 @@ def _attachment_block(attached: Attachment) -> ContentBlock:
         uri=attached.name or attached.file_name, mime_type=attached.mime_type, blob=attached.data
     )
     return EmbeddedResource(resource=resource)
-
-
-def shown_attachments(content: list[dict[str, Any]]) -> tuple[Attachment, ...]:
-    """The attachments among a result's stored content, for the model. One
-    whose data is not base64 (its blob was lost: see `store/blobs.py`) is left
-    out: the provider would refuse every later request over it."""
-    blocks = [item.get("content") for item in content if item.get("type") == "content"]
-    media = [block for block in blocks if isinstance(block, dict) and block.get("type") != "text"]
-    if not media:  # nearly every result: nothing to decode
-        return ()
-    readable = []
-    for attached in attachments(stored_blocks(media)):
-        try:
-            binascii.a2b_base64(attached.data, strict_mode=True)
-        except binascii.Error:
-            log.warning("a tool result's %s attachment is not base64; left out", attached.mime_type)
-            continue
-        readable.append(attached)
-    return tuple(readable)
 
 
 def interrupted_outcome(call_id: str, name: str, reason: str) -> ToolOutcome:

@@ -9,6 +9,8 @@ resource link is named, not fetched: the client attached a pointer only.
 
 from __future__ import annotations
 
+import binascii
+import logging
 import mimetypes
 from typing import Any
 
@@ -20,7 +22,10 @@ from parley_protocol.acp import (
     ResourceLink,
     TextContent,
 )
-from parleyd.providers.messages import Attachment, UserMessage
+from parleyd.providers.messages import Attachment, ToolResultMessage, UserMessage
+from parleyd.store.records import ToolOutcome
+
+log = logging.getLogger(__name__)
 
 
 def prompt_text(blocks: list[ContentBlock]) -> str:
@@ -67,3 +72,37 @@ def user_message(text: str, content: list[dict[str, Any]]) -> UserMessage:
     from parleyd.session.updates import stored_blocks  # with the sessions, not at start-up
 
     return UserMessage(text=text, attachments=attachments(stored_blocks(content)))
+
+
+def tool_result_message(outcome: ToolOutcome) -> ToolResultMessage:
+    """A recorded tool call's result as the model reads it: its output, and the
+    images, audio and files it attached, which its ACP `content` holds for the
+    client."""
+    return ToolResultMessage(
+        call_id=outcome.call_id,
+        name=outcome.name,
+        content=outcome.output,
+        is_error=outcome.status != "completed",
+        attachments=_readable_attachments(outcome.content),
+    )
+
+
+def _readable_attachments(content: list[dict[str, Any]]) -> tuple[Attachment, ...]:
+    """The attachments among a result's stored content. One whose data is not
+    base64 (its blob was lost: see `store/blobs.py`) is left out: the provider
+    would refuse every later request over it."""
+    blocks = [item.get("content") for item in content if item.get("type") == "content"]
+    media = [block for block in blocks if isinstance(block, dict) and block.get("type") != "text"]
+    if not media:  # nearly every result: nothing to decode
+        return ()
+    from parleyd.session.updates import stored_blocks  # with the sessions, not at start-up
+
+    readable = []
+    for attached in attachments(stored_blocks(media)):
+        try:
+            binascii.a2b_base64(attached.data, strict_mode=True)
+        except binascii.Error:
+            log.warning("a tool result's %s attachment is not base64; left out", attached.mime_type)
+            continue
+        readable.append(attached)
+    return tuple(readable)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from parleyd.providers.messages import AssistantMessage, Part, ToolResultMessage
+from parleyd.providers.messages import AssistantMessage, Part
 
 FORMAT_VERSION = 2
 
@@ -197,20 +197,6 @@ class ToolOutcome(Record, tag="tool_result"):
     # Where texts too long for the line stood (JSON Pointers such as "/output")
     # and the digests of the blobs holding them; reading puts them back.
     blobs: dict[str, str] = {}
-
-    def message(self) -> ToolResultMessage:
-        """The result as the model reads it: its output, and the images, audio
-        and files it attached, which `content` holds for the client."""
-        # Imported here: the updates are built from these records.
-        from parleyd.session.updates import shown_attachments
-
-        return ToolResultMessage(
-            call_id=self.call_id,
-            name=self.name,
-            content=self.output,
-            is_error=self.status != "completed",
-            attachments=shown_attachments(self.content),
-        )
 
 
 class UsageRecorded(Record, tag="usage"):

@@ -10,7 +10,7 @@ import msgspec
 from parley_protocol.names import describe_unknown
 
 from ..config import ConfigError
-from ..mcp.servers import TOOL_PREFIX
+from ..mcp_servers import TOOL_PREFIX
 from ..providers.messages import ToolSpec
 from .base import Tool, ToolError
 from .edit import EditFile
