@@ -64,6 +64,7 @@ from parley_protocol.acp import (
     SetSessionModeResponse,
     SetSessionTitleRequest,
     SetSessionTitleResponse,
+    StopReason,
     UnarchiveSessionRequest,
     UnarchiveSessionResponse,
 )
@@ -508,8 +509,7 @@ class AcpAgent:
     async def prompt(self, params: PromptRequest) -> PromptResponse:
         session = self.sessions.get(params.session_id)
         if (command := slash_command(params.prompt)) is not None:
-            await self._run_command(session, command)
-            return PromptResponse(stop_reason="end_turn")
+            return PromptResponse(stop_reason=await self._run_command(session, command))
         request_id = self.protocol.msg_id
         request = asyncio.current_task()
         if request_id is not None and request is not None:
@@ -594,14 +594,18 @@ class AcpAgent:
                 return session, session_id
         return self.sessions.get(session_id), None
 
-    async def _run_command(self, session: Session, command: SlashCommand) -> None:
+    async def _run_command(self, session: Session, command: SlashCommand) -> StopReason:
         """A slash command, run as the request it stands for; a wrong argument
-        is the prompt's error (-32602), and nothing reaches the model."""
+        is the prompt's error (-32602), and nothing reaches the model but what
+        `/compact` asks it to summarise."""
         match command.name:
             case slash_commands.MODE:
                 await self.sessions.set_mode(session.id, command.argument)
             case slash_commands.BUDGET:
                 _set_budget(session, session.root, budget_limits(command.argument))
+            case slash_commands.COMPACT:
+                return await session.compact(command.argument, asyncio.current_task())
+        return "end_turn"
 
     def _after_opening(self, session: Session) -> None:
         """Once the request that opened `session` is answered (the client knows

@@ -276,6 +276,13 @@ class Turn:
             await self._run_tool_calls(waiting)
         return await self._steps()
 
+    async def compact(self, focus: str) -> StopReason:
+        """A turn whose one step summarises the whole history (`/compact`)."""
+        parts = compaction.whole(self.conversation.history)
+        await self._compact("the user asked for it", parts, focus)
+        self._finished = True
+        return "end_turn"
+
     def steer(self, message: Steer) -> bool:
         """Add a user message to the turn at its next step boundary; False if
         the turn is past its last one."""
@@ -309,12 +316,13 @@ class Turn:
                 self.stop_note = spent.message
                 return "max_turn_requests"
             if self._near_the_window():
-                await self._compact("the context window is nearly full")
+                await self._compact("the context window is nearly full", self._older())
             try:
                 done, message = await self._watched_model_call()
             except ProviderFailed as failure:
                 overflow = failure.error.kind == "context_overflow"
-                if not overflow or not await self._compact("the model's context window overflowed"):
+                reason = "the model's context window overflowed"
+                if not overflow or not await self._compact(reason, self._older()):
                     raise
                 done, message = await self._watched_model_call()
             if done is not None and done.stop_reason != "tool_use" and not self._steered:
@@ -550,10 +558,14 @@ class Turn:
         threshold = self.host.settings.compact_at * usage.context_size
         return usage.context_size > 0 and usage.context_used >= threshold
 
-    async def _compact(self, reason: str) -> bool:
-        """Replace the history before the latest prompt with the model's summary
-        of it; False if there is nothing to summarise or the summary failed."""
-        parts = compaction.split(self.conversation.history)
+    def _older(self) -> compaction.Split | None:
+        """The history before the latest prompt, and the rest, for a compaction
+        the turn makes on its own."""
+        return compaction.split(self.conversation.history)
+
+    async def _compact(self, reason: str, parts: compaction.Split | None, focus: str = "") -> bool:
+        """Replace `parts.older` with the model's summary of it; False if there
+        is nothing to summarise or the summary failed."""
         if parts is None:
             return False
         settings = self.host.settings
@@ -562,7 +574,7 @@ class Turn:
         self._compacting = started.compaction_id
         await self._send(started)
         request = compaction.summary_request(
-            settings.model_name, parts.older, settings.max_output_tokens
+            settings.model_name, parts.older, settings.max_output_tokens, focus
         )
         pieces: list[str] = []
         usage: Usage | None = None

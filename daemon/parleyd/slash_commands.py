@@ -4,7 +4,8 @@
 A command does what the matching request does (`/mode` as `session/set_mode`,
 `/budget` as `_parley/session/setBudget`), so what it changes is recorded and
 replayed the same way; the command itself is not the model's business and
-never reaches its history."""
+never reaches its history. `/compact` runs a turn of its own, whose one step
+is the compaction a turn makes near the context window's end."""
 
 from __future__ import annotations
 
@@ -23,7 +24,13 @@ from parleyd.session.errors import InvalidValue
 
 MODE = "mode"
 BUDGET = "budget"
+COMPACT = "compact"
 COMMANDS = (
+    AvailableCommand(
+        name=COMPACT,
+        description="Summarise the conversation so far, to free its context window",
+        input=UnstructuredCommandInput(hint="what the summary should keep, if anything"),
+    ),
     AvailableCommand(
         name=MODE,
         description="Switch the session's permission mode",

@@ -544,6 +544,7 @@ async def test_slash_commands_are_advertised_after_the_answer_and_run_without_th
     )
     assert opened < told  # the client knows the session when it hears of its commands
     assert [(c.name, c.input.root.hint) for c in advertised.available_commands] == [
+        ("compact", "what the summary should keep, if anything"),
         ("mode", "ask, accept_edits, read_only or full_auto"),
         ("budget", "cost=2 responses=50 seconds=600, or none"),
     ]

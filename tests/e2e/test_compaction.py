@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests.support.chat_streams import text_stream
 from tests.support.daemon import offline_env, replay_env
 from tests.support.fixtures import load_case
 from tests.support.raw_daemon import RawDaemon, raw_daemon
@@ -294,3 +295,48 @@ async def test_a_child_whose_request_overflows_compacts_its_own_history(
 
 def _user_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in request["messages"] if m["role"] == "user"]
+
+
+async def test_slash_compact_summarises_the_whole_history_when_asked(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    capabilities = {"session": {"compaction": {}}}
+    async with ReplayServer() as provider:
+        for said in ("Hello.", "The user greeted me.", "Still here."):
+            provider.enqueue(200, "text/event-stream", text_stream(said))
+        async with raw_daemon(replay_env(home, provider.url)) as daemon:
+            session_id = await _session(daemon, workspace, capabilities)
+            compact = {"type": "text", "text": "/compact keep the greeting"}
+            params = {"sessionId": session_id, "prompt": [compact]}
+            refused = await daemon.request("session/prompt", params)
+            await _prompt(daemon, session_id, "Hi")
+            compacted = await daemon.request("session/prompt", params)
+            await _prompt(daemon, session_id, "Are you there?")
+            live = _updates(daemon)
+        async with raw_daemon(replay_env(home, provider.url)) as daemon:
+            await daemon.request(
+                "initialize", {"protocolVersion": 1, "clientCapabilities": capabilities}
+            )
+            load = {"sessionId": session_id, "cwd": str(workspace), "mcpServers": []}
+            await daemon.request("session/load", load)
+            replayed = _updates(daemon)
+        _, summary_call, after = provider.requests
+    assert refused["error"]["code"] == -32602
+    assert refused["error"]["message"].endswith("has nothing to compact yet")
+    assert compacted["result"] == {"stopReason": "end_turn"}
+    # The whole history went to the model, with what to keep; no tools.
+    asked = summary_call.json["messages"]
+    assert [m["role"] for m in asked] == ["system", "user", "assistant", "user"]
+    assert asked[-1]["content"].endswith("Above all, keep: keep the greeting")
+    assert "tools" not in summary_call.json
+    # From then on the model reads the summary in place of the history.
+    texts = [m["content"] for m in after.json["messages"][1:]]
+    assert texts == [f"{SUMMARY_HEADING}\n\nThe user greeted me.", "Are you there?"]
+    started, ended = _compactions(live)
+    assert (started["status"], ended["status"]) == ("in_progress", "completed")
+    assert ended["summary"] == [{"type": "text", "text": "The user greeted me."}]
+    # The command is no prompt: the replay shows the two prompts alone.
+    users = [u["content"]["text"] for u in replayed if u["sessionUpdate"] == "user_message_chunk"]
+    assert users == ["Hi", "Are you there?"]
+    assert _compactions(replayed)[-1]["status"] == "completed"

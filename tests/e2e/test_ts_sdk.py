@@ -547,8 +547,9 @@ def _reference_server(name: str, package: str, *args: str) -> dict[str, Any]:
 
 
 def _server_ready(name: str) -> Step:
+    """Until the client is told, as a notice, that the server is up."""
     told = {"parley": {"mcpServer": {"name": name, "state": "ready"}}}
-    return {"op": "waitFor", "update": {"sessionUpdate": "session_info_update", "_meta": told}}
+    return {"op": "waitFor", "update": {"sessionUpdate": "notice", "_meta": told}}
 
 
 async def test_mcps_reference_servers_tools_reach_the_model_and_a_strict_client(
@@ -565,8 +566,9 @@ async def test_mcps_reference_servers_tools_reach_the_model_and_a_strict_client(
             "call_read", "mcp__files__read_text_file", {"path": str(workspace / "README.md")}
         ),
     )
+    with_notices = {**INITIALIZE["clientCapabilities"], "session": {"notices": {}}}
     steps = [
-        INITIALIZE,
+        {**INITIALIZE, "clientCapabilities": with_notices},
         {"op": "new", "cwd": str(workspace), "params": {"mcpServers": servers}},
         _server_ready("everything"),
         _server_ready("files"),
@@ -586,6 +588,12 @@ async def test_mcps_reference_servers_tools_reach_the_model_and_a_strict_client(
     assert "A widget that frobs." in ended["call_read"]["rawOutput"]["output"]
     images = [part for part in ended["call_image"]["content"] if part["content"]["type"] == "image"]
     assert images and images[0]["content"]["mimeType"] == "image/png"
+    (everything,) = [
+        u for u in _updates(record) if u["sessionUpdate"] == "notice" and "everything" in u["title"]
+    ]
+    listed = everything["_meta"]["parley"]["mcpServer"]["tools"]
+    assert "mcp__everything__echo" in listed and everything["severity"] == "info"
+    assert everything["title"] == f"MCP server everything is ready with {len(listed)} tool(s)"
     names = {tool["function"]["name"] for tool in offered.json["tools"]}
     assert {"mcp__everything__echo", "mcp__files__read_text_file"} <= names
     assert images[0]["content"]["data"] in json.dumps(answered.json)

@@ -58,6 +58,14 @@ def split(history: list[Message]) -> Split | None:
     return Split(older=history[:step], kept=history[step:])
 
 
+def whole(history: list[Message]) -> Split | None:
+    """All the history, for a compaction the user asks for (`/compact`); None
+    when there is nothing but a summary, or nothing at all."""
+    if not history or (len(history) == 1 and _is_summary(history[0])):
+        return None
+    return Split(older=list(history), kept=[])
+
+
 def _latest(history: list[Message], kind: type[Message]) -> int | None:
     return next((i for i in range(len(history) - 1, -1, -1) if isinstance(history[i], kind)), None)
 
@@ -67,13 +75,15 @@ def _is_summary(message: Message) -> bool:
 
 
 def summary_request(
-    model: str, older: list[Message], max_output_tokens: int | None
+    model: str, older: list[Message], max_output_tokens: int | None, focus: str = ""
 ) -> ModelRequest:
-    """A request that asks the model, with no tools, for the summary of `older`."""
+    """A request that asks the model, with no tools, for the summary of `older`;
+    `focus`: what the user wants it to keep above all (`/compact <focus>`)."""
+    asked = f"{SUMMARY_REQUEST} Above all, keep: {focus}" if focus else SUMMARY_REQUEST
     return ModelRequest(
         model=model,
         system=SUMMARY_SYSTEM,
-        messages=(*older, UserMessage(text=SUMMARY_REQUEST)),
+        messages=(*older, UserMessage(text=asked)),
         tools=(),
         max_output_tokens=max_output_tokens,
     )

@@ -119,6 +119,10 @@ class TurnLoop(Protocol):
         restart): its waiting calls run, then the model is called."""
         ...
 
+    async def compact(self, focus: str) -> StopReason:
+        """A turn that only summarises the conversation's whole history."""
+        ...
+
     def steer(self, message: Steer) -> bool:
         """Join `message` to the turn at its next step boundary; False if the
         turn has taken its last step."""

@@ -51,10 +51,11 @@ from parleyd.mcp.host import McpHost, McpServerStatus
 from parleyd.pricing import price_for
 from parleyd.providers.base import Provider
 from parleyd.providers.messages import AssistantMessage, UserMessage
-from parleyd.session import budget, updates
+from parleyd.session import budget, compaction, updates
 from parleyd.session.conversation import Budget, Conversation, new_id
 from parleyd.session.editor import ClientFiles, ClientTerminals, SessionScoped
 from parleyd.session.errors import (
+    InvalidValue,
     ProviderFailed,
     SessionBusy,
     StorageFailed,
@@ -151,6 +152,9 @@ class _Prompt:
     # The client has not seen it (a queued message, a child's task): its
     # `user_message_chunk`s open the turn. The client shows the prompts it sends.
     echoed: bool = False
+    # `/compact`: the turn summarises the history, `text` says what to keep
+    # above all, and nothing of it joins the history.
+    compaction: bool = False
 
     @property
     def message(self) -> UserMessage:
@@ -403,6 +407,15 @@ class Session:
             )
         self._queue_held = False
         return await self._start(_Prompt(text, content), request=request)
+
+    async def compact(self, focus: str, request: asyncio.Future[Any] | None = None) -> StopReason:
+        """`/compact`: a turn of its own that summarises the whole history now,
+        `focus` what the summary should keep above all."""
+        if self.state is not TurnState.IDLE:
+            raise SessionBusy(f"session {self.id} is running a prompt: compact it once it ends")
+        if compaction.whole(self.root.history) is None:
+            raise InvalidValue(f"session {self.id} has nothing to compact yet")
+        return await self._start(_Prompt(focus, [], compaction=True), request=request)
 
     async def _start(
         self,
@@ -701,7 +714,12 @@ class Session:
             with scope:
                 await self.send_all((update, conversation) for update in opening)
                 try:
-                    stop = await (turn.go_on() if prompt is None else turn.run(prompt.message))
+                    if prompt is None:
+                        stop = await turn.go_on()
+                    elif prompt.compaction:
+                        stop = await turn.compact(prompt.text)
+                    else:
+                        stop = await turn.run(prompt.message)
                 except ProviderFailed as exc:
                     failure = exc
                 except StoreError as exc:
@@ -729,6 +747,8 @@ class Session:
     ) -> Sequence[SessionUpdate]:
         """Record a new turn and its prompt; the updates that show them."""
         self.record(TurnStarted(), conversation, turn_id)
+        if prompt.compaction:
+            return ()
         message_id = prompt.message_id or new_id("msg")
         user_turn = UserTurn(text=prompt.text, content=prompt.content, message_id=message_id)
         self.record(user_turn, conversation, turn_id)
