@@ -7,7 +7,7 @@ import pytest
 from parley_protocol.acp import ImageContent, TextContent
 from parley_protocol.parley import Budget
 from parleyd.session.errors import InvalidValue
-from parleyd.slash_commands import SlashCommand, budget_limits, slash_command
+from parleyd.slash_commands import SlashCommand, budget_limits, confirmation, slash_command
 
 
 def test_a_command_is_one_text_block_naming_one_of_parleys() -> None:
@@ -43,3 +43,22 @@ def test_a_wrong_budget_says_what_it_takes(argument: str, said: str) -> None:
         budget_limits(argument)
     assert str(failed.value).startswith("/budget takes cost=N responses=N seconds=N")
     assert said in str(failed.value)
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (SlashCommand("mode", "full_auto"), "Permission mode: Full auto."),
+        (SlashCommand("budget", "cost=2.5 responses=1"), "Budget: at most $2.5, 1 model response."),
+        (
+            SlashCommand("budget", "responses=50 seconds=600"),
+            "Budget: at most 50 model responses, 600 s.",
+        ),
+        (SlashCommand("budget", "none"), "Budget: no limits."),
+        (SlashCommand("compact", ""), None),
+    ],
+)
+def test_a_command_that_changes_a_setting_says_what_it_set(
+    command: SlashCommand, said: str | None
+) -> None:
+    assert confirmation(command) == said

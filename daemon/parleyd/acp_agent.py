@@ -15,6 +15,7 @@ import msgspec
 from parley_protocol import PROTOCOL_VERSION
 from parley_protocol.acp import (
     AgentCapabilities,
+    AgentMessageChunk,
     ArchiveSessionRequest,
     ArchiveSessionResponse,
     AvailableCommandsUpdate,
@@ -65,6 +66,7 @@ from parley_protocol.acp import (
     SetSessionTitleRequest,
     SetSessionTitleResponse,
     StopReason,
+    TextContent,
     UnarchiveSessionRequest,
     UnarchiveSessionResponse,
 )
@@ -508,6 +510,10 @@ class AcpAgent:
 
     async def prompt(self, params: PromptRequest) -> PromptResponse:
         session = self.sessions.get(params.session_id)
+        if not params.prompt:
+            raise RpcError(
+                ErrorCode.INVALID_PARAMS, "Invalid params: prompt is empty; send a content block"
+            )
         if (command := slash_command(params.prompt)) is not None:
             return PromptResponse(stop_reason=await self._run_command(session, command))
         request_id = self.protocol.msg_id
@@ -605,6 +611,15 @@ class AcpAgent:
                 _set_budget(session, session.root, budget_limits(command.argument))
             case slash_commands.COMPACT:
                 return await session.compact(command.argument, asyncio.current_task())
+        if (said := slash_commands.confirmation(command)) is not None:
+            from parleyd.session.conversation import new_id  # with the sessions
+
+            told = AgentMessageChunk(
+                content=TextContent(text=said),
+                message_id=new_id("msg"),
+                meta=session.root.meta_with(command={"name": command.name}),
+            )
+            await session.send(told, session.root)
         return "end_turn"
 
     def _after_opening(self, session: Session) -> None:

@@ -736,11 +736,12 @@ class Turn:
             if standing is not None:
                 return None if standing.allowed else standing.reason
             # What the user is asked to allow: the diff of a write, the command
-            # and its directory. A call that would fail is asked about as it is.
+            # and its directory. A call that would fail is asked about as it
+            # is, the user told why it would (the model reads why once it ran).
             try:
                 preview = await tool.preview(arguments, self._context())
-            except ToolError:
-                preview = ToolResult("")
+            except ToolError as error:
+                preview = ToolResult(f"As it stands, this call will fail: {error}", is_error=True)
             request = RequestPermissionRequest(
                 session_id=self.host.id,
                 tool_call=ToolCallUpdate(

@@ -21,6 +21,7 @@ from parley_protocol.acp import (
 )
 from parley_protocol.parley import Budget
 from parleyd.session.errors import InvalidValue
+from parleyd.tools.permission import MODE_DESCRIPTIONS, mode_named
 
 MODE = "mode"
 BUDGET = "budget"
@@ -62,6 +63,25 @@ def slash_command(prompt: list[ContentBlock]) -> SlashCommand | None:
         return None
     name, _, argument = text[1:].partition(" ")
     return SlashCommand(name, argument.strip()) if name in _NAMES else None
+
+
+def confirmation(command: SlashCommand) -> str | None:
+    """What the user is told a command did, once it did it: a client that shows
+    no mode or budget still shows this. `/compact` tells of itself as it runs."""
+    match command.name:
+        case "mode":
+            return f"Permission mode: {MODE_DESCRIPTIONS[mode_named(command.argument)][0]}."
+        case "budget":
+            limits = budget_limits(command.argument)
+            said = []
+            if limits.cost is not None:
+                said.append(f"${limits.cost:g}")
+            if limits.responses is not None:
+                said.append(f"{limits.responses} model response{'s' * (limits.responses != 1)}")
+            if limits.seconds is not None:
+                said.append(f"{limits.seconds:g} s")
+            return f"Budget: at most {', '.join(said)}." if said else "Budget: no limits."
+    return None
 
 
 def budget_limits(argument: str) -> Budget:

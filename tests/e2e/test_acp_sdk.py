@@ -535,6 +535,8 @@ async def test_slash_commands_are_advertised_after_the_answer_and_run_without_th
         # One response is the budget: the model answers once, then the next prompt stops.
         await connection.prompt(session_id=session_id, prompt=[text_block("/unknown hi")])
         stopped = await connection.prompt(session_id=session_id, prompt=[text_block("Hello")])
+        with pytest.raises(acp.RequestError, match="prompt is empty"):
+            await connection.prompt(session_id=session_id, prompt=[])
     (advertised,) = client.commands
     opened = next(n for n, f in enumerate(client.frames) if "sessionId" in (f.get("result") or {}))
     told = next(
@@ -553,3 +555,10 @@ async def test_slash_commands_are_advertised_after_the_answer_and_run_without_th
     assert stopped.stop_reason == "max_turn_requests"
     # The commands never reached the model; the unknown one did, as words.
     assert "/mode" not in client.text() and "budget of 1 model response" in client.text()
+    # Each told the user what it set, which a client that shows no mode still shows.
+    told = [
+        u.content.text
+        for u in client.updates
+        if (u.field_meta or {}).get("parley", {}).get("command")
+    ]
+    assert told == ["Permission mode: Read only.", "Budget: at most 1 model response."]

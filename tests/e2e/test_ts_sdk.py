@@ -522,6 +522,11 @@ def test_a_plan_and_an_edit_as_a_strict_client_takes_them_live_and_replayed(
         "# Widget\n\nA widget that frobnicates.\nSecond line.\n",
     )
     assert second["newText"].endswith("Second row.\n")
+    # The ambiguous edit is asked about as it is, the user told why it will fail.
+    (warned,) = live["permissionRequests"][2]["request"]["toolCall"]["content"]
+    assert warned["content"]["text"].startswith(
+        "As it stands, this call will fail: the edit: old_text occurs 3 times in README.md"
+    )
     failed = [u for u in updates if u.get("status") == "failed"]
     assert failed[-1]["rawOutput"]["output"].startswith(
         "the edit: old_text occurs 3 times in README.md, at lines 1, 3, 3;"

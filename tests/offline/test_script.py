@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from parleyd.agent import WITHDRAWN
 from parleyd.offline.script import (
     BENCH_DELTA,
     INTRO,
@@ -263,6 +264,8 @@ def test_every_filesystem_failure_of_a_write_is_an_error(error: int) -> None:
         ("cannot read missing.md: No such file or directory", "error"),
         ("docs is a directory; use list_directory to see its entries", "error"),
         ("Cancelled by the user before it finished.", "error"),
+        (WITHDRAWN, "error"),
+        ("Not run: the model refused to go on.", "error"),
         ("missing.md: no such file", "error"),
         ("# Security\n" + "Requests are denied unless allowed. " * 20, "ok"),
         ("total 4\nREADME.md", "ok"),

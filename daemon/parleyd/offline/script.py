@@ -275,7 +275,7 @@ _REFUSAL = re.compile(
 _BY_A_PERSON = re.compile(r"\b(declined|user|you)\b", re.IGNORECASE)
 _ERROR = re.compile(r"^\s*(\[?error\]?\b|failed\b|tool error\b)", re.IGNORECASE)
 _SHORT_ERROR = re.compile(
-    r"^\s*(cannot|can't|could not|unable to|cancelled|canceled)\b"
+    r"^\s*(cannot|can't|could not|unable to|cancelled|canceled|not run)\b"
     r"|\b(no such file|not found|does not exist|outside the workspace|is a directory"
     r"|is not a directory|is a binary file|past the end|does not occur|occurs \d+ times)\b",
     re.IGNORECASE,
