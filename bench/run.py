@@ -37,6 +37,7 @@ from stored import Shape
 class Sizes:
     startup_runs: int
     mcp_runs: int
+    mcp_servers: int
     stream_repeats: int
     paced_deltas: int
     cpu_deltas: int
@@ -60,6 +61,7 @@ class Sizes:
 FULL = Sizes(
     startup_runs=15,
     mcp_runs=10,
+    mcp_servers=3,
     stream_repeats=5,
     paced_deltas=1000,
     cpu_deltas=20_000,
@@ -84,6 +86,7 @@ FULL = Sizes(
 QUICK = Sizes(
     startup_runs=1,
     mcp_runs=1,
+    mcp_servers=1,
     stream_repeats=1,
     paced_deltas=100,
     cpu_deltas=2000,
@@ -137,7 +140,7 @@ async def _main(arguments: argparse.Namespace) -> int:
         ),
         "session/load": lambda: session_load.run(sizes.stored_sessions, sizes.load_runs),
         "session/list": lambda: session_list.run(sizes.listed_sessions, sizes.list_repeats),
-        "MCP servers": lambda: mcp_startup.run(sizes.mcp_runs),
+        "MCP servers": lambda: mcp_startup.run(sizes.mcp_runs, sizes.mcp_servers),
     }
     rows: list[Row] = []
     crashed: list[str] = []
