@@ -125,10 +125,8 @@ def test(extra: list[str]) -> int:
     for check in checks:
         if code := run(*check):
             return code
-    # A worker per core and one more: a third of the time the tests wait on
-    # daemons, model pacing and subprocesses, which another worker fills.
-    workers = str((os.cpu_count() or 1) + 1)
-    return run(venv_bin("python"), "-m", "pytest", "-n", workers, *extra)
+    # One worker per core: most tests wait on a daemon, so they overlap well.
+    return run(venv_bin("python"), "-m", "pytest", "-n", "auto", *extra)
 
 
 def main() -> int:

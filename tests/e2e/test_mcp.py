@@ -94,6 +94,14 @@ async def test_a_stdio_servers_tools_are_asked_for_called_shown_and_restarted_af
             assert answer.stop_reason == "end_turn"
             # The server that crashed mid-call is started again, once.
             await client.wait_for(_state_of("tools", "ready", failures=1))
+            # A load names its servers anew: the session's are stopped, these
+            # started afresh (no failures behind them), and the broken one not at all.
+            fresh = _state_of("tools", "ready", failures=0)
+            loaded_at = len(client.updates)
+            await connection.load_session(
+                cwd=str(workspace), session_id=session.session_id, mcp_servers=[served]
+            )
+            await client.wait_for(lambda _: sum(map(fresh, client.updates)) == 2)
             with pytest.raises(acp.RequestError, match=r"mcpServers\[0\]: unknown type 'acp'"):
                 over_acp = AcpMcpServer(type="acp", name="a", server_id="x")
                 await connection.new_session(cwd=str(workspace), mcp_servers=[over_acp])
@@ -108,8 +116,11 @@ async def test_a_stdio_servers_tools_are_asked_for_called_shown_and_restarted_af
         "mcp__tools__crash",
         "mcp__tools__wait",
         "mcp__tools__where",
+        "mcp__tools__pid",
     ]
     assert "cannot start it: No such file or directory: /no/such/server" in _status(down)["error"]
+    after_load = [_status(u) for u in client.updates[loaded_at:]]
+    assert all(status is None or status["name"] == "tools" for status in after_load)
     offered = [tool["function"]["name"] for tool in first.json["tools"]]
     assert "read_file" in offered and "mcp__tools__echo" in offered
     echo = next(t for t in first.json["tools"] if t["function"]["name"] == "mcp__tools__echo")

@@ -1,11 +1,11 @@
 """A real MCP server, written with the official `mcp` SDK, for the daemon to
 start in tests: `python mcp_server.py` speaks stdio, `--http PORT` streamable
-HTTP on 127.0.0.1.
+HTTP on 127.0.0.1, `--sse PORT` the older HTTP+SSE transport.
 
 Its tools: `echo` (a text back), `picture` (a PNG and a word on it), `crash`
 (the process dies mid-call, as a broken server does), `wait` (a call that runs
-until cancelled), and `where` (the server's working directory and one
-variable of its environment).
+until cancelled), `where` (the server's working directory and one variable
+of its environment) and `pid` (its process id).
 """
 
 from __future__ import annotations
@@ -61,14 +61,23 @@ def where() -> str:
     return f"{Path.cwd()} {os.environ.get('PARLEY_TEST_VALUE', '-')}"
 
 
+@server.tool(description="The server's process id.")
+def pid() -> str:
+    return str(os.getpid())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--http", type=int, help="serve streamable HTTP on this port")
-    port = parser.parse_args().http
-    if port is None:
-        server.run()
+    transports = parser.add_mutually_exclusive_group()
+    transports.add_argument("--http", type=int, help="serve streamable HTTP on this port")
+    transports.add_argument("--sse", type=int, help="serve HTTP+SSE on this port")
+    arguments = parser.parse_args()
+    if arguments.http is not None:
+        server.run("streamable-http", host="127.0.0.1", port=arguments.http)
+    elif arguments.sse is not None:
+        server.run("sse", host="127.0.0.1", port=arguments.sse)
     else:
-        server.run("streamable-http", host="127.0.0.1", port=port)
+        server.run()
 
 
 if __name__ == "__main__":

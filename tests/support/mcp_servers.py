@@ -1,5 +1,5 @@
 """The suite's MCP server (`mcp_server.py`) as a session is given it: over
-stdio, or started on a loopback port for streamable HTTP."""
+stdio, or started on a loopback port for streamable HTTP or SSE."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 SCRIPT = Path(__file__).with_name("mcp_server.py")
 # The server imports the SDK (over a second) before it listens.
@@ -27,12 +27,14 @@ def stdio_server(name: str, **env: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def http_server() -> AsyncIterator[str]:
+async def http_server(transport: Literal["http", "sse"] = "http") -> AsyncIterator[str]:
     """The suite's server on a free loopback port; its MCP endpoint's URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(sys.executable, str(SCRIPT), "--http", str(port))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(SCRIPT), f"--{transport}", str(port)
+    )
     try:
         async with asyncio.timeout(_LISTEN_SECONDS):
             while True:
@@ -43,7 +45,7 @@ async def http_server() -> AsyncIterator[str]:
                     continue
                 writer.close()
                 break
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/{'mcp' if transport == 'http' else 'sse'}"
     finally:
         process.terminate()
         await process.wait()
