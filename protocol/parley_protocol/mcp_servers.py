@@ -37,24 +37,25 @@ class McpServerStdio(AcpStruct):
     meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
-class McpServerHttp(AcpStruct):
+class _McpServerAtUrl(AcpStruct):
+    """What the two HTTP transports' servers share: a URL and its headers."""
+
+    name: str
+    url: str
+    headers: list[HttpHeader] = msgspec.field(default_factory=list)
+    meta: Meta | None = msgspec.field(default=None, name="_meta")
+
+
+class McpServerHttp(_McpServerAtUrl, kw_only=True):
     """A server at `url` speaking MCP's streamable HTTP transport."""
 
     type: Literal["http"]
-    name: str
-    url: str
-    headers: list[HttpHeader] = msgspec.field(default_factory=list)
-    meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
-class McpServerSse(AcpStruct):
+class McpServerSse(_McpServerAtUrl, kw_only=True):
     """A server at `url` speaking MCP's older HTTP+SSE transport."""
 
     type: Literal["sse"]
-    name: str
-    url: str
-    headers: list[HttpHeader] = msgspec.field(default_factory=list)
-    meta: Meta | None = msgspec.field(default=None, name="_meta")
 
 
 McpServerConfig: TypeAlias = McpServerStdio | McpServerHttp | McpServerSse
