@@ -7,12 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 
 from parley_protocol.acp import ToolCallProgress, ToolCallStart
 from parleyd.providers.messages import (
@@ -68,18 +67,6 @@ def large_image() -> Attachment:
     data = base64.b64encode(bytes(range(256)) * (BLOB_THRESHOLD_CHARS // 256)).decode()
     assert len(data) > BLOB_THRESHOLD_CHARS
     return Attachment("image/png", data, "file:///w/large.png")
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    return tmp_path / "sessions" / "sess_1"
-
-
-@pytest.fixture
-def opened(folder: Path) -> Iterator[SessionLog]:
-    log, _ = SessionLog.open(folder)
-    yield log
-    log.close()
 
 
 def logged(opened: SessionLog, result: ToolResult) -> None:

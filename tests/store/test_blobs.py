@@ -55,18 +55,6 @@ def stored_lines(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / LOG_NAME).read_bytes().splitlines()]
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    return tmp_path / "sessions" / "sess_1"
-
-
-@pytest.fixture
-def opened(folder: Path) -> Iterator[SessionLog]:
-    log, _ = SessionLog.open(folder)
-    yield log
-    log.close()
-
-
 def test_a_long_output_is_one_blob_and_reads_back_whole(folder: Path, opened: SessionLog) -> None:
     text = long_text("out")
     written = opened.append(outcome(text, progress=["partial"]), ROOT)

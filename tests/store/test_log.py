@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -117,19 +116,6 @@ def every_record_type() -> list[tuple[Record, str]]:
 
 def user_turn(text: str) -> UserTurn:
     return UserTurn(text=text, content=[{"type": "text", "text": text}], message_id=text)
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    # Not created yet: opening the log creates it.
-    return tmp_path / "sessions" / "sess_1"
-
-
-@pytest.fixture
-def opened(folder: Path) -> Iterator[SessionLog]:
-    log, _ = SessionLog.open(folder)
-    yield log
-    log.close()
 
 
 def write_records(folder: Path, texts: list[str]) -> None:
