@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -73,6 +73,7 @@ from parley_protocol.acp import (
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import (
     EXTENSION_METHODS,
+    SESSION_ATTACH,
     SESSION_FORK,
     SESSION_INJECT,
     SESSION_PAUSE,
@@ -84,6 +85,10 @@ from parley_protocol.parley import (
     TOOL_CALL_CANCEL,
     ParleyCapabilities,
     QueuedMessage,
+    ReplayFrom,
+    ReplayFromStart,
+    SessionAttachParams,
+    SessionAttachResult,
     SessionForkParams,
     SessionForkResult,
     SessionInjectParams,
@@ -107,12 +112,13 @@ from parley_protocol.parley import (
 )
 from parley_protocol.parley import Budget as WireBudget
 from parleyd import __version__, mcp_servers, slash_commands
-from parleyd.config import ConfigError, Settings
+from parleyd.config import ConfigError
 from parleyd.rpc.outbox import Outbox
 from parleyd.rpc.server import ParleyProtocol, PeerError, RpcError, RpcServer
 from parleyd.session.editor import SessionScoped
 from parleyd.session.errors import (
     ClientRequestFailed,
+    EditorGone,
     InvalidCursor,
     InvalidValue,
     ProviderFailed,
@@ -132,15 +138,17 @@ from parleyd.store.log import StoreError
 from parleyd.update_coalescing import UpdateCoalescing
 
 if TYPE_CHECKING:
+    from parleyd.runtime import Runtime
+    from parleyd.session.attachment import Attached
     from parleyd.session.conversation import Conversation
     from parleyd.session.manager import SessionManager
-    from parleyd.session.port import Steer, TurnHost, TurnLoop
+    from parleyd.session.port import Steer
     from parleyd.session.session import Session
 
 log = logging.getLogger(__name__)
 
 AGENT_INFO = Implementation(name="parley", title="Parley", version=__version__)
-CLIENT_GONE = "The editor went away while the turn ran."
+_connection_numbers = itertools.count(1)
 # Requests served ahead of the streams of other sessions (see `Outbox.hurry`)
 # from the moment they are read until they are answered; a `session/cancel`
 # hurries its session until the prompt answers.
@@ -154,9 +162,6 @@ _CONTROL_METHODS = frozenset(
         "session/cancel",
     }
 )
-# Pausing stops the model streams and syncs the logs: quick, but a daemon
-# whose client left must exit at once whatever a stream or a disk does.
-_PAUSING_WHEN_LEFT_SECONDS = 1.0
 PARLEY_FEATURES = ["conversationMeta", "usageDetail", "sessionSettings", "subagents"]
 # archive, status, title and fork are unstable: each stands for the methods
 # the unstable schema puts behind it.
@@ -177,8 +182,10 @@ class AcpChannel:
     """The client as sessions see it: updates out, each session's in its own
     lane of an `Outbox`, and permission requests answered."""
 
-    def __init__(self, protocol: ParleyProtocol) -> None:
+    def __init__(self, protocol: ParleyProtocol, label: str) -> None:
         self._protocol = protocol
+        # Who this is, for an error that names the editor having a session.
+        self.label = label
         self.capabilities: ClientCapabilities | None = None
         self._outbox: Outbox[SessionNotification] | None = None
         # A child session's id -> the lane of the session it belongs to.
@@ -231,6 +238,8 @@ class AcpChannel:
         try:
             raw = await self._protocol.request("session/request_permission", request)
         except PeerError as exc:
+            if self._protocol.input_closed:
+                raise EditorGone from None  # the next editor is asked
             log.warning("permission request failed, treating it as declined: %s", exc)
             return None
         try:
@@ -354,41 +363,44 @@ def answering_errors(handler: Handler) -> Handler:
     return answer
 
 
-def _new_turn(host: TurnHost, conversation: Conversation, turn_id: str) -> TurnLoop:
-    # The loop is imported with the first prompt: a session only created or
-    # loaded never pays for it.
-    from parleyd.agent import Turn
-
-    return Turn(host, conversation, turn_id)
-
-
 class AcpAgent:
-    """Wires every ACP method Parley serves into an RpcServer."""
+    """Wires every ACP method Parley serves into an RpcServer: one connection
+    of the daemon, on the `Runtime` all its connections share."""
 
-    def __init__(self, server: RpcServer, settings: Settings, home: Path) -> None:
+    def __init__(self, server: RpcServer, runtime: Runtime) -> None:
         self.server = server
         self.protocol = server.protocol
-        self.settings = settings
-        self.home = home
-        self.channel = AcpChannel(self.protocol)
-        self._sessions: SessionManager | None = None
+        self.runtime = runtime
+        runtime.connected()
+        self.channel = AcpChannel(self.protocol, f"connection {next(_connection_numbers)}")
         # The available_commands_update sends not yet done.
         self._advertising: set[asyncio.Task[None]] = set()
         self._register()
 
     @property
     def sessions(self) -> SessionManager:
-        # Built, and its modules imported (httpx, the agent loop, the tools),
-        # on first use: `initialize` answers without them, which keeps the
-        # editor's start-up wait at about that of a bare pygls server.
-        if self._sessions is None:
-            from parleyd.providers.hub import ProviderHub
-            from parleyd.session.manager import SessionManager
+        return self.runtime.sessions
 
-            self._sessions = SessionManager(
-                self.home, self.settings, self.channel, ProviderHub(), new_turn=_new_turn
+    def _mine(self, session_id: str) -> Session:
+        """The open session `session_id`, which must be attached to this connection."""
+        session = self.sessions.get(session_id)
+        self._refuse_if_elsewhere(session)
+        if session.channel is not self.channel:
+            raise SessionBusy(
+                f"session {session_id} is running with no editor attached: send session/load,"
+                f" session/resume or {SESSION_ATTACH} to attach to it first"
             )
-        return self._sessions
+        return session
+
+    def _refuse_if_elsewhere(self, session: Session) -> None:
+        """SessionBusy if another connection has the session attached."""
+        other = session.channel
+        if other is self.channel or not isinstance(other, AcpChannel):
+            return
+        raise SessionBusy(
+            f"session {session.id} is attached to another editor ({other.label}):"
+            f" send {SESSION_ATTACH} to take it over"
+        )
 
     def _register(self) -> None:
         server = self.server
@@ -415,6 +427,7 @@ class AcpAgent:
             ("session/set_title", SetSessionTitleRequest, self.set_session_title),
             ("session/set_mode", SetSessionModeRequest, self.set_session_mode),
             ("session/fork", ForkSessionRequest, self.fork_session),
+            (SESSION_ATTACH, SessionAttachParams, self.attach_session),
             (SESSION_FORK, SessionForkParams, self.fork_from_message),
         ]
         for method, params_type, handler in requests:
@@ -455,6 +468,8 @@ class AcpAgent:
 
     async def initialize(self, params: InitializeRequest) -> InitializeResponse:
         self.channel.capabilities = params.client_capabilities
+        if (client := params.client_info) is not None:
+            self.channel.label += f", {client.title or client.name} {client.version}"
         capabilities = ParleyCapabilities(
             version=__version__,
             methods=list(EXTENSION_METHODS),  # every one is served
@@ -483,6 +498,7 @@ class AcpAgent:
         except msgspec.ValidationError as exc:
             raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}") from None
         session = await self.sessions.create(
+            self.channel,
             cwd,
             overrides,
             _additional(params.additional_directories),
@@ -493,8 +509,22 @@ class AcpAgent:
 
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
         cwd = _absolute(params.cwd)
+        if (running := self._running_here(params.session_id)) is not None:
+            await self._attach(running, ReplayFromStart())
+            return LoadSessionResponse(modes=_modes(running))
+        session = await self._load(params.session_id, cwd, params)
+        return LoadSessionResponse(modes=_modes(session))
+
+    async def _load(
+        self,
+        session_id: str,
+        cwd: Path,
+        params: LoadSessionRequest | SessionAttachParams,
+    ) -> Session:
+        """Open a stored session on this connection and replay it."""
         session, replay = await self.sessions.load(
-            params.session_id,
+            self.channel,
+            session_id,
             cwd,
             _additional(params.additional_directories),
             servers=_mcp_servers(params.mcp_servers),
@@ -502,14 +532,54 @@ class AcpAgent:
         self._after_opening(session)
         notifications = (session.wire.notification(*item) for item in replay)
         await self.channel.send_updates(n for n in notifications if n is not None)
-        return LoadSessionResponse(modes=_modes(session))
+        return session
+
+    def _running_here(self, session_id: str) -> Session | None:
+        """The session, if this daemon has it open with a turn running or
+        paused, which a load or resume attaches to rather than reopens; an idle
+        one is reopened (with the request's cwd and MCP servers). SessionBusy
+        if another connection has it."""
+        session = self.sessions.sessions.get(session_id)
+        if session is None:
+            return None
+        self._refuse_if_elsewhere(session)
+        return session if session.running else None
+
+    async def _attach(self, session: Session, replay: ReplayFrom | None) -> Attached:
+        """Take a session open here onto this connection: see `session/attachment.py`."""
+        from parleyd.session.attachment import attach
+
+        attached = await attach(session, self.channel, replay)
+        self._after_opening(session, servers=False)
+        return attached
+
+    async def attach_session(self, params: SessionAttachParams) -> SessionAttachResult:
+        cwd = _absolute(params.cwd)
+        session = self.sessions.sessions.get(params.session_id)
+        if session is not None and session.running:
+            attached = await self._attach(session, params.replay_from)
+            replayed, last = attached.replayed, attached.last_sequence
+        else:
+            if session is not None and session.channel is not self.channel:
+                # Idle in another editor: taken over, and reopened here.
+                await self.sessions.close(session.id)
+            if params.replay_from is None:
+                session = await self._resume(params.session_id, cwd, params)
+                replayed = "none"
+            else:
+                session = await self._load(params.session_id, cwd, params)
+                replayed = "start"
+            last = session.journal.last
+        return SessionAttachResult(
+            modes=_modes(session), replayed=replayed, last_sequence=last, state=session.state.value
+        )
 
     async def list_sessions(self, params: ListSessionsRequest) -> ListSessionsResponse:
         sessions, next_cursor = self.sessions.list(params.cwd, params.cursor, params.archived)
         return ListSessionsResponse(sessions=sessions, next_cursor=next_cursor)
 
     async def prompt(self, params: PromptRequest) -> PromptResponse:
-        session = self.sessions.get(params.session_id)
+        session = self._mine(params.session_id)
         if not params.prompt:
             raise RpcError(
                 ErrorCode.INVALID_PARAMS, "Invalid params: prompt is empty; send a content block"
@@ -531,7 +601,7 @@ class AcpAgent:
         return PromptResponse(stop_reason=stop_reason)
 
     async def cancel_tool_call(self, params: ToolCallCancelParams) -> ToolCallCancelResult:
-        session = self.sessions.get(params.session_id)
+        session = self._mine(params.session_id)
         if not session.cancel_tool_call(params.tool_call_id):
             raise UnknownToolCall(
                 f"no tool call {params.tool_call_id!r} is running in session {session.id}"
@@ -539,12 +609,12 @@ class AcpAgent:
         return ToolCallCancelResult()
 
     async def pause(self, params: SessionPauseParams) -> SessionPauseResult:
-        session = self.sessions.get(params.session_id)
+        session = self._mine(params.session_id)
         running = await session.pause(params.reason, params.cancel_running)
         return SessionPauseResult(running_tool_calls=running)
 
     async def resume(self, params: SessionResumeParams) -> SessionResumeResult:
-        session = self.sessions.get(params.session_id)
+        session = self._mine(params.session_id)
         steer = None if params.message is None else _steer(params.message)
         stop_reason = await session.resume(steer, asyncio.current_task())
         return SessionResumeResult(stop_reason=stop_reason)
@@ -566,7 +636,7 @@ class AcpAgent:
         return SessionInjectResult(message_id=message_id)
 
     async def list_queue(self, params: SessionQueueListParams) -> SessionQueueListResult:
-        session = self.sessions.get(params.session_id)
+        session = self._mine(params.session_id)
         return SessionQueueListResult(
             messages=[
                 QueuedMessage(
@@ -579,7 +649,7 @@ class AcpAgent:
         )
 
     async def replace_queued(self, params: SessionQueueReplaceParams) -> SessionQueueReplaceResult:
-        session = self.sessions.get(params.session_id)
+        session = self._mine(params.session_id)
         await session.replace_queued(
             params.message_id, prompt_text(params.prompt), msgspec.to_builtins(params.prompt)
         )
@@ -588,7 +658,7 @@ class AcpAgent:
     async def withdraw_queued(
         self, params: SessionQueueWithdrawParams
     ) -> SessionQueueWithdrawResult:
-        session = self.sessions.get(params.session_id)
+        session = self._mine(params.session_id)
         await session.withdraw_queued(params.message_id)
         return SessionQueueWithdrawResult()
 
@@ -598,7 +668,7 @@ class AcpAgent:
         for session in self.sessions.sessions.values():
             if session_id in session.conversations and session_id != session.root.id:
                 return session, session_id
-        return self.sessions.get(session_id), None
+        return self._mine(session_id), None
 
     async def _run_command(self, session: Session, command: SlashCommand) -> StopReason:
         """A slash command, run as the request it stands for; a wrong argument
@@ -622,10 +692,10 @@ class AcpAgent:
             await session.send(told, session.root)
         return "end_turn"
 
-    def _after_opening(self, session: Session) -> None:
+    def _after_opening(self, session: Session, *, servers: bool = True) -> None:
         """Once the request that opened `session` is answered (the client knows
         the session then), tell it the slash commands and start its MCP
-        servers, whose news is about the session."""
+        servers (unless they run already), whose news is about the session."""
         update = AvailableCommandsUpdate(
             available_commands=list(slash_commands.COMMANDS), meta=session.root.meta
         )
@@ -634,7 +704,8 @@ class AcpAgent:
             task = asyncio.get_running_loop().create_task(session.send(update, session.root))
             self._advertising.add(task)
             task.add_done_callback(self._advertising.discard)
-            session.mcp.start()
+            if servers:
+                session.mcp.start()
 
         request_id = self.protocol.msg_id
         if request_id is None:
@@ -643,7 +714,7 @@ class AcpAgent:
             self.protocol.after_answer[request_id] = opened
 
     async def set_budget(self, params: SetBudgetParams) -> SetBudgetResult:
-        session = self.sessions.get(params.session_id)
+        session = self._mine(params.session_id)
         conversation_id = params.conversation_id or session.root.id
         conversation = session.conversations.get(conversation_id)
         if conversation is None:
@@ -655,54 +726,60 @@ class AcpAgent:
 
     async def cancel(self, params: CancelNotification) -> None:
         # Hurried since it was read (`_arrived`), until its prompt answers `cancelled`.
-        session = self.sessions.sessions.get(params.session_id)
+        mine = [s for s in self.sessions.sessions.values() if s.channel is self.channel]
+        session = next((s for s in mine if s.id == params.session_id), None)
         if session is not None:
             session.cancel()
             return
         # A child session: its work stops, its parent's turn goes on.
-        if not any(
-            s.cancel_conversation(params.session_id) for s in self.sessions.sessions.values()
-        ):
+        if not any(s.cancel_conversation(params.session_id) for s in mine):
             log.warning(
                 "session/cancel for %r: no such session or running child", params.session_id
             )
 
     async def client_gone(self) -> None:
-        """The client went away: every running turn pauses, recorded so, and
-        every session is let go, its lock released, so another client (or this
-        one, back) loads it paused and resumes it. Bounded: a daemon whose
-        client left exits at once."""
-        if self._sessions is None:
-            return
-        sessions = list(self._sessions.sessions.values())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_PAUSING_WHEN_LEFT_SECONDS):
-                for session in sessions:
-                    with contextlib.suppress(WrongTurnState):
-                        await session.pause(CLIENT_GONE, cancel_running=False)
-        await self._sessions.close_sessions()
+        """The client went away: its sessions are let go (`Runtime.editor_left`)."""
+        await self.runtime.editor_left(self.channel)
 
     async def shutdown(self) -> None:
-        if self._sessions is not None:
-            await self._sessions.close_all()
         await self.channel.close()
 
     async def resume_session(self, params: ResumeSessionRequest) -> ResumeSessionResponse:
+        cwd = _absolute(params.cwd)
+        if (running := self._running_here(params.session_id)) is not None:
+            await self._attach(running, None)
+            return ResumeSessionResponse(modes=_modes(running))
+        session = await self._resume(params.session_id, cwd, params)
+        return ResumeSessionResponse(modes=_modes(session))
+
+    async def _resume(
+        self,
+        session_id: str,
+        cwd: Path,
+        params: ResumeSessionRequest | SessionAttachParams,
+    ) -> Session:
         session = await self.sessions.resume(
-            params.session_id,
-            _absolute(params.cwd),
+            self.channel,
+            session_id,
+            cwd,
             _additional(params.additional_directories),
             servers=_mcp_servers(params.mcp_servers),
         )
         self._after_opening(session)
-        return ResumeSessionResponse(modes=_modes(session))
+        return session
+
+    def _unless_elsewhere(self, session_id: str) -> str:
+        """The session id, once sure no other connection has the session attached."""
+        if (session := self.sessions.sessions.get(session_id)) is not None:
+            self._refuse_if_elsewhere(session)
+        return session_id
 
     async def close_session(self, params: CloseSessionRequest) -> CloseSessionResponse:
-        await self.sessions.close(params.session_id)
+        await self.sessions.close(self._unless_elsewhere(params.session_id))
         return CloseSessionResponse()
 
     async def delete_session(self, params: DeleteSessionRequest) -> DeleteSessionResponse:
-        await self.sessions.delete(params.session_id)
+        await self.sessions.delete(self._unless_elsewhere(params.session_id))
         return DeleteSessionResponse()
 
     async def session_status(self, params: SessionStatusRequest) -> SessionStatusResponse:
@@ -712,19 +789,21 @@ class AcpAgent:
         return SessionStatusResponse(status="open" if is_open else "saved")
 
     async def archive_session(self, params: ArchiveSessionRequest) -> ArchiveSessionResponse:
-        await self.sessions.set_archived(params.session_id, archived=True)
+        await self.sessions.set_archived(self._unless_elsewhere(params.session_id), archived=True)
         return ArchiveSessionResponse()
 
     async def unarchive_session(self, params: UnarchiveSessionRequest) -> UnarchiveSessionResponse:
-        await self.sessions.set_archived(params.session_id, archived=False)
+        await self.sessions.set_archived(self._unless_elsewhere(params.session_id), archived=False)
         return UnarchiveSessionResponse()
 
     async def set_session_title(self, params: SetSessionTitleRequest) -> SetSessionTitleResponse:
-        title = await self.sessions.set_title(params.session_id, params.title)
+        title = await self.sessions.set_title(
+            self._unless_elsewhere(params.session_id), params.title
+        )
         return SetSessionTitleResponse(title=title)
 
     async def set_session_mode(self, params: SetSessionModeRequest) -> SetSessionModeResponse:
-        await self.sessions.set_mode(params.session_id, params.mode_id)
+        await self.sessions.set_mode(self._mine(params.session_id).id, params.mode_id)
         return SetSessionModeResponse()
 
     async def fork_session(self, params: ForkSessionRequest) -> ForkSessionResponse:
@@ -735,6 +814,7 @@ class AcpAgent:
                 " sessionCapabilities.systemPrompt",
             )
         session = await self.sessions.fork(
+            self.channel,
             params.session_id,
             _absolute(params.cwd),
             additional=_additional(params.additional_directories),
@@ -745,6 +825,6 @@ class AcpAgent:
 
     async def fork_from_message(self, params: SessionForkParams) -> SessionForkResult:
         cwd = None if params.cwd is None else _absolute(params.cwd)
-        session = await self.sessions.fork(params.session_id, cwd, params.message_id)
+        session = await self.sessions.fork(self.channel, params.session_id, cwd, params.message_id)
         self._after_opening(session)
         return SessionForkResult(session_id=session.id)

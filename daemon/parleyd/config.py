@@ -72,6 +72,11 @@ DEFAULT_CONTEXT_SIZE = 128_000
 # (SessionBusy), or queued to be the next prompt (see session/queue.py).
 PromptWhileRunning = Literal["refuse", "queue"]
 PROMPT_WHILE_RUNNING: tuple[PromptWhileRunning, ...] = ("refuse", "queue")
+# What a turn does when the editor that has its session goes away, in a daemon
+# that serves many editors: runs on, for the next editor to attach to, or
+# pauses (a single-editor daemon always pauses: it exits with its editor).
+WhenEditorLeaves = Literal["continue", "pause"]
+WHEN_EDITOR_LEAVES: tuple[WhenEditorLeaves, ...] = ("continue", "pause")
 # Which API provider `openai` speaks: Chat Completions, Responses, or the
 # one that suits the model and the server (`Settings.speaks_responses`).
 OpenAIApi = Literal["auto", "chat", "responses"]
@@ -151,6 +156,10 @@ class Settings:
     mcp_servers: tuple[McpServerConfig, ...] = ()
     # How long an MCP server may take to start and list its tools.
     mcp_start_timeout: float = 30.0
+    when_editor_leaves: WhenEditorLeaves = "continue"
+    # How long a permission question with no editor to ask waits for one to
+    # attach before it counts as refused; 0 refuses at once.
+    unattended_permission_seconds: float = 900.0
 
     @property
     def model_name(self) -> str:
@@ -259,6 +268,8 @@ _CONVERTERS: dict[str, type] = {
     "offline_pace": float,
     "shell_env_allow": VariableNames,
     "mcp_start_timeout": float,
+    "when_editor_leaves": str,
+    "unattended_permission_seconds": float,
 }
 _FILE_KEYS = {name: name for name in _CONVERTERS if name != "api_key"}
 _ENV_KEYS = {
@@ -278,6 +289,8 @@ _ENV_KEYS = {
     "PARLEY_RESPONSE_CHECKPOINT_SECONDS": "response_checkpoint_seconds",
     "PARLEY_STATUS_INTERVAL_SECONDS": "status_interval_seconds",
     "PARLEY_MCP_START_TIMEOUT": "mcp_start_timeout",
+    "PARLEY_WHEN_EDITOR_LEAVES": "when_editor_leaves",
+    "PARLEY_UNATTENDED_PERMISSION_SECONDS": "unattended_permission_seconds",
 }
 # The settings that take one of a few words.
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -285,6 +298,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "prompt_while_running": PROMPT_WHILE_RUNNING,
     "prompt_cache_ttl": PROMPT_CACHE_TTLS,
     "openai_api": OPENAI_APIS,
+    "when_editor_leaves": WHEN_EDITOR_LEAVES,
 }
 # session/new `_meta.parley` keys (camelCase, as on the wire).
 _SESSION_KEYS = {

@@ -1,4 +1,6 @@
-"""`parleyd`: serve ACP over stdio (the default), a TCP port or a Unix socket."""
+"""The daemon itself: ACP over stdio (one editor, `parleyd --standalone`), a
+TCP port or a Unix socket (many, on one runtime; the shared daemon the
+`parleyd` shim starts is one on a Unix socket, see `shim.py`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from parleyd.redaction import RedactingFormatter
 from parleyd.rpc.framing import FrameReader
 from parleyd.rpc.server import RpcServer
 from parleyd.rpc.transport import ByteSink, FrameWriter, claim_stdout, open_stdio
+from parleyd.runtime import Runtime
 
 if TYPE_CHECKING:
     from parleyd.rpc.access import AccessToken
@@ -41,6 +44,19 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar="ADDRESS",
         help="serve tcp://HOST:PORT (clients present a token) or unix:PATH (a 0600 socket) "
         "instead of stdio, one ACP connection per client",
+    )
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --listen: exit after SECONDS with no connection and no turn running (0: never)",
+    )
+    parser.add_argument(
+        "--ready-fd",
+        type=int,
+        metavar="FD",
+        help="with --listen: write 'ready' to this file descriptor once clients can connect",
     )
     parser.add_argument("--log-file", type=Path, help="log here instead of stderr")
     parser.add_argument(
@@ -65,16 +81,14 @@ def _listen_address(text: str) -> ListenAddress:
 async def serve_connection(
     reader: asyncio.StreamReader,
     sink: ByteSink,
-    settings: Settings,
-    home: Path,
+    runtime: Runtime,
     access: AccessToken | None = None,
 ) -> None:
-    """One client, start to end: when it closes its end, running turns are
-    paused (each recorded so, for a later client to resume) and let go, every
-    request already received is answered, every log is synced and closed, and
-    the answers are out of the daemon's buffers before this returns."""
+    """One client, start to end: when it closes its end, its sessions are let
+    go (`Runtime.editor_left`), every request already received is answered,
+    and the answers are out of the daemon's buffers before this returns."""
     server = RpcServer(access)
-    agent = AcpAgent(server, settings, home)
+    agent = AcpAgent(server, runtime)
     writer = FrameWriter(sink)
     try:
         await server.serve(FrameReader(reader, MAX_FRAME_BYTES), writer)
@@ -85,25 +99,43 @@ async def serve_connection(
         await writer.close()
 
 
-async def _serve_stdio(settings: Settings, home: Path) -> None:
+async def _serve_stdio(runtime: Runtime) -> None:
     wire = claim_stdout()
     reader, sink = await open_stdio(sys.stdin.buffer, wire)
-    await serve_connection(reader, sink, settings, home)
+    await serve_connection(reader, sink, runtime)
 
 
-async def _serve_listener(address: ListenAddress, settings: Settings, home: Path) -> None:
+async def _serve_listener(arguments: argparse.Namespace, runtime: Runtime) -> None:
     from parleyd.rpc.listen import ListenError, listen
 
     async def connection(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, access: AccessToken | None
     ) -> None:
-        await serve_connection(reader, writer, settings, home, access)
+        await serve_connection(reader, writer, runtime, access)
 
+    def ready() -> None:
+        if arguments.ready_fd is not None:
+            with contextlib.suppress(OSError):  # the starter gave up waiting
+                os.write(arguments.ready_fd, b"ready\n")
+            os.close(arguments.ready_fd)
+
+    serving = asyncio.ensure_future(
+        listen(arguments.listen, runtime.home / "listen", connection, ready)
+    )
+    waits: set[asyncio.Future[None]] = {serving}
+    if arguments.idle_exit > 0:
+        waits.add(asyncio.ensure_future(runtime.until_idle_for(arguments.idle_exit)))
     try:
-        await listen(address, home / "listen", connection)
-    except ListenError as exc:
-        sys.stderr.write(f"parleyd: {exc}\n")
-        raise SystemExit(2) from None
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    if serving.done() and not serving.cancelled() and (error := serving.exception()):
+        if isinstance(error, ListenError):
+            sys.stderr.write(f"parleyd: {error}\n")
+            raise SystemExit(2)
+        raise error
+    log.info("idle for %g s: exiting", arguments.idle_exit)
 
 
 async def _run(arguments: argparse.Namespace, settings: Settings, home: Path) -> None:
@@ -112,11 +144,17 @@ async def _run(arguments: argparse.Namespace, settings: Settings, home: Path) ->
     assert main is not None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, main.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        if arguments.listen:
-            await _serve_listener(arguments.listen, settings, home)
-        else:
-            await _serve_stdio(settings, home)
+    # One editor's daemon exits with it: its turns pause. A listener's run on.
+    keeps_turns = bool(arguments.listen) and settings.when_editor_leaves == "continue"
+    runtime = Runtime(settings, home, keeps_turns=keeps_turns)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            if arguments.listen:
+                await _serve_listener(arguments, runtime)
+            else:
+                await _serve_stdio(runtime)
+    finally:
+        await runtime.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,12 +6,14 @@ plans, states and everything else go out one by one, as they came."""
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import NamedTuple
 
 import msgspec
 
 from parley_protocol.acp import (
     AgentMessageChunk,
     AgentThoughtChunk,
+    Meta,
     SessionNotification,
     TextContent,
     UsageUpdate,
@@ -40,15 +42,24 @@ class UpdateCoalescing:
         return isinstance(key, tuple) and key[0] == _USAGE
 
     def piece(self, params: SessionNotification) -> tuple[object, int]:
-        # Only chunks join (usage replaces): the delta's text.
+        # Only chunks join (usage replaces): the delta's text, and its `_meta`,
+        # whose sequence number the joined chunk takes from its last delta.
         text: str = params.update.content.text  # type: ignore[union-attr]
-        return text, len(text)
+        return _Piece(text, params.meta), len(text)
 
     def fold(self, first: SessionNotification, pieces: list[object]) -> SessionNotification:
         update = first.update
         assert isinstance(update, _Chunk) and isinstance(update.content, TextContent)
-        text = update.content.text + "".join(map(str, pieces))
+        joined = [piece for piece in pieces if isinstance(piece, _Piece)]
+        text = update.content.text + "".join(piece.text for piece in joined)
         content = msgspec.structs.replace(update.content, text=text)
         return msgspec.structs.replace(
-            first, update=msgspec.structs.replace(update, content=content)
+            first,
+            update=msgspec.structs.replace(update, content=content),
+            meta=joined[-1].meta if joined else first.meta,
         )
+
+
+class _Piece(NamedTuple):
+    text: str
+    meta: Meta | None

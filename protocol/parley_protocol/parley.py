@@ -25,6 +25,7 @@ import msgspec
 from ._base import Meta, SessionId, ToolCallId
 from .content import ContentBlock
 from .names import describe_unknown
+from .session import McpServer, SessionModeState
 
 PARLEY_META_KEY: Final = "parley"
 
@@ -42,6 +43,7 @@ SESSION_QUEUE_REPLACE: Final = "_parley/session/queue/replace"
 SESSION_QUEUE_WITHDRAW: Final = "_parley/session/queue/withdraw"
 SESSION_SET_BUDGET: Final = "_parley/session/setBudget"
 SESSION_FORK: Final = "_parley/session/fork"
+SESSION_ATTACH: Final = "_parley/session/attach"
 EXTENSION_METHODS: Final = (
     TOOL_CALL_CANCEL,
     SESSION_PAUSE,
@@ -52,6 +54,7 @@ EXTENSION_METHODS: Final = (
     SESSION_QUEUE_WITHDRAW,
     SESSION_SET_BUDGET,
     SESSION_FORK,
+    SESSION_ATTACH,
 )
 
 
@@ -332,6 +335,51 @@ class SessionForkResult(ParleyStruct):
     session_id: SessionId
 
 
+class ReplayFromStart(ParleyStruct, tag="start", tag_field="type"):
+    """Replay the whole session: its history, then the updates of its latest turn."""
+
+
+class ReplayAfter(ParleyStruct, tag="after", tag_field="type"):
+    """Replay the updates numbered after `sequence`, the last one the client saw
+    (`_meta.parley.sequence` of a `session/update`)."""
+
+    sequence: int
+
+
+ReplayFrom = ReplayFromStart | ReplayAfter
+
+
+class SessionAttachParams(ParleyStruct):
+    """`_parley/session/attach` params: take a session onto this connection,
+    from the editor that has it if one does (that editor then hears no more of
+    it), and send what this client lacks before the answer: nothing
+    (`replayFrom` null, as `session/resume`), everything (`start`, as
+    `session/load`), or the updates after the last one it saw (`after`), shaped
+    like ACP v2's `session/resume` `replayFrom`. A session open nowhere is
+    opened as `session/load` opens it, with `mcpServers` and
+    `additionalDirectories`; one already open keeps its own."""
+
+    session_id: SessionId
+    cwd: str
+    replay_from: ReplayFrom | None = None
+    mcp_servers: list[McpServer] = msgspec.field(default_factory=list)
+    additional_directories: list[str] | None = None
+
+
+class SessionAttachResult(ParleyStruct):
+    """What the answer's replay was: `replayed` is "none", "start" (the whole
+    session: an `after` the daemon no longer holds, or a session it had to
+    open, is answered so) or "after"; `lastSequence` the number of the last
+    update sent before this answer (null if none was numbered), after which
+    the live stream goes on; `state` the session's turn: "idle", "running",
+    "paused" or "cancelling"."""
+
+    modes: SessionModeState
+    replayed: str
+    last_sequence: int | None
+    state: str
+
+
 class ListenerAuth(msgspec.Struct, kw_only=True):
     """`initialize` `_meta.parley` from a client of `parleyd --listen tcp://...`:
     the listener's token, read from the 0600 file the daemon names when it
@@ -437,6 +485,7 @@ def _convert_parley(meta: Meta | None, typ: type[_T], *, where: str) -> _T:
 __all__ = [
     "EXTENSION_METHODS",
     "PARLEY_META_KEY",
+    "SESSION_ATTACH",
     "SESSION_FORK",
     "SESSION_INJECT",
     "SESSION_PAUSE",
@@ -453,6 +502,11 @@ __all__ = [
     "ParleyMeta",
     "ParleyStruct",
     "QueuedMessage",
+    "ReplayAfter",
+    "ReplayFrom",
+    "ReplayFromStart",
+    "SessionAttachParams",
+    "SessionAttachResult",
     "SessionForkParams",
     "SessionForkResult",
     "SessionInjectParams",

@@ -12,8 +12,8 @@ import pytest
 
 from parley_protocol.jsonrpc import ErrorCode
 from parley_protocol.parley import SESSION_INJECT, SESSION_PAUSE, SESSION_RESUME
-from parleyd.acp_agent import CLIENT_GONE
 from parleyd.offline.script import plan_reply
+from parleyd.runtime import CLIENT_GONE
 from tests.support.daemon import offline_env
 from tests.support.raw_daemon import RawDaemon, raw_daemon
 

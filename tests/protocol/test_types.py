@@ -809,6 +809,7 @@ def test_capabilities_advertised_under_agent_capabilities_meta() -> None:
         "_parley/session/queue/withdraw",
         "_parley/session/setBudget",
         "_parley/session/fork",
+        "_parley/session/attach",
     ]
     assert caps["version"] == "0.1.0"
 

@@ -59,15 +59,19 @@ def parse_address(text: str) -> ListenAddress:
     return TcpAddress(parts.hostname, port)
 
 
-async def listen(address: ListenAddress, token_folder: Path, serve: Serve) -> None:
-    """Serve connections until cancelled."""
+async def listen(
+    address: ListenAddress, token_folder: Path, serve: Serve, ready: Callable[[], None]
+) -> None:
+    """Serve connections until cancelled; `ready` is called once they can connect."""
     if isinstance(address, TcpAddress):
-        await _listen_tcp(address, token_folder, serve)
+        await _listen_tcp(address, token_folder, serve, ready)
     else:
-        await _listen_unix(address.path, serve)
+        await _listen_unix(address.path, serve, ready)
 
 
-async def _listen_tcp(address: TcpAddress, token_folder: Path, serve: Serve) -> None:
+async def _listen_tcp(
+    address: TcpAddress, token_folder: Path, serve: Serve, ready: Callable[[], None]
+) -> None:
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     try:
         sock = socket.create_server((address.host, address.port), family=family)
@@ -81,16 +85,18 @@ async def _listen_tcp(address: TcpAddress, token_folder: Path, serve: Serve) -> 
             lambda reader, writer: serve(reader, writer, access), sock=sock
         )
         _announce(f"parleyd listening on tcp://{shown}:{port} token-file {access.file}")
+        ready()
         async with server:
             await server.serve_forever()
 
 
-async def _listen_unix(path: Path, serve: Serve) -> None:
+async def _listen_unix(path: Path, serve: Serve, ready: Callable[[], None]) -> None:
     with _unix_socket(path) as sock:
         server = await asyncio.start_unix_server(
             lambda reader, writer: serve(reader, writer, None), sock=sock
         )
         _announce(f"parleyd listening on unix:{path}")
+        ready()
         async with server:
             await server.serve_forever()
 

@@ -152,6 +152,8 @@ class ParleyProtocol(JsonRPCProtocol):
         super().__init__(server, converter)
         self.frame_writer: FrameWriter | None = None
         self.initialized = False
+        # The client closed its end: it can answer nothing more.
+        self.input_closed = False
         # Set for a connection any local process can open (a TCP listener).
         self.access: AccessToken | None = None
         # Told of each admitted request and notification as it is read, before
@@ -500,6 +502,7 @@ class RpcServer(JsonRPCServer):
             if reader.framing is not None:
                 writer.framing = reader.framing
             self.protocol.receive(frame)
+        self.protocol.input_closed = True
         self.protocol.fail_pending_requests("the client closed the connection")
 
     async def finish_requests(self, grace: float = FINISH_SECONDS) -> None:

@@ -13,6 +13,10 @@ class ClientRequestFailed(Exception):
     with an error; its message says why, in the client's words."""
 
 
+class EditorGone(Exception):
+    """The editor a request went to went away before it answered."""
+
+
 class SessionError(Exception):
     """A request about a session that cannot be served as asked."""
 

@@ -66,13 +66,11 @@ class SessionManager:
         self,
         home: Path,
         settings: Settings,
-        channel: ClientChannel,
         providers: ProviderHub,
         new_turn: TurnFactory,
     ) -> None:
         self.home = home
         self.settings = settings
-        self.channel = channel
         self.providers = providers
         self.new_turn = new_turn
         self.index = SessionIndex(home)
@@ -134,6 +132,7 @@ class SessionManager:
     async def _build(
         self,
         *,
+        channel: ClientChannel,
         session_id: str,
         cwd: Path,
         additional: tuple[Path, ...],
@@ -162,7 +161,7 @@ class SessionManager:
             log_file=log_file,
             index=self.index,
             root=root,
-            channel=self.channel,
+            channel=channel,
             provider=provider,
             tools=builtin_registry(),
             permissions=permissions or PermissionPolicy(defaults=settings.tool_permissions),
@@ -176,6 +175,7 @@ class SessionManager:
 
     async def create(
         self,
+        channel: ClientChannel,
         cwd: Path,
         overrides: dict[str, Any] | None,
         additional: tuple[Path, ...] = (),
@@ -198,6 +198,7 @@ class SessionManager:
         self.index.add_session(started)
         self.index.add_conversation(session_id, conversation)
         return await self._build(
+            channel=channel,
             session_id=session_id,
             cwd=cwd,
             additional=additional,
@@ -209,6 +210,7 @@ class SessionManager:
 
     async def load(
         self,
+        channel: ClientChannel,
         session_id: str,
         cwd: Path,
         additional: tuple[Path, ...] = (),
@@ -246,6 +248,7 @@ class SessionManager:
             restored.permissions,
         )
         session = await self._build(
+            channel=channel,
             session_id=session_id,
             cwd=cwd,
             additional=additional,
@@ -265,6 +268,7 @@ class SessionManager:
 
     async def resume(
         self,
+        channel: ClientChannel,
         session_id: str,
         cwd: Path,
         additional: tuple[Path, ...] = (),
@@ -272,7 +276,7 @@ class SessionManager:
         servers: Sequence[McpServerConfig] = (),
     ) -> Session:
         """Open a stored session as `load` does, for a client that has its history."""
-        session, _ = await self.load(session_id, cwd, additional, servers=servers)
+        session, _ = await self.load(channel, session_id, cwd, additional, servers=servers)
         return session
 
     async def close(self, session_id: str) -> None:
@@ -403,6 +407,7 @@ class SessionManager:
 
     async def fork(
         self,
+        channel: ClientChannel,
         session_id: str,
         cwd: Path | None,
         message_id: str | None = None,
@@ -432,7 +437,7 @@ class SessionManager:
         if point.prompted:
             self.index.touch(started.session_id, started.ts, point.title)
         session, _ = await self.load(
-            started.session_id, cwd or Path(started.cwd), additional, servers=servers
+            channel, started.session_id, cwd or Path(started.cwd), additional, servers=servers
         )
         return session
 

@@ -52,9 +52,11 @@ from parleyd.pricing import price_for
 from parleyd.providers.base import Provider
 from parleyd.providers.messages import AssistantMessage, UserMessage
 from parleyd.session import budget, compaction, updates
+from parleyd.session.attachment import UNATTENDED
 from parleyd.session.conversation import Budget, Conversation, new_id
 from parleyd.session.editor import ClientFiles, ClientTerminals, SessionScoped
 from parleyd.session.errors import (
+    EditorGone,
     InvalidValue,
     ProviderFailed,
     SessionBusy,
@@ -63,6 +65,7 @@ from parleyd.session.errors import (
     TurnFailed,
     WrongTurnState,
 )
+from parleyd.session.journal import UpdateJournal, numbered
 from parleyd.session.pause import PauseGate
 from parleyd.session.port import Steer, TurnFactory, TurnLoop
 from parleyd.session.queue import MessageQueue, WaitingMessage
@@ -198,8 +201,13 @@ class Session:
         self.index = index
         self.root = root
         self.conversations: dict[str, Conversation] = {root.id: root}
-        self.channel = channel
+        self._channel = channel
         self.wire = SessionWire(session_id, self.conversations, channel.capabilities)
+        # Set, and replaced by a new one, each time the session changes editors.
+        self._rehomed = asyncio.Event()
+        self.journal = UpdateJournal(log_file.next_seq)
+        # The channel of the editor that asked for the running root turn.
+        self._turn_channel: ClientChannel | None = None
         self.provider = provider
         self._builtin_tools = tools
         # Started once the client knows the session (`start_mcp_servers`).
@@ -251,14 +259,11 @@ class Session:
 
     async def send_all(self, items: Iterable[tuple[Outgoing, Conversation]]) -> None:
         """Send updates in this order, nothing of another task's between them:
-        the updates one record implies, as a replay of the log has them."""
-        notifications = [
-            notification
-            for update, conversation in items
-            if (notification := self.wire.notification(update, conversation)) is not None
-        ]
-        if notifications:
-            await self.channel.send_updates_in_lane(notifications, self.id)
+        the updates one record implies, as a replay of the log has them. Each
+        is numbered and kept in the journal, for an editor that attaches later."""
+        entries = [self.journal.add(update, conversation) for update, conversation in items]
+        if self._channel is not UNATTENDED and (notifications := numbered(self.wire, entries)):
+            await self._channel.send_updates_in_lane(notifications, self.id)
 
     def record(self, record: Record, conversation: Conversation, turn: str | None) -> Record:
         record.turn = turn
@@ -269,26 +274,72 @@ class Session:
     async def request_permission(
         self, request: RequestPermissionRequest, conversation: Conversation
     ) -> str | None:
-        request.session_id = self.wire.session_id_of(conversation)
         if conversation.is_root:
-            return await self.channel.request_permission(request)
+            return await self._ask(request, conversation)
         await self.send(ChildState(conversation, "requires_action"), conversation)
-        answer = await self.channel.request_permission(request)
+        answer = await self._ask(request, conversation)
         await self.send(ChildState(conversation, "running"), conversation)
         return answer
 
+    async def _ask(
+        self, request: RequestPermissionRequest, conversation: Conversation
+    ) -> str | None:
+        """The editor's answer; if the session changes editors meanwhile, the
+        next editor's. With none attached, the question waits for one as long
+        as the settings say, then counts as refused (None)."""
+        unattended_since: float | None = None
+        while True:
+            channel, rehomed = self._channel, self._rehomed
+            if channel is UNATTENDED:
+                now = time.monotonic()
+                unattended_since = unattended_since or now
+                wait = self.settings.unattended_permission_seconds - (now - unattended_since)
+                try:
+                    async with asyncio.timeout(max(wait, 0)):
+                        await rehomed.wait()
+                except TimeoutError:
+                    log.warning("session %s: no editor came to answer a permission", self.id)
+                    return None
+                continue
+            request.session_id = self.wire.session_id_of(conversation)
+            asking = asyncio.ensure_future(channel.request_permission(request))
+            moving = asyncio.ensure_future(rehomed.wait())
+            try:
+                await asyncio.wait((asking, moving), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                moving.cancel()
+                if not asking.done():
+                    asking.cancel()  # the editor left behind drops its question
+            if asking.done() and not asking.cancelled():
+                try:
+                    return asking.result()
+                except EditorGone:
+                    await rehomed.wait()  # detached at once: then asked anew
+
+    @property
+    def channel(self) -> ClientChannel:
+        """The editor the session talks to now (`UNATTENDED` if none)."""
+        return self._channel
+
+    def rehome(self, channel: ClientChannel, wire: SessionWire | None = None) -> None:
+        """Talk to `channel` from now on, through `wire` (its client's); see `attachment.py`."""
+        self._channel = channel
+        self.wire = wire or SessionWire(self.id, self.conversations, channel.capabilities)
+        self._rehomed.set()
+        self._rehomed = asyncio.Event()
+
     def editor_files(self, conversation: Conversation) -> EditorFiles | None:
-        capabilities = self.channel.capabilities
+        capabilities = self._channel.capabilities
         fs = None if capabilities is None else capabilities.fs
         if fs is None or not (fs.read_text_file or fs.write_text_file):
             return None
-        return ClientFiles(self.channel, self.wire.session_id_of(conversation), fs)
+        return ClientFiles(self._channel, self.wire.session_id_of(conversation), fs)
 
     def editor_terminals(self, conversation: Conversation) -> EditorTerminals | None:
-        capabilities = self.channel.capabilities
+        capabilities = self._channel.capabilities
         if capabilities is None or not capabilities.terminal:
             return None
-        return ClientTerminals(self.channel, self.wire.session_id_of(conversation))
+        return ClientTerminals(self._channel, self.wire.session_id_of(conversation))
 
     def tools_for(self, conversation: Conversation) -> ToolRegistry:
         """The tools a conversation may use: its parent's, narrowed to those it
@@ -383,6 +434,13 @@ class Session:
     def running(self) -> bool:
         return self.state is not TurnState.IDLE
 
+    async def turn_over(self) -> bool:
+        """Wait for the end of the root's turn running in this daemon; False if none runs."""
+        if self._task is None:
+            return False
+        await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
+        return True
+
     async def prompt(
         self, text: str, content: list[dict[str, Any]], request: asyncio.Future[Any] | None = None
     ) -> StopReason:
@@ -427,6 +485,8 @@ class Session:
         request that asked for it, the turn runs to its recorded end. A new
         turn for `prompt`, or, with none, the paused one carried on."""
         self.state = TurnState.RUNNING
+        if prompt is not None:
+            self.journal.begin_turn(self.log.next_seq)
         scope = self._scope = anyio.CancelScope()
         task = self._task = asyncio.create_task(self._prompt_turn(scope, prompt, steer, request))
         return await asyncio.shield(task)
@@ -517,6 +577,7 @@ class Session:
         if message is None:
             return
         self.state = TurnState.RUNNING
+        self.journal.begin_turn(self.log.next_seq)
         scope = self._scope = anyio.CancelScope()
         self._turn_request = message.request
         self._task = asyncio.create_task(self._queued_turn(scope, message, after))
@@ -655,6 +716,7 @@ class Session:
         turn_id = new_id("turn") if prompt is not None else self._root_turn or new_id("turn")
         self._root_turn = turn_id
         self._turn_request = request
+        self._turn_channel = self._channel
         try:
             if self._log_behind:
                 self._close_turns_in_log()
@@ -664,9 +726,14 @@ class Session:
                 # open (it was cancelled before it reached them).
                 self._paused_turns.clear()
                 self._close_turns_in_log()
-            if announced or (prompt is None and scope.cancel_called):
-                # Told as it began, or with no prompt open to answer
-                # `cancelled`: the client hears that the turn is over.
+            if (
+                announced
+                or (prompt is None and scope.cancel_called)
+                or self._channel is not self._turn_channel
+            ):
+                # Told as it began, with no prompt open to answer `cancelled`,
+                # or with the session in another editor than the one whose
+                # prompt answers: the client hears that the turn is over.
                 queued = None if prompt is None else prompt.message_id
                 await self.send(self._turn_over(end, queued), self.root)
         finally:
@@ -753,8 +820,13 @@ class Session:
         user_turn = UserTurn(text=prompt.text, content=prompt.content, message_id=message_id)
         self.record(user_turn, conversation, turn_id)
         opening: list[SessionUpdate] = []
+        said = updates.user_updates(prompt.content, message_id, conversation.meta)
         if prompt.echoed:
-            opening += updates.user_updates(prompt.content, message_id, conversation.meta)
+            opening += said
+        else:
+            # The editor that sent it has it; one that attaches later is told.
+            for update in said:
+                self.journal.add(update, conversation)
         if not conversation.is_root:
             return opening
         if self.title is None and (title := title_from(prompt.text)) is not None:

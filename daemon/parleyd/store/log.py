@@ -233,6 +233,11 @@ class SessionLog:
     def size(self) -> int:
         return self._size
 
+    @property
+    def next_seq(self) -> int:
+        """The seq the next record appended gets."""
+        return self._next_seq
+
     def close(self) -> None:
         # Idempotent: a second close must not hit a descriptor number reused since.
         if self._closed:

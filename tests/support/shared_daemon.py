@@ -1,0 +1,62 @@
+"""One daemon serving many editors on a Unix socket, as the `parleyd` shim
+starts it, and raw connections to it: each one an editor."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.daemon import PARLEYD
+from tests.support.raw_daemon import RawDaemon
+
+
+@dataclass
+class SharedDaemon:
+    socket: Path
+    process: asyncio.subprocess.Process
+
+    @asynccontextmanager
+    async def editor(self) -> AsyncIterator[RawDaemon]:
+        """A connection, initialized, closed (as an editor that quits) at the end."""
+        reader, writer = await asyncio.open_unix_connection(str(self.socket))
+        editor = RawDaemon(reader, writer)
+        try:
+            await editor.initialize()
+            yield editor
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+@asynccontextmanager
+async def shared_daemon(
+    env: Mapping[str, str], socket: Path, *arguments: str
+) -> AsyncIterator[SharedDaemon]:
+    """parleyd on `socket`, stopped with SIGTERM at the end if it is still running."""
+    process = await asyncio.create_subprocess_exec(
+        *PARLEYD, "--listen", f"unix:{socket}", *arguments, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    try:
+        line = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert line.decode().strip() == f"parleyd listening on unix:{socket}", line
+        yield SharedDaemon(socket, process)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+
+
+def session_updates(editor: RawDaemon) -> list[dict[str, Any]]:
+    """Every `session/update` the editor received, whole (params)."""
+    return [f["params"] for f in editor.frames if f.get("method") == "session/update"]
+
+
+def sequence_of(params: dict[str, Any]) -> int | None:
+    number = (params.get("_meta") or {}).get("parley", {}).get("sequence")
+    return None if number is None else int(number)
