@@ -26,6 +26,7 @@ import mcp_startup
 import memory
 import session_list
 import session_load
+import shim_startup
 import startup
 import store_append
 import streaming
@@ -128,6 +129,7 @@ async def _main(arguments: argparse.Namespace) -> int:
         profile_to = arguments.profile.resolve() / "parleyd-streaming.prof"
     benchmarks: dict[str, Callable[[], Awaitable[list[Row]]]] = {
         "start-up": lambda: startup.run(sizes.startup_runs),
+        "shim": lambda: shim_startup.run(sizes.startup_runs),
         "streaming": lambda: streaming.run(sizes.stream_repeats, sizes.paced_deltas, profile_to),
         "agent CPU": lambda: cpu.run(sizes.cpu_deltas, sizes.cpu_repeats),
         "provider adapters": lambda: adapters.run(sizes.adapter_repeats),

@@ -16,11 +16,12 @@ def console_script(name: str) -> Path | None:
 
 
 def daemon_command() -> list[str]:
-    """`parleyd` next to the running interpreter, else the same entry point through
+    """`parleyd --standalone` next to the running interpreter (a daemon of this
+    client's own, not the editors' shared one), else the same entry point through
     this interpreter."""
     script = console_script("parleyd")
     if script is not None:
-        return [str(script)]
+        return [str(script), "--standalone"]
     return [sys.executable, "-c", "from parleyd.main import main; main()"]
 
 

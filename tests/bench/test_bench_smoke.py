@@ -25,6 +25,7 @@ def test_quick_bench_measures_everything(tmp_path: Path) -> None:
     assert document["crashed"] == []
     measured = {row["measurement"] for row in document["rows"]}
     assert any("start-up" in name for name in measured)
+    assert any(name.startswith("shim start-up") for name in measured)
     assert any("deltas/s" in name for name in measured)
     assert any("cancel" in name and "streaming" in name for name in measured)
     assert any("pause" in name and "streaming" in name for name in measured)
