@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -162,6 +163,8 @@ _CONTROL_METHODS = frozenset(
         "session/cancel",
     }
 )
+# How long a request about a session waits for the editor leaving it to let it go.
+_LEAVING_SECONDS = 5.0
 PARLEY_FEATURES = ["conversationMeta", "usageDetail", "sessionSettings", "subagents"]
 # archive, status, title and fork are unstable: each stands for the methods
 # the unstable schema puts behind it.
@@ -186,6 +189,8 @@ class AcpChannel:
         self._protocol = protocol
         # Who this is, for an error that names the editor having a session.
         self.label = label
+        # Set once the client has gone and its sessions have been let go.
+        self.departed = asyncio.Event()
         self.capabilities: ClientCapabilities | None = None
         self._outbox: Outbox[SessionNotification] | None = None
         # A child session's id -> the lane of the session it belongs to.
@@ -232,13 +237,18 @@ class AcpChannel:
         if self._outbox is not None:
             await self._outbox.close()
 
+    @property
+    def leaving(self) -> bool:
+        """The client closed its end: it will send nothing more."""
+        return self._protocol.input_closed
+
     async def request_permission(self, request: RequestPermissionRequest) -> str | None:
         # After the updates that show the call it asks about.
         await self.flushed(request.session_id)
         try:
             raw = await self._protocol.request("session/request_permission", request)
         except PeerError as exc:
-            if self._protocol.input_closed:
+            if self.leaving:
                 raise EditorGone from None  # the next editor is asked
             log.warning("permission request failed, treating it as declined: %s", exc)
             return None
@@ -509,7 +519,7 @@ class AcpAgent:
 
     async def load_session(self, params: LoadSessionRequest) -> LoadSessionResponse:
         cwd = _absolute(params.cwd)
-        if (running := self._running_here(params.session_id)) is not None:
+        if (running := await self._running_here(params.session_id)) is not None:
             await self._attach(running, ReplayFromStart())
             return LoadSessionResponse(modes=_modes(running))
         session = await self._load(params.session_id, cwd, params)
@@ -534,12 +544,12 @@ class AcpAgent:
         await self.channel.send_updates(n for n in notifications if n is not None)
         return session
 
-    def _running_here(self, session_id: str) -> Session | None:
+    async def _running_here(self, session_id: str) -> Session | None:
         """The session, if this daemon has it open with a turn running or
         paused, which a load or resume attaches to rather than reopens; an idle
         one is reopened (with the request's cwd and MCP servers). SessionBusy
         if another connection has it."""
-        session = self.sessions.sessions.get(session_id)
+        session = await self._open_here(session_id)
         if session is None:
             return None
         self._refuse_if_elsewhere(session)
@@ -555,7 +565,7 @@ class AcpAgent:
 
     async def attach_session(self, params: SessionAttachParams) -> SessionAttachResult:
         cwd = _absolute(params.cwd)
-        session = self.sessions.sessions.get(params.session_id)
+        session = await self._open_here(params.session_id)
         if session is not None and session.running:
             attached = await self._attach(session, params.replay_from)
             replayed, last = attached.replayed, attached.last_sequence
@@ -740,13 +750,27 @@ class AcpAgent:
     async def client_gone(self) -> None:
         """The client went away: its sessions are let go (`Runtime.editor_left`)."""
         await self.runtime.editor_left(self.channel)
+        self.channel.departed.set()
+
+    async def _open_here(self, session_id: str) -> Session | None:
+        """The session if this daemon has it open, once the editor that had it,
+        if that one is leaving, has let it go: an editor restarted at once
+        finds its session as the old one left it."""
+        session = self.sessions.sessions.get(session_id)
+        other = None if session is None else session.channel
+        if isinstance(other, AcpChannel) and other is not self.channel and other.leaving:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_LEAVING_SECONDS):
+                    await other.departed.wait()
+            session = self.sessions.sessions.get(session_id)
+        return session
 
     async def shutdown(self) -> None:
         await self.channel.close()
 
     async def resume_session(self, params: ResumeSessionRequest) -> ResumeSessionResponse:
         cwd = _absolute(params.cwd)
-        if (running := self._running_here(params.session_id)) is not None:
+        if (running := await self._running_here(params.session_id)) is not None:
             await self._attach(running, None)
             return ResumeSessionResponse(modes=_modes(running))
         session = await self._resume(params.session_id, cwd, params)

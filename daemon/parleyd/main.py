@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("parleyd")
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+# Once a daemon idle long enough has hidden its socket: time for the clients
+# that connected just before to be accepted.
+_LAST_ARRIVALS_SECONDS = 0.1
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -113,7 +117,10 @@ async def _serve_listener(arguments: argparse.Namespace, runtime: Runtime) -> No
     ) -> None:
         await serve_connection(reader, writer, runtime, access)
 
-    def ready() -> None:
+    retire: list[Callable[[], None]] = []
+
+    def ready(retiring: Callable[[], None]) -> None:
+        retire.append(retiring)
         if arguments.ready_fd is not None:
             with contextlib.suppress(OSError):  # the starter gave up waiting
                 os.write(arguments.ready_fd, b"ready\n")
@@ -127,6 +134,13 @@ async def _serve_listener(arguments: argparse.Namespace, runtime: Runtime) -> No
         waits.add(asyncio.ensure_future(runtime.until_idle_for(arguments.idle_exit)))
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not serving.done():
+            # Idle: no new editor finds this daemon now (the next starts its
+            # own); one that found it an instant ago is served to its end.
+            for retiring in retire:
+                retiring()
+            await asyncio.sleep(_LAST_ARRIVALS_SECONDS)
+            await runtime.until_idle_for(0)
     finally:
         for waiting in waits:
             waiting.cancel()

@@ -213,7 +213,8 @@ async def test_editors_leaving_pause_their_turns_when_so_configured(
         async with daemon.editor() as first:
             session_id = await _telling(first, workspace)
         async with daemon.editor() as second:
-            await second.load_session(session_id, workspace)
+            loaded = await second.load_session(session_id, workspace)
+            assert "result" in loaded, loaded
             states = [
                 u["update"]["_meta"]["parley"]["turn"]["state"]
                 for u in session_updates(second)

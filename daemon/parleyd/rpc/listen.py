@@ -24,6 +24,10 @@ from urllib.parse import urlsplit
 from parleyd.rpc.access import AccessToken
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter, AccessToken | None], Awaitable[None]]
+# Told, once clients can connect, how to stop new clients from finding the
+# listener (its connections go on): a daemon about to exit idle calls it first,
+# so an editor that connects meanwhile is served rather than cut off.
+Ready = Callable[[Callable[[], None]], None]
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,7 @@ def parse_address(text: str) -> ListenAddress:
     return TcpAddress(parts.hostname, port)
 
 
-async def listen(
-    address: ListenAddress, token_folder: Path, serve: Serve, ready: Callable[[], None]
-) -> None:
+async def listen(address: ListenAddress, token_folder: Path, serve: Serve, ready: Ready) -> None:
     """Serve connections until cancelled; `ready` is called once they can connect."""
     if isinstance(address, TcpAddress):
         await _listen_tcp(address, token_folder, serve, ready)
@@ -69,9 +71,7 @@ async def listen(
         await _listen_unix(address.path, serve, ready)
 
 
-async def _listen_tcp(
-    address: TcpAddress, token_folder: Path, serve: Serve, ready: Callable[[], None]
-) -> None:
+async def _listen_tcp(address: TcpAddress, token_folder: Path, serve: Serve, ready: Ready) -> None:
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     try:
         sock = socket.create_server((address.host, address.port), family=family)
@@ -85,25 +85,29 @@ async def _listen_tcp(
             lambda reader, writer: serve(reader, writer, access), sock=sock
         )
         _announce(f"parleyd listening on tcp://{shown}:{port} token-file {access.file}")
-        ready()
+        ready(server.close)
         async with server:
             await server.serve_forever()
 
 
-async def _listen_unix(path: Path, serve: Serve, ready: Callable[[], None]) -> None:
-    with _unix_socket(path) as sock:
+async def _listen_unix(path: Path, serve: Serve, ready: Ready) -> None:
+    with _unix_socket(path) as (sock, unlink):
         server = await asyncio.start_unix_server(
             lambda reader, writer: serve(reader, writer, None), sock=sock
         )
         _announce(f"parleyd listening on unix:{path}")
-        ready()
+        # Without the file no new client finds the socket; those queued on it
+        # still get in.
+        ready(unlink)
         async with server:
             await server.serve_forever()
 
 
 @contextlib.contextmanager
-def _unix_socket(path: Path) -> Iterator[socket.socket]:
-    """A socket bound at `path`, only its owner may connect to, removed on exit."""
+def _unix_socket(path: Path) -> Iterator[tuple[socket.socket, Callable[[], None]]]:
+    """A socket bound at `path`, only its owner may connect to, and what
+    removes its file, which is removed on exit too: only while it is this
+    socket's, never that of a daemon started since at the same path."""
     _remove_stale_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # The socket file takes its mode from the umask at bind(): 0600 from the
@@ -116,10 +120,18 @@ def _unix_socket(path: Path) -> Iterator[socket.socket]:
         raise ListenError(f"cannot listen on unix:{path}: {exc}") from None
     finally:
         os.umask(mask)
+    bound = path.lstat()
+
+    def unlink() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            now = path.lstat()
+            if (now.st_dev, now.st_ino) == (bound.st_dev, bound.st_ino):
+                path.unlink()
+
     try:
-        yield sock
+        yield sock, unlink
     finally:
-        path.unlink(missing_ok=True)
+        unlink()
 
 
 def _remove_stale_socket(path: Path) -> None:

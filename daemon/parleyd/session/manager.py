@@ -10,6 +10,7 @@ refused (SessionBusy), never changed under it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -75,6 +76,8 @@ class SessionManager:
         self.new_turn = new_turn
         self.index = SessionIndex(home)
         self.sessions: dict[str, Session] = {}
+        # Sessions being closed: out of `sessions`, their logs still locked.
+        self._closing: dict[str, asyncio.Future[None]] = {}
 
     def _folder(self, session_id: str) -> Path:
         return self.index.sessions_dir / session_id
@@ -111,8 +114,22 @@ class SessionManager:
                 f"session {session_id} is running a prompt: cancel it or wait for its answer"
                 f" before {action}"
             )
-        del self.sessions[session_id]
-        await session.close()
+        await self._close(session)
+
+    async def _close(self, session: Session) -> None:
+        """Forget the session and close it; whoever opens it meanwhile waits (`_closed`)."""
+        self.sessions.pop(session.id, None)
+        closing = self._closing[session.id] = asyncio.ensure_future(session.close())
+        try:
+            await asyncio.shield(closing)
+        finally:
+            if closing.done():
+                self._closing.pop(session.id, None)
+
+    async def _closed(self, session_id: str) -> None:
+        """Until a close of the session in progress here has released its log."""
+        if (closing := self._closing.get(session_id)) is not None:
+            await asyncio.gather(asyncio.shield(closing), return_exceptions=True)
 
     def _record(self, session_id: str, record: Record) -> None:
         """Write a record about the whole session, not a turn, and sync it: the
@@ -220,6 +237,7 @@ class SessionManager:
         """Open a stored session and return it with the updates that replay it."""
         folder = self._stored_folder(session_id)
         await self._close_if_idle(session_id, "loading it again")
+        await self._closed(session_id)
         log_file, contents = self._open_log(folder)
         # A turn the daemon died in is closed now, in the log and in the replay.
         closing = closing_records(contents.records)
@@ -282,11 +300,11 @@ class SessionManager:
     async def close(self, session_id: str) -> None:
         """Stop the session's turn (its prompt answers `cancelled`), release its
         log and forget it here. A stored session not open here is closed already."""
-        session = self.sessions.pop(session_id, None)
+        session = self.sessions.get(session_id)
         if session is None:
             self._stored_folder(session_id)
             return
-        await session.close()
+        await self._close(session)
 
     def is_open(self, session_id: str) -> bool:
         """Whether the session is open here; UnknownSession if it is not stored either."""
@@ -342,6 +360,7 @@ class SessionManager:
         if not _is_session_id(session_id):
             return
         await self._close_if_idle(session_id, "deleting it")
+        await self._closed(session_id)
         folder = self._folder(session_id)
         if folder.exists():
             with self._locked(folder), fork_lock(self.index.sessions_dir):
@@ -394,14 +413,11 @@ class SessionManager:
             return "paused"
         return "running" if session.running else "idle"
 
-    async def close_sessions(self) -> None:
-        """Close every open session (a paused one stays paused in its log)."""
-        for session in list(self.sessions.values()):
-            await session.close()
-        self.sessions.clear()
-
     async def close_all(self) -> None:
-        await self.close_sessions()
+        """Close every open session (a paused one stays paused in its log), and the store."""
+        for session in list(self.sessions.values()):
+            await self._close(session)
+        await asyncio.gather(*map(self._closed, list(self._closing)))
         self.index.close()
         await self.providers.aclose()
 
