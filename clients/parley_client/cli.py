@@ -4,6 +4,7 @@
     parley prompt --session ID "and now?"      continue a stored session
     parley sessions [--all]                    this directory's sessions (or all)
     parley show ID                             replay a stored session
+    parley attach ID                           a session running in the background, live
     parley demo                                a guided tour with the scripted model
 
 Exit status: 0 ok, 1 error (one line on stderr), 130 interrupted by Ctrl-C.
@@ -19,7 +20,7 @@ import shlex
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final, NoReturn, get_args
 
 from rich.console import Console
 from rich.text import Text
@@ -30,11 +31,17 @@ from parley_client.demo import run_demo
 from parley_client.errors import ParleyError
 from parley_client.permissions import PermissionHandler, allow_all, deny_all
 from parley_client.render import Renderer, print_sessions
-from parley_client.scripts import parley_command
+from parley_client.scripts import daemon_command, parley_command, shared_daemon_command
 from parley_client.terminal import Interrupts, answer_by_flag, ask_on_terminal
-from parley_protocol.acp import ContentBlock
+from parley_protocol.acp import (
+    ContentBlock,
+    SessionInfo,
+    SessionInfoUpdate,
+    SessionNotification,
+    StopReason,
+)
 from parley_protocol.jsonrpc import ErrorCode
-from parley_protocol.parley import SessionSettings
+from parley_protocol.parley import PARLEY_META_KEY, ReplayFromStart, SessionSettings
 from parleyd.config import PROVIDERS, data_home
 
 EXIT_OK: Final = 0
@@ -72,6 +79,12 @@ def _common_options(parser: argparse.ArgumentParser, *, inherited: bool) -> None
         default=default,
         help="where sessions live (sets PARLEY_HOME for the daemon)",
     )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        default=default,
+        help="run a daemon of this command's own, not the shared one editors use",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,9 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     prompt.add_argument(
         "--replay", action="store_true", help="with --session: show the conversation so far"
     )
-    answer = prompt.add_mutually_exclusive_group()
-    answer.add_argument("--yes", action="store_true", help="allow every tool call (once each)")
-    answer.add_argument("--no", action="store_true", help="reject every tool call")
+    _answer_options(prompt)
     prompt.set_defaults(run=_prompt)
 
     sessions = commands.add_parser("sessions", parents=[common], help="list stored sessions")
@@ -110,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", parents=[common], help="replay a stored session")
     show.add_argument("session", metavar="ID")
     show.set_defaults(run=_show)
+
+    attach = commands.add_parser(
+        "attach",
+        parents=[common],
+        help="show a session and, while its turn runs on in the shared daemon, follow it"
+        " live (Ctrl-C leaves it running)",
+    )
+    attach.add_argument("session", metavar="ID")
+    _answer_options(attach)
+    attach.set_defaults(run=_attach)
 
     demo = commands.add_parser(
         "demo", help="a guided tour with the scripted offline model, in a scratch directory"
@@ -123,9 +144,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client(permission_handler: PermissionHandler = deny_all) -> ParleyClient:
+def _answer_options(command: argparse.ArgumentParser) -> None:
+    answer = command.add_mutually_exclusive_group()
+    answer.add_argument("--yes", action="store_true", help="allow every tool call (once each)")
+    answer.add_argument("--no", action="store_true", help="reject every tool call")
+
+
+def _client(
+    arguments: argparse.Namespace, permission_handler: PermissionHandler = deny_all
+) -> ParleyClient:
+    """A connection to the shared daemon (through the `parleyd` shim, as an
+    editor's), or with --standalone to a daemon of this command's own."""
+    command = daemon_command() if arguments.standalone else shared_daemon_command()
     # The daemon's stderr is kept, not shown: its last line explains a crash.
-    return ParleyClient(stderr="capture", permission_handler=permission_handler)
+    return ParleyClient(command, stderr="capture", permission_handler=permission_handler)
 
 
 def _settings(arguments: argparse.Namespace) -> SessionSettings | None:
@@ -150,7 +182,7 @@ async def _prompt(arguments: argparse.Namespace, console: Console, interrupts: I
     attached = [_attached(path) for path in arguments.attach]
     renderer = Renderer.for_console(console)
     handler = _permission_handler(arguments, console, renderer)
-    async with _client(handler) as client:
+    async with _client(arguments, handler) as client:
         await client.initialize()
         cwd = Path.cwd()
         if arguments.session:
@@ -224,22 +256,28 @@ def _existing_dir(path: str) -> Path:
 
 
 async def _sessions(arguments: argparse.Namespace, console: Console, _: Interrupts) -> int:
-    async with _client() as client:
+    async with _client(arguments) as client:
         await client.initialize()
         sessions = await client.all_sessions(None if arguments.all else Path.cwd())
     print_sessions(console, sessions, with_cwd=arguments.all)
     return EXIT_OK
 
 
+async def _stored(client: ParleyClient, session_id: str, renderer: Renderer) -> SessionInfo:
+    """The stored session `session_id`, announced in one line."""
+    stored = {info.session_id: info for info in await client.all_sessions()}
+    info = stored.get(session_id)
+    if info is None:
+        raise _unknown_session(session_id)
+    renderer.note(f"{info.session_id} · {info.title or 'untitled'} · {info.cwd}", "bold")
+    return info
+
+
 async def _show(arguments: argparse.Namespace, console: Console, _: Interrupts) -> int:
     renderer = Renderer.for_console(console)
-    async with _client() as client:
+    async with _client(arguments) as client:
         await client.initialize()
-        stored = {info.session_id: info for info in await client.all_sessions()}
-        info = stored.get(arguments.session)
-        if info is None:
-            raise _unknown_session(arguments.session)
-        renderer.note(f"{info.session_id} · {info.title or 'untitled'} · {info.cwd}", "bold")
+        info = await _stored(client, arguments.session, renderer)
         await client.run_with_updates(
             client.load_session(info.session_id, _existing_dir(info.cwd)),
             renderer.feed,
@@ -247,6 +285,55 @@ async def _show(arguments: argparse.Namespace, console: Console, _: Interrupts) 
         )
         renderer.finish()
     return EXIT_OK
+
+
+async def _attach(arguments: argparse.Namespace, console: Console, interrupts: Interrupts) -> int:
+    renderer = Renderer.for_console(console)
+    handler = _permission_handler(arguments, console, renderer)
+    async with _client(arguments, handler) as client:
+        await client.initialize()
+        info = await _stored(client, arguments.session, renderer)
+        leaving: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def leave() -> None:
+            if not leaving.done():
+                leaving.set_result(None)
+
+        interrupts.on_first = leave
+        stop_reason = None
+        with client.updates(info.session_id) as updates:
+            attached = await client.attach(
+                info.session_id, _existing_dir(info.cwd), ReplayFromStart()
+            )
+            if attached.state == "idle":
+                leave()  # nothing runs on: the replay is all there is
+            async for notification in updates.until(leaving):
+                renderer.feed(notification)
+                if (ended := _turn_ended(notification)) is not None:
+                    stop_reason = ended
+                    break
+        renderer.finish(stop_reason)
+        if attached.state != "idle" and stop_reason is None:
+            renderer.note(
+                f"left {info.session_id} running; `parley attach {info.session_id}` follows it"
+                " again",
+                "yellow",
+            )
+            return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _turn_ended(notification: SessionNotification) -> StopReason | None:
+    """How the turn ended, if `notification` says the session's turn is over
+    (a turn that failed reads as `end_turn`: its error was shown already)."""
+    update = notification.update
+    if not isinstance(update, SessionInfoUpdate):
+        return None
+    turn = (update.meta or {}).get(PARLEY_META_KEY, {}).get("turn") or {}
+    if turn.get("state") != "idle":
+        return None
+    ended = turn.get("stopReason")
+    return ended if ended in get_args(StopReason) else "end_turn"
 
 
 async def _demo(arguments: argparse.Namespace, console: Console, _: Interrupts) -> int:

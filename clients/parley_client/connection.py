@@ -60,7 +60,15 @@ from parley_protocol.acp import (
     TextContent,
 )
 from parley_protocol.jsonrpc import ErrorCode
-from parley_protocol.parley import PARLEY_META_KEY, ListenerAuth, SessionSettings
+from parley_protocol.parley import (
+    PARLEY_META_KEY,
+    SESSION_ATTACH,
+    ListenerAuth,
+    ReplayFrom,
+    SessionAttachParams,
+    SessionAttachResult,
+    SessionSettings,
+)
 
 CLIENT_INFO: Final = Implementation(name="parley-client", title="Parley CLI", version="0.1.0")
 
@@ -258,6 +266,17 @@ class ParleyClient:
         """Open a stored session; its conversation is replayed as updates before this returns."""
         params = LoadSessionRequest(session_id=session_id, cwd=_absolute(cwd), mcp_servers=[])
         return await self._call(SESSION_LOAD, params, LoadSessionResponse)
+
+    async def attach(
+        self, session_id: str, cwd: str | Path, replay_from: ReplayFrom | None
+    ) -> SessionAttachResult:
+        """Take a session onto this connection, from the editor that has it if
+        one does; what `replay_from` asks for is replayed as updates before
+        this returns, and the live stream follows (`_parley/session/attach`)."""
+        params = SessionAttachParams(
+            session_id=session_id, cwd=_absolute(cwd), replay_from=replay_from
+        )
+        return await self._call(SESSION_ATTACH, params, SessionAttachResult)
 
     async def list_sessions(
         self, cwd: str | Path | None = None, cursor: str | None = None

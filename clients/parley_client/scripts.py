@@ -25,6 +25,15 @@ def daemon_command() -> list[str]:
     return [sys.executable, "-c", "from parleyd.main import main; main()"]
 
 
+def shared_daemon_command() -> list[str]:
+    """`parleyd`, the shim that connects to the user's shared daemon (starting
+    it if none runs), as an editor runs it."""
+    script = console_script("parleyd")
+    if script is not None:
+        return [str(script)]
+    return [sys.executable, "-m", "parleyd.shim"]
+
+
 def parley_command() -> list[str]:
     """How to run this very `parley` from a plain shell: by its name when that finds
     this script on PATH (an activated venv), else by its absolute path, since

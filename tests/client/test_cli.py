@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import offline_env
+from parleyd.offline.script import plan_reply
+from tests.support.runtime_folder import Machine, private_machine
 
 PARLEY = Path(sys.executable).with_name("parley")
 SESSION_LINE = re.compile(r"^\[session\] (sess_\w+)$", re.MULTILINE)
@@ -30,8 +32,15 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return offline_env(tmp_path / "home")
+def machine(tmp_path: Path) -> Iterator[Machine]:
+    """The CLI's shared daemon runs in a runtime folder of the test's own."""
+    with private_machine(tmp_path / "home") as machine:
+        yield machine
+
+
+@pytest.fixture
+def env(machine: Machine) -> dict[str, str]:
+    return machine.env()
 
 
 def parley(
@@ -255,6 +264,49 @@ def test_ctrl_c_cancels_the_turn(workspace: Path, env: dict[str, str]) -> None:
     assert process.returncode == 130, errors
     assert "cancelling the turn" in rest
     assert "turn ended: cancelled" in rest
+
+
+def test_a_turn_left_running_is_followed_live_by_parley_attach(
+    workspace: Path, env: dict[str, str], tmp_path: Path, machine: Machine
+) -> None:
+    process = subprocess.Popen(
+        [str(PARLEY), "prompt", "Tell me a long story"],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("[thinking]"):
+            break
+    # The terminal closes: the CLI and its shim die, the turn runs on.
+    process.kill()
+    process.communicate(timeout=10)
+    (session_id,) = [folder.name for folder in (tmp_path / "home" / "sessions").iterdir()]
+    (daemon,) = machine.daemons()
+
+    followed = parley("attach", session_id, cwd=tmp_path, env=env)
+    assert followed.returncode == 0, followed.stderr
+    shown = followed.stdout
+    assert shown.count("> Tell me a long story") == 1
+    story = plan_reply({"messages": [{"role": "user", "content": "Tell me a long story"}]})
+    assert story.content[-1].strip() in shown
+    assert "[usage] " in shown.splitlines()[-1]  # followed to the turn's end
+    assert machine.daemons() == [daemon]  # the same daemon ran it all
+
+    again = parley("attach", session_id, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("> Tell me a long story") == 1
+
+
+def test_standalone_runs_a_daemon_of_its_own(
+    workspace: Path, env: dict[str, str], machine: Machine
+) -> None:
+    run = parley("--standalone", "prompt", "Hi", cwd=workspace, env=env)
+    assert run.returncode == 0, run.stderr
+    assert machine.daemons() == [] and machine.sockets() == []
 
 
 def test_demo(tmp_path: Path, env: dict[str, str]) -> None:

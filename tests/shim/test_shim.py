@@ -7,16 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,73 +21,20 @@ import pytest
 from acp import text_block
 
 from tests.support.acp_client import RecordingClient
-from tests.support.daemon import daemon_env
 from tests.support.processes import needs_proc
 from tests.support.raw_daemon import RawDaemon
+from tests.support.runtime_folder import DEADLINE, Machine, private_machine
 
 pytestmark = needs_proc
 
 SHIM = (sys.executable, "-m", "parleyd.shim")
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": 1}}
-# Generous, for a loaded machine: a deadline that fails a hang, not a measurement.
-DEADLINE = 60.0
-
-
-@dataclass(frozen=True)
-class Machine:
-    """One user's runtime folder, where the shims of every editor meet their daemons."""
-
-    runtime: Path
-    home: Path
-
-    def env(self, **settings: str) -> dict[str, str]:
-        """An editor's environment: the offline model, this machine's folders, and
-        an idle time that ends a daemon a failed test left behind."""
-        defaults = {
-            "PARLEY_PROVIDER": "offline",
-            "PARLEY_RUNTIME_DIR": str(self.runtime),
-            "PARLEY_DAEMON_IDLE_EXIT": "60",
-        }
-        return daemon_env(self.home, **(defaults | settings))
-
-    def sockets(self) -> list[Path]:
-        return sorted(self.runtime.glob("*.sock"))
-
-    def daemons(self) -> list[int]:
-        """The daemons alive that listen in this runtime folder, from /proc."""
-        listening_here = f"unix:{self.runtime}/".encode()
-        found = []
-        for process in Path("/proc").glob("[0-9]*"):
-            try:
-                arguments = (process / "cmdline").read_bytes().split(b"\0")
-                state = (process / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue  # gone while we looked
-            if state != "Z" and any(a.startswith(listening_here) for a in arguments):
-                found.append(int(process.name))
-        return found
-
-    def logged(self) -> str:
-        return "".join(log.read_text() for log in sorted(self.runtime.glob("*.log")))
-
-    def wait_for_no_daemons(self) -> None:
-        deadline = time.monotonic() + DEADLINE
-        while self.daemons():
-            assert time.monotonic() < deadline, f"daemons still running: {self.daemons()}"
-            time.sleep(0.05)
 
 
 @pytest.fixture
 def machine(tmp_path: Path) -> Iterator[Machine]:
-    # Under /tmp rather than in tmp_path: a socket's path must fit in 108 bytes.
-    runtime = Path(tempfile.mkdtemp(prefix="parley-shim-"))
-    try:
-        yield Machine(runtime, tmp_path / "home")
-    finally:
-        for pid in Machine(runtime, tmp_path).daemons():
-            os.kill(pid, signal.SIGKILL)
-        Machine(runtime, tmp_path).wait_for_no_daemons()
-        shutil.rmtree(runtime)
+    with private_machine(tmp_path / "home") as machine:
+        yield machine
 
 
 @pytest.fixture
