@@ -165,7 +165,13 @@ _CONTROL_METHODS = frozenset(
 )
 # How long a request about a session waits for the editor leaving it to let it go.
 _LEAVING_SECONDS = 5.0
-PARLEY_FEATURES = ["conversationMeta", "usageDetail", "sessionSettings", "subagents"]
+PARLEY_FEATURES = [
+    "conversationMeta",
+    "usageDetail",
+    "sessionSettings",
+    "subagents",
+    "updateSequence",
+]
 # archive, status, title and fork are unstable: each stands for the methods
 # the unstable schema puts behind it.
 SESSION_CAPABILITIES = SessionCapabilities(

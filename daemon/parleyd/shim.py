@@ -127,7 +127,20 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         daemon(arguments[1:] if arguments[0] == "--standalone" else arguments)
         return
-    sys.exit(run_shim(os.environ))
+    sys.exit(run_shim(_anchored(os.environ)))
+
+
+# The variables that name a file or folder: the daemon runs in `/`, so a
+# relative one is made absolute against the editor's folder, as the editor meant it.
+_PATH_VARIABLES = ("PARLEY_HOME", "PARLEY_CONFIG")
+
+
+def _anchored(environ: Mapping[str, str]) -> dict[str, str]:
+    anchored = dict(environ)
+    for name in _PATH_VARIABLES:
+        if value := anchored.get(name):
+            anchored[name] = os.path.abspath(os.path.expanduser(value))
+    return anchored
 
 
 def run_shim(environ: Mapping[str, str]) -> int:

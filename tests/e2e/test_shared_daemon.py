@@ -63,6 +63,13 @@ def _attach(session_id: str, cwd: Path, replay: dict[str, Any] | None) -> dict[s
     return {"sessionId": session_id, "cwd": str(cwd), "replayFrom": replay}
 
 
+async def _status(editor: RawDaemon, session_id: str) -> str:
+    """The session's `_meta.parley.status` in `session/list`."""
+    listed = await editor.request("session/list", {})
+    (info,) = [i for i in listed["result"]["sessions"] if i["sessionId"] == session_id]
+    return str(info["_meta"]["parley"]["status"])
+
+
 async def _telling(editor: RawDaemon, workspace: Path, chunks: int = 5) -> str:
     session_id = await editor.new_session(workspace)
     await editor.start_prompt(session_id, STORY, 70)
@@ -213,6 +220,9 @@ async def test_editors_leaving_pause_their_turns_when_so_configured(
         async with daemon.editor() as first:
             session_id = await _telling(first, workspace)
         async with daemon.editor() as second:
+            # Once the daemon has seen the first editor go: paused and closed.
+            while await _status(second, session_id) != "saved":
+                await asyncio.sleep(0.05)
             loaded = await second.load_session(session_id, workspace)
             assert "result" in loaded, loaded
             states = [

@@ -55,13 +55,17 @@ def daemon_pid(socket_path: Path) -> int:
 
 
 def run_shim(
-    env: dict[str, str], frames: list[dict[str, Any]], *python_options: str
+    env: dict[str, str],
+    frames: list[dict[str, Any]],
+    *python_options: str,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """A shim sent `frames` as NDJSON and then the end of its stdin, run to its exit."""
     return subprocess.run(
         [sys.executable, *python_options, *SHIM[1:]],
         input=b"".join(json.dumps(frame).encode() + b"\n" for frame in frames),
         env=env,
+        cwd=cwd,
         capture_output=True,
         timeout=DEADLINE,
         check=False,
@@ -195,6 +199,18 @@ def test_another_environment_gets_its_own_daemon(
     for value in settings.values():
         assert all(value not in path.name for path in machine.runtime.iterdir())
         assert value not in machine.logged()
+
+
+def test_a_relative_home_is_the_editors_folder_not_the_daemons(
+    machine: Machine, tmp_path: Path, workspace: Path
+) -> None:
+    new = {"cwd": str(workspace), "mcpServers": []}
+    frames = [INITIALIZE, {"jsonrpc": "2.0", "id": 2, "method": "session/new", "params": new}]
+    run = run_shim(machine.env(PARLEY_HOME="relative-home"), frames, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr.decode()
+    answers = [json.loads(line) for line in run.stdout.splitlines()]
+    session_id = next(a["result"]["sessionId"] for a in answers if a.get("id") == 2)
+    assert (tmp_path / "relative-home" / "sessions" / session_id).is_dir()
 
 
 def test_an_edited_config_file_gets_a_new_daemon(machine: Machine, tmp_path: Path) -> None:

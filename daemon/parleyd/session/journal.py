@@ -2,7 +2,8 @@
 mid-stream.
 
 Every update a session sends is numbered (`_meta.parley.sequence`) and kept
-here from the start of the latest root turn on. A client that re-attaches
+here from the start of the running root turn on (between turns, since the
+last one ended). A client that re-attaches
 (`_parley/session/attach`) gets the log's history up to that turn, then these
 updates as they were streamed, then the live stream: nothing twice, nothing
 missing, since the turn's records are not replayed from the log but streamed
@@ -42,8 +43,10 @@ class UpdateJournal:
         # replay takes from the log is every record before it.
         self.log_mark = log_mark
 
-    def begin_turn(self, log_mark: int) -> None:
-        """A root turn begins: the updates kept so far are in the log now."""
+    def forget_logged(self, log_mark: int) -> None:
+        """What was sent so far is in the log, before `log_mark`: a root turn
+        begins or has ended. An attach from a number before now replays the
+        log, and a finished turn's updates are not kept in memory."""
         self._entries.clear()
         self.log_mark = log_mark
 

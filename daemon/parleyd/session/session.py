@@ -486,7 +486,7 @@ class Session:
         turn for `prompt`, or, with none, the paused one carried on."""
         self.state = TurnState.RUNNING
         if prompt is not None:
-            self.journal.begin_turn(self.log.next_seq)
+            self.journal.forget_logged(self.log.next_seq)
         scope = self._scope = anyio.CancelScope()
         task = self._task = asyncio.create_task(self._prompt_turn(scope, prompt, steer, request))
         return await asyncio.shield(task)
@@ -577,7 +577,7 @@ class Session:
         if message is None:
             return
         self.state = TurnState.RUNNING
-        self.journal.begin_turn(self.log.next_seq)
+        self.journal.forget_logged(self.log.next_seq)
         scope = self._scope = anyio.CancelScope()
         self._turn_request = message.request
         self._task = asyncio.create_task(self._queued_turn(scope, message, after))
@@ -742,6 +742,7 @@ class Session:
             self._root_turn = None
             self._turn_request = None
             self._task = None
+            self.journal.forget_logged(self.log.next_seq)
             self._next_in_queue(request)
         if end.failure is not None:
             raise end.failure
