@@ -221,7 +221,9 @@ async def test_editors_leaving_pause_their_turns_when_so_configured(
             session_id = await _telling(first, workspace)
         async with daemon.editor() as second:
             # Once the daemon has seen the first editor go: paused and closed.
-            while await _status(second, session_id) != "saved":
+            for _ in range(600):  # a bound for a hang, not a measurement
+                if await _status(second, session_id) == "saved":
+                    break
                 await asyncio.sleep(0.05)
             loaded = await second.load_session(session_id, workspace)
             assert "result" in loaded, loaded
