@@ -65,7 +65,7 @@ class UpdateJournal:
         """The entries numbered after `sequence`; None if the journal no longer
         holds all of them (the number is from before its turn)."""
         if not self._entries:
-            return [] if sequence >= self._next - 1 else None
+            return [] if sequence == self._next - 1 else None
         first = self._entries[0].sequence
         if sequence < first - 1 or sequence >= self._next:
             return None
