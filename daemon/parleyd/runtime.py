@@ -77,9 +77,9 @@ class Runtime:
         if self._sessions is None:
             return
         # With the sessions, which exist here: not at start-up.
-        from parleyd.session.attachment import UNATTENDED
         from parleyd.session.errors import WrongTurnState
         from parleyd.session.session import TurnState
+        from parleyd.session.unattended import UNATTENDED
 
         mine = [s for s in self._sessions.sessions.values() if s.channel is channel]
         kept = [s for s in mine if self.keeps_turns and s.state is TurnState.RUNNING]
@@ -100,7 +100,7 @@ class Runtime:
     async def _close_when_over(self, session: Session) -> None:
         """An unattended session is closed once its turn (and the queue's
         turns after it) are over, unless an editor attached meanwhile."""
-        from parleyd.session.attachment import UNATTENDED
+        from parleyd.session.unattended import UNATTENDED
 
         while session.channel is UNATTENDED and await session.turn_over():
             pass

@@ -1,10 +1,7 @@
 """Which editor a session talks to, and moving it to another mid-turn.
 
-A session is attached to one connection at a time, or to none (`UNATTENDED`)
-once its editor went away while its turn ran on. Unattended, its updates go
-only to its journal (`journal.py`), a permission question waits for the next
-editor (`Session.request_permission`), and the editor's files and terminals
-are not there to use.
+A session is attached to one connection at a time, or to none
+(`unattended.py`) once its editor went away while its turn ran on.
 
 `attach` moves a session to a connection: it stops sending to the old one,
 sends the new one what it lacks (the log's history, the journal's updates, or
@@ -15,20 +12,14 @@ the replay with nothing between them lost or sent twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from parley_protocol.acp import (
-    ClientCapabilities,
-    RequestPermissionRequest,
-    SessionNotification,
-)
+from parley_protocol.acp import SessionNotification
 from parley_protocol.parley import ReplayAfter, ReplayFrom
-from parleyd.session.editor import SessionScoped
-from parleyd.session.errors import ClientRequestFailed, EditorGone
 from parleyd.session.journal import numbered
 from parleyd.session.replay import restore
+from parleyd.session.unattended import UNATTENDED
 from parleyd.session.wire import SessionWire
 from parleyd.store.log import read_log
 
@@ -36,30 +27,6 @@ if TYPE_CHECKING:
     from parleyd.session.session import ClientChannel, Session
 
 Replayed = Literal["none", "start", "after"]
-
-
-class Unattended:
-    """The channel of a session no editor has."""
-
-    label = "no editor"
-
-    @property
-    def capabilities(self) -> ClientCapabilities | None:
-        return None
-
-    async def send_updates_in_lane(
-        self, notifications: Sequence[SessionNotification], lane: str
-    ) -> None:
-        return  # kept in the session's journal, for the next editor
-
-    async def request_permission(self, request: RequestPermissionRequest) -> str | None:
-        raise EditorGone
-
-    async def client_request(self, method: str, params: SessionScoped) -> bytes:
-        raise ClientRequestFailed("no editor is attached to the session: it went away")
-
-
-UNATTENDED = Unattended()
 
 
 @dataclass(frozen=True)

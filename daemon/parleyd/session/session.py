@@ -52,7 +52,6 @@ from parleyd.pricing import price_for
 from parleyd.providers.base import Provider
 from parleyd.providers.messages import AssistantMessage, UserMessage
 from parleyd.session import budget, compaction, updates
-from parleyd.session.attachment import UNATTENDED
 from parleyd.session.conversation import Budget, Conversation, new_id
 from parleyd.session.editor import ClientFiles, ClientTerminals, SessionScoped
 from parleyd.session.errors import (
@@ -71,6 +70,7 @@ from parleyd.session.port import Steer, TurnFactory, TurnLoop
 from parleyd.session.queue import MessageQueue, WaitingMessage
 from parleyd.session.replay import closing_records
 from parleyd.session.titles import title_from, title_update
+from parleyd.session.unattended import UNATTENDED
 from parleyd.session.usage import UsageLedger
 from parleyd.session.user_input import user_message
 from parleyd.session.wire import ChildState, Outgoing, SessionWire
