@@ -380,6 +380,14 @@ class SessionAttachResult(ParleyStruct):
     state: str
 
 
+class AttachedElsewhere(ParleyStruct):
+    """At `_meta.parley.attachedElsewhere` of the last `session_info_update` an
+    editor gets about a session another editor took over with
+    `_parley/session/attach`: which one (`editor`, as errors name it)."""
+
+    editor: str
+
+
 class ListenerAuth(msgspec.Struct, kw_only=True):
     """`initialize` `_meta.parley` from a client of `parleyd --listen tcp://...`:
     the listener's token, read from the 0600 file the daemon names when it
@@ -495,6 +503,7 @@ __all__ = [
     "SESSION_RESUME",
     "SESSION_SET_BUDGET",
     "TOOL_CALL_CANCEL",
+    "AttachedElsewhere",
     "Budget",
     "ConversationRef",
     "ListenerAuth",

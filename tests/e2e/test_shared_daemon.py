@@ -6,6 +6,7 @@ permission question that waits for the next editor; exit once idle."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -119,6 +120,14 @@ async def test_a_session_is_attached_to_one_editor_until_another_takes_it(
         taken = await second.request(SESSION_ATTACH, _attach(session_id, workspace, None))
         assert taken["result"]["replayed"] == "none"
         assert taken["result"]["state"] == "running"
+        # The first editor's last word on it says who has it now.
+        told = await first.until(
+            lambda f: "attachedElsewhere" in str(f.get("params", {}).get("update", {}))
+        )
+        elsewhere = told["params"]["update"]["_meta"]["parley"]["attachedElsewhere"]
+        holder = re.search(r"another editor \((connection \d+)\)", loaded["error"]["message"])
+        assert holder is not None and holder.group(1) != elsewhere["editor"]
+        assert re.fullmatch(r"connection \d+", elsewhere["editor"])
         # The first editor is now the one refused.
         refused = await first.request(
             "session/set_mode", {"sessionId": session_id, "modeId": "ask"}

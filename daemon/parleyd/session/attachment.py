@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from parley_protocol.acp import SessionNotification
-from parley_protocol.parley import ReplayAfter, ReplayFrom
+from parley_protocol.acp import SessionInfoUpdate, SessionNotification
+from parley_protocol.parley import AttachedElsewhere, ReplayAfter, ReplayFrom
 from parleyd.session.journal import numbered
 from parleyd.session.replay import restore
 from parleyd.session.unattended import UNATTENDED
@@ -38,7 +38,15 @@ class Attached:
 
 
 async def attach(session: Session, channel: ClientChannel, replay: ReplayFrom | None) -> Attached:
+    previous, previous_wire = session.channel, session.wire
     session.rehome(UNATTENDED)
+    if previous is not UNATTENDED and previous is not channel:
+        # Its last word on the session: who has it now.
+        told = SessionInfoUpdate(
+            meta=session.root.meta_with(attachedElsewhere=AttachedElsewhere(editor=channel.label))
+        )
+        if (notification := previous_wire.notification(told, session.root)) is not None:
+            await previous.send_updates_in_lane([notification], session.id)
     wire = SessionWire(session.id, session.conversations, channel.capabilities)
     journal = session.journal
     if replay is None:

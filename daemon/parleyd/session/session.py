@@ -116,6 +116,11 @@ class ClientChannel(Protocol):
     """The client as a session sees it."""
 
     @property
+    def label(self) -> str:
+        """Which editor this is, in words (`connection 2, Neovim 0.12`)."""
+        ...
+
+    @property
     def capabilities(self) -> ClientCapabilities | None:
         """What the client advertised at `initialize`."""
         ...
