@@ -204,6 +204,32 @@ async def test_a_permission_question_waits_for_the_next_editor(
         assert "- later" in (workspace / "NOTES.md").read_text()
 
 
+async def test_a_permission_question_moves_with_the_session_to_the_editor_taking_it(
+    home: Path, workspace: Path, socket_path: Path
+) -> None:
+    async with (
+        shared_daemon(offline_env(home), socket_path) as daemon,
+        daemon.editor() as first,
+        daemon.editor() as second,
+    ):
+        session_id = await first.new_session(workspace)
+        await first.start_prompt(session_id, 'Write a note saying "moved"', 9)
+        shown = await first.until(lambda f: f.get("method") == "session/request_permission")
+        await second.request(SESSION_ATTACH, _attach(session_id, workspace, None))
+        withdrawn = await first.until(lambda f: f.get("method") == "$/cancel_request")
+        assert withdrawn["params"] == {"requestId": shown["id"]}
+        ask = await second.until(lambda f: f.get("method") == "session/request_permission")
+        await second.send(
+            {
+                "jsonrpc": "2.0",
+                "id": ask["id"],
+                "result": {"outcome": {"outcome": "selected", "optionId": "allow_once"}},
+            }
+        )
+        await second.until(_turn_over)
+    assert "- moved" in (workspace / "NOTES.md").read_text()
+
+
 async def test_with_no_editor_to_ask_a_permission_is_refused_in_time(
     home: Path, workspace: Path, socket_path: Path
 ) -> None:
