@@ -20,6 +20,7 @@ import acp
 import pytest
 from acp import text_block
 
+from parleyd import __version__
 from tests.support.acp_client import RecordingClient
 from tests.support.processes import needs_proc
 from tests.support.raw_daemon import RawDaemon
@@ -241,6 +242,25 @@ def test_racing_cold_starts_start_one_daemon(machine: Machine) -> None:
     assert len(machine.daemons()) == 1
     # Each daemon that ever started announced itself in the log: one did.
     assert machine.logged().count("parleyd listening on") == 1
+
+
+def test_the_daemon_of_another_parley_version_is_not_reused(machine: Machine) -> None:
+    env = machine.env()
+    initialize(env)  # the name this version's shim gives its daemon
+    (ours,) = machine.sockets()
+    os.kill(daemon_pid(ours), signal.SIGKILL)
+    machine.wait_for_no_daemons()
+    ours.unlink()
+    # An older Parley's daemon for the same environment, listening and mute.
+    older = ours.with_name(ours.name.replace(f"-{__version__}-", "-0.0.1-"))
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(older))
+        listener.listen()
+        listener.setblocking(False)
+        initialize(env)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # no shim knocked
+    assert ours in machine.sockets()
 
 
 def test_a_dead_daemons_socket_is_replaced(machine: Machine) -> None:
