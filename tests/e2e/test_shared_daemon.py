@@ -181,6 +181,24 @@ async def test_a_turn_outlives_its_editor_and_the_next_gets_the_rest_exactly(
                 ]
 
 
+async def test_an_editor_killed_mid_turn_lets_its_session_go(
+    home: Path, workspace: Path, socket_path: Path
+) -> None:
+    async with shared_daemon(offline_env(home), socket_path, "--idle-exit", "0.2") as daemon:
+        async with daemon.editor(killed=True) as first:
+            session_id = await _telling(first, workspace)
+        async with daemon.editor() as second:
+            answer = await second.request(
+                SESSION_ATTACH, _attach(session_id, workspace, {"type": "start"})
+            )
+            assert answer["result"]["replayed"] == "start"
+            if answer["result"]["state"] == "running":
+                await second.until(_turn_over)
+            assert _text(_chunks(session_updates(second), session_id)) == _whole_story()
+        # Nothing holds the daemon: it exits idle.
+        assert await asyncio.wait_for(daemon.process.wait(), 30) == 0
+
+
 async def test_a_permission_question_waits_for_the_next_editor(
     home: Path, workspace: Path, socket_path: Path
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import struct
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,16 +23,26 @@ class SharedDaemon:
     process: asyncio.subprocess.Process
 
     @asynccontextmanager
-    async def editor(self) -> AsyncIterator[RawDaemon]:
-        """A connection, initialized, closed (as an editor that quits) at the end."""
+    async def editor(self, *, killed: bool = False) -> AsyncIterator[RawDaemon]:
+        """A connection, initialized, closed at the end: as an editor that
+        quits, or `killed`, as one whose process died with the daemon's words
+        unread (the socket is reset, not closed)."""
         reader, writer = await asyncio.open_unix_connection(str(self.socket))
         editor = RawDaemon(reader, writer)
         try:
             await editor.initialize()
             yield editor
         finally:
-            writer.close()
-            await writer.wait_closed()
+            if killed:
+                # Unread words pile up in the socket, as in a process stopped dead.
+                writer.transport.pause_reading()  # type: ignore[attr-defined]
+                await asyncio.sleep(0.2)
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+            else:
+                writer.close()
+                await writer.wait_closed()
 
 
 @asynccontextmanager

@@ -73,7 +73,12 @@ class FrameReader:
         """Read more bytes into the buffer; False at end of input."""
         if self._eof:
             return False
-        chunk = await self._stream.read(_READ_SIZE)
+        try:
+            chunk = await self._stream.read(_READ_SIZE)
+        except ConnectionError:
+            # Reset (a client killed with our answers unread): it has gone,
+            # as surely as at a clean end of input.
+            chunk = b""
         if not chunk:
             self._eof = True
             return False

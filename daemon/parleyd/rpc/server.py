@@ -498,12 +498,14 @@ class RpcServer(JsonRPCServer):
     async def serve(self, reader: FrameReader, writer: FrameWriter) -> None:
         """Handle frames until the client closes its end."""
         self.protocol.frame_writer = writer
-        async for frame in reader.frames():
-            if reader.framing is not None:
-                writer.framing = reader.framing
-            self.protocol.receive(frame)
-        self.protocol.input_closed = True
-        self.protocol.fail_pending_requests("the client closed the connection")
+        try:
+            async for frame in reader.frames():
+                if reader.framing is not None:
+                    writer.framing = reader.framing
+                self.protocol.receive(frame)
+        finally:
+            self.protocol.input_closed = True
+            self.protocol.fail_pending_requests("the client closed the connection")
 
     async def finish_requests(self, grace: float = FINISH_SECONDS) -> None:
         """Answer every request already received: a script may pipe its requests
