@@ -46,8 +46,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--listen",
         type=_listen_address,
         metavar="ADDRESS",
-        help="serve tcp://HOST:PORT (clients present a token) or unix:PATH (a 0600 socket) "
-        "instead of stdio, one ACP connection per client",
+        help="serve tcp://HOST:PORT or ws://HOST:PORT (WebSocket at /acp), where clients "
+        "present a token, or unix:PATH (a 0600 socket) instead of stdio, one ACP connection "
+        "per client",
     )
     parser.add_argument(
         "--idle-exit",
@@ -95,8 +96,11 @@ async def serve_connection(
     agent = AcpAgent(server, runtime)
     writer = FrameWriter(sink)
     try:
-        await server.serve(FrameReader(reader, MAX_FRAME_BYTES), writer)
-        await agent.client_gone()
+        try:
+            await server.serve(FrameReader(reader, MAX_FRAME_BYTES), writer)
+        finally:
+            # However the connection ended: its sessions must not stay on it.
+            await agent.client_gone()
         await server.finish_requests()
     finally:
         await agent.shutdown()
@@ -110,12 +114,12 @@ async def _serve_stdio(runtime: Runtime) -> None:
 
 
 async def _serve_listener(arguments: argparse.Namespace, runtime: Runtime) -> None:
-    from parleyd.rpc.listen import ListenError, listen
+    from parleyd.rpc.listen import ListenError, WsAddress, listen
 
     async def connection(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, access: AccessToken | None
+        reader: asyncio.StreamReader, sink: ByteSink, access: AccessToken | None
     ) -> None:
-        await serve_connection(reader, writer, runtime, access)
+        await serve_connection(reader, sink, runtime, access)
 
     retire: list[Callable[[], None]] = []
 
@@ -126,9 +130,16 @@ async def _serve_listener(arguments: argparse.Namespace, runtime: Runtime) -> No
                 os.write(arguments.ready_fd, b"ready\n")
             os.close(arguments.ready_fd)
 
-    serving = asyncio.ensure_future(
-        listen(arguments.listen, runtime.home / "listen", connection, ready)
-    )
+    address, token_folder = arguments.listen, runtime.home / "listen"
+    if isinstance(address, WsAddress):
+        # Only a WebSocket listener loads the WebSocket library.
+        from parleyd.rpc.websocket import listen_websocket
+
+        serving = asyncio.ensure_future(
+            listen_websocket(address, token_folder, connection, ready, MAX_FRAME_BYTES)
+        )
+    else:
+        serving = asyncio.ensure_future(listen(address, token_folder, connection, ready))
     waits: set[asyncio.Future[None]] = {serving}
     if arguments.idle_exit > 0:
         waits.add(asyncio.ensure_future(runtime.until_idle_for(arguments.idle_exit)))

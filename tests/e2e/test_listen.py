@@ -19,6 +19,7 @@ import pytest
 from parley_client import ParleyClient
 from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import PARLEYD, offline_env
+from tests.support.listeners import token_in
 from tests.support.raw_daemon import RawDaemon
 
 TCP_LINE = re.compile(r"parleyd listening on tcp://([\d.]+):(\d+) token-file (.+)")
@@ -51,12 +52,6 @@ async def connected(
     finally:
         writer.close()
         await writer.wait_closed()
-
-
-def token_in(file: Path) -> str:
-    assert stat.S_IMODE(file.stat().st_mode) == 0o600
-    assert stat.S_IMODE(file.parent.stat().st_mode) == 0o700
-    return file.read_text().strip()
 
 
 async def test_tcp_admits_only_a_client_with_the_token(tmp_path: Path) -> None:
@@ -133,6 +128,9 @@ def _listen_and_exit(tmp_path: Path, address: str) -> subprocess.CompletedProces
         ("tcp://127.0.0.1", "tcp://HOST:PORT"),
         ("http://127.0.0.1:80", "tcp://HOST:PORT"),
         ("unix:", "socket path"),
+        ("ws://127.0.0.1", "ws://HOST:PORT"),
+        ("ws://127.0.0.1:0/chat", "/acp only"),
+        ("wss://127.0.0.1:0", "TLS proxy"),
     ],
 )
 def test_a_bad_address_is_a_usage_error(tmp_path: Path, address: str, expected: str) -> None:

@@ -1,11 +1,14 @@
-"""`parleyd --listen`: ACP over a TCP port or a Unix socket, one connection per client.
+"""`parleyd --listen`: ACP over a TCP port, a WebSocket or a Unix socket, one
+connection per client.
 
 `tcp://HOST:PORT`: any local process can connect, so every connection must
 present the listener's token at `initialize` (see `access.py`); the token file
-is `<folder>/tcp-HOST-PORT.token`. `unix:PATH`: the socket is created 0600, so
-only its owner can connect, and no token is needed. Either way the address
-(and the token file) is printed on stderr once clients can connect, and the
-token file or socket is removed when the daemon stops.
+is `<folder>/tcp-HOST-PORT.token`. `ws://HOST:PORT`: the same, with the token
+presented on the WebSocket upgrade instead (see `websocket.py`), in
+`<folder>/ws-HOST-PORT.token`. `unix:PATH`: the socket is created 0600, so only
+its owner can connect, and no token is needed. Either way the address (and the
+token file) is printed on stderr once clients can connect, and the token file
+or socket is removed when the daemon stops.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from parleyd.rpc.access import AccessToken
+from parleyd.rpc.transport import ByteSink
 
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter, AccessToken | None], Awaitable[None]]
+# One client's connection: what it sent, where its answers go, and the token
+# it must present at `initialize` (None: it was admitted already, or needs none).
+Serve = Callable[[asyncio.StreamReader, ByteSink, AccessToken | None], Awaitable[None]]
 # Told, once clients can connect, how to stop new clients from finding the
 # listener (its connections go on): a daemon about to exit idle calls it first,
 # so an editor that connects meanwhile is served rather than cut off.
@@ -37,11 +43,19 @@ class TcpAddress:
 
 
 @dataclass(frozen=True)
+class WsAddress:
+    """`ws://HOST:PORT`, served at its one endpoint `/acp`."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class UnixAddress:
     path: Path
 
 
-ListenAddress = TcpAddress | UnixAddress
+ListenAddress = TcpAddress | WsAddress | UnixAddress
 
 
 class ListenError(Exception):
@@ -53,18 +67,30 @@ def parse_address(text: str) -> ListenAddress:
         if not text.removeprefix("unix:"):
             raise ValueError("unix: wants a socket path, as in unix:/run/user/1000/parley.sock")
         return UnixAddress(Path(text.removeprefix("unix:")).expanduser())
+    if text.startswith("wss://"):
+        raise ValueError(
+            "wss:// is not served: listen on ws://127.0.0.1:PORT behind a TLS proxy "
+            "(see README, Remote editors)"
+        )
     parts = urlsplit(text)
     try:
         port = parts.port
     except ValueError:
         port = None
-    if parts.scheme != "tcp" or not parts.hostname or port is None:
-        raise ValueError(f"want tcp://HOST:PORT or unix:PATH, got {text!r}")
-    return TcpAddress(parts.hostname, port)
+    if parts.scheme not in ("tcp", "ws") or not parts.hostname or port is None:
+        raise ValueError(f"want tcp://HOST:PORT, ws://HOST:PORT or unix:PATH, got {text!r}")
+    if parts.scheme == "tcp":
+        return TcpAddress(parts.hostname, port)
+    if parts.path not in ("", "/acp") or parts.query or parts.fragment:
+        raise ValueError(f"ws:// serves ACP at /acp only, got {text!r}")
+    return WsAddress(parts.hostname, port)
 
 
-async def listen(address: ListenAddress, token_folder: Path, serve: Serve, ready: Ready) -> None:
-    """Serve connections until cancelled; `ready` is called once they can connect."""
+async def listen(
+    address: TcpAddress | UnixAddress, token_folder: Path, serve: Serve, ready: Ready
+) -> None:
+    """Serve connections until cancelled; `ready` is called once they can connect.
+    (A `WsAddress` is `websocket.listen_websocket`'s.)"""
     if isinstance(address, TcpAddress):
         await _listen_tcp(address, token_folder, serve, ready)
     else:
@@ -72,22 +98,34 @@ async def listen(address: ListenAddress, token_folder: Path, serve: Serve, ready
 
 
 async def _listen_tcp(address: TcpAddress, token_folder: Path, serve: Serve, ready: Ready) -> None:
+    with guarded_socket(address, token_folder, "tcp") as (sock, access, shown):
+        server = await asyncio.start_server(
+            lambda reader, writer: serve(reader, writer, access), sock=sock
+        )
+        announce(f"parleyd listening on tcp://{shown} token-file {access.file}")
+        ready(server.close)
+        async with server:
+            await server.serve_forever()
+
+
+@contextlib.contextmanager
+def guarded_socket(
+    address: TcpAddress | WsAddress, token_folder: Path, scheme: str
+) -> Iterator[tuple[socket.socket, AccessToken, str]]:
+    """A TCP socket bound at `address`, the token its clients must present, and
+    the `HOST:PORT` it is reached at. The token is in
+    `<token_folder>/<scheme>-HOST-PORT.token`, removed on exit."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     try:
         sock = socket.create_server((address.host, address.port), family=family)
     except OSError as exc:
         raise ListenError(f"cannot listen on {address.host}:{address.port}: {exc}") from None
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
-    # The port is known only now (port 0 picks one), and the file is named after it.
-    with AccessToken.issued(token_folder / f"tcp-{host}-{port}.token") as access:
-        server = await asyncio.start_server(
-            lambda reader, writer: serve(reader, writer, access), sock=sock
-        )
-        _announce(f"parleyd listening on tcp://{shown}:{port} token-file {access.file}")
-        ready(server.close)
-        async with server:
-            await server.serve_forever()
+    with contextlib.closing(sock):
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        # The port is known only now (port 0 picks one), and the file is named after it.
+        with AccessToken.issued(token_folder / f"{scheme}-{host}-{port}.token") as access:
+            yield sock, access, shown
 
 
 async def _listen_unix(path: Path, serve: Serve, ready: Ready) -> None:
@@ -95,7 +133,7 @@ async def _listen_unix(path: Path, serve: Serve, ready: Ready) -> None:
         server = await asyncio.start_unix_server(
             lambda reader, writer: serve(reader, writer, None), sock=sock
         )
-        _announce(f"parleyd listening on unix:{path}")
+        announce(f"parleyd listening on unix:{path}")
         # Without the file no new client finds the socket; those queued on it
         # still get in.
         ready(unlink)
@@ -153,7 +191,7 @@ def _remove_stale_socket(path: Path) -> None:
     raise ListenError(f"cannot listen on unix:{path}: another daemon is listening there")
 
 
-def _announce(line: str) -> None:
+def announce(line: str) -> None:
     # On stderr, so scripts can find the port when they asked for port 0.
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
