@@ -10,11 +10,13 @@ tells the framing from the editor's first bytes, as it does on stdio.
 (`--listen`, `--version`, ...); `parleyd --standalone [ARGS]` is the daemon of
 one editor on stdio, as `parleyd` was before the shim.
 
-**Where.** The runtime folder is `PARLEY_RUNTIME_DIR`, else
-`$XDG_RUNTIME_DIR/parley`, else `parley-<uid>` in the temporary folder (what
-platformdirs' user runtime folder would be, found without importing it). It is
-created 0700 and refused unless it is a directory of the user's own that no one
-else may enter: whoever reaches the socket talks to the daemon as the user.
+**Where.** The runtime folder is `PARLEY_RUNTIME_DIR`, else platformdirs'
+user runtime folder, found without importing it: `$XDG_RUNTIME_DIR/parley`,
+else `/run/user/<uid>/parley` where that folder is the user's own and private,
+else `runtime-<uid>/parley` in the temporary folder (on macOS,
+`~/Library/Caches/TemporaryItems/parley`). It is created 0700 and refused
+unless it is a directory of the user's own that no one else may enter: whoever
+reaches the socket talks to the daemon as the user.
 
 **Which daemon.** One per Parley version and environment, its socket, lock and
 log named `parleyd-<version>-<fingerprint>.sock` (`.lock`, `.log`). The version
@@ -53,7 +55,7 @@ file, which also takes its stderr, so whatever stops a daemon from starting
 (a bad config file, a bad flag) is in the log, and the shim shows it.
 """
 
-# ruff: noqa: PTH100, PTH103, PTH111, PTH116, PTH117, PTH118, PTH123
+# ruff: noqa: PTH100, PTH102, PTH103, PTH111, PTH116, PTH117, PTH118, PTH123
 # (os.path, not pathlib: pathlib alone would cost the shim's start 20 ms of imports.)
 
 from __future__ import annotations
@@ -181,14 +183,33 @@ def runtime_folder(environ: Mapping[str, str]) -> str:
 
 
 def _runtime_folder_path(environ: Mapping[str, str]) -> str:
+    """PARLEY_RUNTIME_DIR, else platformdirs' `user_runtime_dir("parley")`."""
     if chosen := environ.get("PARLEY_RUNTIME_DIR"):
         # Absolute, as the daemon runs in / and binds the socket by this path.
         return os.path.abspath(os.path.expanduser(chosen))
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Caches/TemporaryItems/parley")
     if (xdg := environ.get("XDG_RUNTIME_DIR", "")) and os.path.isabs(xdg):
         return os.path.join(xdg, "parley")
+    per_user = f"/run/user/{os.getuid()}"
+    try:
+        if _not_private(os.lstat(per_user)) is None:
+            return os.path.join(per_user, "parley")
+    except OSError:
+        pass  # no such folder: the temporary one's
     import tempfile  # only this fallback needs it
 
-    return os.path.join(tempfile.gettempdir(), f"parley-{os.getuid()}")
+    fallback = os.path.join(tempfile.gettempdir(), f"runtime-{os.getuid()}")
+    try:
+        os.mkdir(fallback, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ShimError(f"cannot create the runtime folder {fallback}: {exc.strerror}", 2) from None
+    # In a folder everyone may write to: whoever made it owns what is inside.
+    if problem := _not_private(os.lstat(fallback)):
+        raise ShimError(f"the runtime folder {fallback} {problem}; set PARLEY_RUNTIME_DIR", 2)
+    return os.path.join(fallback, "parley")
 
 
 def _not_private(found: os.stat_result) -> str | None:

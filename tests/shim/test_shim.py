@@ -92,6 +92,28 @@ def imported_modules(importtime: bytes) -> set[str]:
     }
 
 
+@pytest.mark.parametrize("xdg", [True, False], ids=["XDG_RUNTIME_DIR", "no XDG_RUNTIME_DIR"])
+def test_the_runtime_folder_is_platformdirs_own(tmp_path: Path, xdg: bool) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PARLEY_RUNTIME_DIR", "XDG_RUNTIME_DIR")
+    }
+    env["TMPDIR"] = str(tmp_path)
+    if xdg:
+        (tmp_path / "xdg").mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(tmp_path / "xdg")
+    both = (
+        "import os, warnings, platformdirs; from parleyd.shim import runtime_folder;"
+        "warnings.simplefilter('ignore');"
+        "print(runtime_folder(os.environ)); print(platformdirs.user_runtime_dir('parley'))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", both], env=env, capture_output=True, text=True, check=True
+    )
+    ours, theirs = run.stdout.split()
+    assert ours == theirs
+    assert ours.startswith(str(tmp_path)) or Path(ours).parent == Path(f"/run/user/{os.getuid()}")
+
+
 def test_the_shim_imports_the_standard_library_only(machine: Machine) -> None:
     env = machine.env()
     # What site and the venv's .pth files load into every interpreter is not the shim's.
