@@ -37,6 +37,8 @@ from stored import Shape
 @dataclass(frozen=True)
 class Sizes:
     startup_runs: int
+    # Editors on the shared daemon, each with an idle session, for its memory.
+    shim_editors: int
     mcp_runs: int
     mcp_servers: int
     stream_repeats: int
@@ -61,6 +63,7 @@ class Sizes:
 
 FULL = Sizes(
     startup_runs=15,
+    shim_editors=10,
     mcp_runs=10,
     mcp_servers=3,
     stream_repeats=5,
@@ -86,6 +89,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     startup_runs=1,
+    shim_editors=2,
     mcp_runs=1,
     mcp_servers=1,
     stream_repeats=1,
@@ -129,7 +133,7 @@ async def _main(arguments: argparse.Namespace) -> int:
         profile_to = arguments.profile.resolve() / "parleyd-streaming.prof"
     benchmarks: dict[str, Callable[[], Awaitable[list[Row]]]] = {
         "start-up": lambda: startup.run(sizes.startup_runs),
-        "shim": lambda: shim_startup.run(sizes.startup_runs),
+        "shim": lambda: shim_startup.run(sizes.startup_runs, sizes.shim_editors),
         "streaming": lambda: streaming.run(sizes.stream_repeats, sizes.paced_deltas, profile_to),
         "agent CPU": lambda: cpu.run(sizes.cpu_deltas, sizes.cpu_repeats),
         "provider adapters": lambda: adapters.run(sizes.adapter_repeats),

@@ -35,7 +35,6 @@ LINE_SERVER = (sys.executable, str(BENCH_DIR / "baselines" / "stdlib_line_server
 # The shim has to start an interpreter, as any Python process does; all the
 # rest (its imports, the connection, the daemon's answer) may cost that again.
 WARM_BAR = 2.0
-IDLE_SESSIONS = 10
 # Long enough for start-up garbage to be collected and lazy imports to settle.
 SETTLE = 1.0
 # A daemon the bench leaves behind (it crashed) goes soon; none goes mid-run.
@@ -183,7 +182,7 @@ async def _open_session(client: RpcClient, at: Place) -> None:
 @dataclass(frozen=True)
 class Memory:
     """In MB: peaks of the shim and the line server once they answered; the shared
-    daemon's RSS with one idle session, then with IDLE_SESSIONS."""
+    daemon's RSS with one idle session, then with one per editor."""
 
     shim_peak: float
     line_peak: float
@@ -191,7 +190,7 @@ class Memory:
     idle_sessions: float
 
 
-async def run(runs: int) -> list[Row]:
+async def run(runs: int, editors: int) -> list[Row]:
     async with place() as warm, place() as alone:
         # The same one-turn session in each home: the standalone daemon must not
         # wait on the lock of a session the shared daemon holds.
@@ -207,9 +206,9 @@ async def run(runs: int) -> list[Row]:
                 STANDALONE, alone, alone.load_calls(alone_session)
             ),
         }
-        # One untimed round first: it fills the page cache, and starts the warm daemon.
-        for start in starts.values():
-            await start()
+        # One untimed start first: it starts the warm daemon, and fills the page
+        # cache for every later start.
+        await starts["warm shim"]()
         samples: dict[str, list[float]] = {name: [] for name in starts}
         # Interleaved rounds, so drift in the machine's load touches every figure alike.
         for _ in range(runs):
@@ -217,12 +216,14 @@ async def run(runs: int) -> list[Row]:
                 samples[name].append(await start())
         shim_peak = await peak_rss_answering(SHIM, warm)
         line_peak = await peak_rss_answering(LINE_SERVER, warm)
-    one_session, idle_sessions = await shared_rss(IDLE_SESSIONS)
+    one_session, idle_sessions = await shared_rss(editors)
     memory = Memory(shim_peak, line_peak, one_session, idle_sessions)
-    return _rows(samples, memory, await standalone_rss_one_session())
+    return _rows(samples, memory, await standalone_rss_one_session(), editors)
 
 
-def _rows(samples: dict[str, list[float]], memory: Memory, standalone_one: float) -> list[Row]:
+def _rows(
+    samples: dict[str, list[float]], memory: Memory, standalone_one: float, editors: int
+) -> list[Row]:
     middle = {name: median(values) for name, values in samples.items()}
     warm, line, standalone = middle["warm shim"], middle["line server"], middle["standalone"]
     idle_sessions = memory.idle_sessions
@@ -267,14 +268,14 @@ def _rows(samples: dict[str, list[float]], memory: Memory, standalone_one: float
             baseline_name="stdlib line server",
         ),
         Row(
-            measurement=f"shared daemon RSS, {IDLE_SESSIONS} shims with an idle session each",
+            measurement=f"shared daemon RSS, {editors} shims with an idle session each",
             unit="MB",
             parley=idle_sessions,
-            baseline=IDLE_SESSIONS * standalone_one,
-            baseline_name=f"{IDLE_SESSIONS} x parleyd --standalone",
+            baseline=editors * standalone_one,
+            baseline_name=f"{editors} x parleyd --standalone",
         ),
         Row(
-            measurement=f"shared daemon RSS, {IDLE_SESSIONS} shims with an idle session each",
+            measurement=f"shared daemon RSS, {editors} shims with an idle session each",
             unit="MB",
             parley=idle_sessions,
             baseline=memory.one_session,
