@@ -528,16 +528,19 @@ class AcpAgent:
         if (running := await self._running_here(params.session_id)) is not None:
             await self._attach(running, ReplayFromStart())
             return LoadSessionResponse(modes=_modes(running))
-        session = await self._load(params.session_id, cwd, params)
+        session = await self._open(params.session_id, cwd, params, replayed=True)
         return LoadSessionResponse(modes=_modes(session))
 
-    async def _load(
+    async def _open(
         self,
         session_id: str,
         cwd: Path,
-        params: LoadSessionRequest | SessionAttachParams,
+        params: LoadSessionRequest | ResumeSessionRequest | SessionAttachParams,
+        *,
+        replayed: bool,
     ) -> Session:
-        """Open a stored session on this connection and replay it."""
+        """Open a stored session on this connection, replaying it if `replayed`
+        (a load) or not (a resume: the client has the history)."""
         session, replay = await self.sessions.load(
             self.channel,
             session_id,
@@ -546,8 +549,9 @@ class AcpAgent:
             servers=_mcp_servers(params.mcp_servers),
         )
         self._after_opening(session)
-        notifications = (session.wire.notification(*item) for item in replay)
-        await self.channel.send_updates(n for n in notifications if n is not None)
+        if replayed:
+            notifications = (session.wire.notification(*item) for item in replay)
+            await self.channel.send_updates(n for n in notifications if n is not None)
         return session
 
     async def _running_here(self, session_id: str) -> Session | None:
@@ -579,12 +583,9 @@ class AcpAgent:
             if session is not None and session.channel is not self.channel:
                 # Idle in another editor: taken over, and reopened here.
                 await self.sessions.close(session.id)
-            if params.replay_from is None:
-                session = await self._resume(params.session_id, cwd, params)
-                replayed = "none"
-            else:
-                session = await self._load(params.session_id, cwd, params)
-                replayed = "start"
+            replaying = params.replay_from is not None
+            session = await self._open(params.session_id, cwd, params, replayed=replaying)
+            replayed = "start" if replaying else "none"
             last = session.journal.last
         return SessionAttachResult(
             modes=_modes(session), replayed=replayed, last_sequence=last, state=session.state.value
@@ -779,24 +780,8 @@ class AcpAgent:
         if (running := await self._running_here(params.session_id)) is not None:
             await self._attach(running, None)
             return ResumeSessionResponse(modes=_modes(running))
-        session = await self._resume(params.session_id, cwd, params)
+        session = await self._open(params.session_id, cwd, params, replayed=False)
         return ResumeSessionResponse(modes=_modes(session))
-
-    async def _resume(
-        self,
-        session_id: str,
-        cwd: Path,
-        params: ResumeSessionRequest | SessionAttachParams,
-    ) -> Session:
-        session = await self.sessions.resume(
-            self.channel,
-            session_id,
-            cwd,
-            _additional(params.additional_directories),
-            servers=_mcp_servers(params.mcp_servers),
-        )
-        self._after_opening(session)
-        return session
 
     def _unless_elsewhere(self, session_id: str) -> str:
         """The session id, once sure no other connection has the session attached."""

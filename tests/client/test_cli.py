@@ -244,7 +244,8 @@ def test_on_path_the_command_is_plain_parley(workspace: Path, env: dict[str, str
     assert re.search(r'· parley prompt --session sess_\w+ "\.\.\."$', output.strip()), output
 
 
-def test_ctrl_c_cancels_the_turn(workspace: Path, env: dict[str, str]) -> None:
+def _telling_a_story(workspace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`parley prompt` once the answer to a long story has begun streaming."""
     process = subprocess.Popen(
         [str(PARLEY), "prompt", "Tell me a long story"],
         cwd=workspace,
@@ -254,10 +255,14 @@ def test_ctrl_c_cancels_the_turn(workspace: Path, env: dict[str, str]) -> None:
         text=True,
     )
     assert process.stdout is not None
-    # The story's first line is streamed once the answer has begun.
     for line in process.stdout:
         if line.startswith("[thinking]"):
             break
+    return process
+
+
+def test_ctrl_c_cancels_the_turn(workspace: Path, env: dict[str, str]) -> None:
+    process = _telling_a_story(workspace, env)
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     rest, errors = process.communicate(timeout=10)
@@ -269,18 +274,7 @@ def test_ctrl_c_cancels_the_turn(workspace: Path, env: dict[str, str]) -> None:
 def test_a_turn_left_running_is_followed_live_by_parley_attach(
     workspace: Path, env: dict[str, str], tmp_path: Path, machine: Machine
 ) -> None:
-    process = subprocess.Popen(
-        [str(PARLEY), "prompt", "Tell me a long story"],
-        cwd=workspace,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("[thinking]"):
-            break
+    process = _telling_a_story(workspace, env)
     # The terminal closes: the CLI and its shim die, the turn runs on.
     process.kill()
     process.communicate(timeout=10)

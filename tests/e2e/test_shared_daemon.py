@@ -71,6 +71,12 @@ async def _status(editor: RawDaemon, session_id: str) -> str:
     return str(info["_meta"]["parley"]["status"])
 
 
+async def _allow_once(editor: RawDaemon, ask: dict[str, Any]) -> None:
+    """The editor's answer to the permission request `ask`: allowed, once."""
+    allowed = {"outcome": {"outcome": "selected", "optionId": "allow_once"}}
+    await editor.send({"jsonrpc": "2.0", "id": ask["id"], "result": allowed})
+
+
 async def _telling(editor: RawDaemon, workspace: Path, chunks: int = 5) -> str:
     session_id = await editor.new_session(workspace)
     await editor.start_prompt(session_id, STORY, 70)
@@ -211,13 +217,7 @@ async def test_a_permission_question_waits_for_the_next_editor(
             await second.request(SESSION_ATTACH, _attach(session_id, workspace, {"type": "start"}))
             ask = await second.until(lambda f: f.get("method") == "session/request_permission")
             assert ask["params"]["sessionId"] == session_id
-            await second.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": ask["id"],
-                    "result": {"outcome": {"outcome": "selected", "optionId": "allow_once"}},
-                }
-            )
+            await _allow_once(second, ask)
             await second.until(_turn_over)
         assert "- later" in (workspace / "NOTES.md").read_text()
 
@@ -237,13 +237,7 @@ async def test_a_permission_question_moves_with_the_session_to_the_editor_taking
         withdrawn = await first.until(lambda f: f.get("method") == "$/cancel_request")
         assert withdrawn["params"] == {"requestId": shown["id"]}
         ask = await second.until(lambda f: f.get("method") == "session/request_permission")
-        await second.send(
-            {
-                "jsonrpc": "2.0",
-                "id": ask["id"],
-                "result": {"outcome": {"outcome": "selected", "optionId": "allow_once"}},
-            }
-        )
+        await _allow_once(second, ask)
         await second.until(_turn_over)
     assert "- moved" in (workspace / "NOTES.md").read_text()
 

@@ -284,19 +284,6 @@ class SessionManager:
             session.paused_on_load(restored.open_turns)
         return session, restored.updates
 
-    async def resume(
-        self,
-        channel: ClientChannel,
-        session_id: str,
-        cwd: Path,
-        additional: tuple[Path, ...] = (),
-        *,
-        servers: Sequence[McpServerConfig] = (),
-    ) -> Session:
-        """Open a stored session as `load` does, for a client that has its history."""
-        session, _ = await self.load(channel, session_id, cwd, additional, servers=servers)
-        return session
-
     async def close(self, session_id: str) -> None:
         """Stop the session's turn (its prompt answers `cancelled`), release its
         log and forget it here. A stored session not open here is closed already."""
