@@ -133,8 +133,10 @@ def test(extra: list[str]) -> int:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    # One worker per core: most tests wait on a daemon, so they overlap well.
-    tests = run(venv_bin("python"), "-m", "pytest", "-n", "auto", *extra)
+    # One worker per core: most tests wait on a daemon, so they overlap well. A
+    # worker that runs out takes tests still queued for the other (worksteal),
+    # so neither sits idle while the other ends on a few long ones.
+    tests = run(venv_bin("python"), "-m", "pytest", "-n", "auto", "--dist", "worksteal", *extra)
     typed, _ = mypy.communicate()
     print(typed, end="", flush=True)
     return mypy.returncode or tests
