@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import socket
 import stat
 import subprocess
@@ -19,27 +18,17 @@ import pytest
 from parley_client import ParleyClient
 from tests.support.acp_conformance import FrameChecker
 from tests.support.daemon import PARLEYD, offline_env
-from tests.support.listeners import token_in
+from tests.support.listeners import listening, token_in
 from tests.support.raw_daemon import RawDaemon
 
 TCP_LINE = re.compile(r"parleyd listening on tcp://([\d.]+):(\d+) token-file (.+)")
 
 
 @asynccontextmanager
-async def listening(home: Path, address: str) -> AsyncIterator[str]:
-    """parleyd listening on `address`; yields the line it announced itself with,
-    and stops it with SIGTERM, as a service manager would."""
-    process = await asyncio.create_subprocess_exec(
-        *PARLEYD, "--listen", address, env=offline_env(home), stderr=asyncio.subprocess.PIPE
-    )
-    assert process.stderr is not None
-    try:
-        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode().strip()
+async def announced(home: Path, address: str) -> AsyncIterator[str]:
+    """parleyd listening on `address`; the line it announced itself with."""
+    async with listening(offline_env(home), address) as (_, line):
         yield line
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
 
 
 @asynccontextmanager
@@ -55,7 +44,7 @@ async def connected(
 
 
 async def test_tcp_admits_only_a_client_with_the_token(tmp_path: Path) -> None:
-    async with listening(tmp_path / "home", "tcp://127.0.0.1:0") as line:
+    async with announced(tmp_path / "home", "tcp://127.0.0.1:0") as line:
         found = TCP_LINE.fullmatch(line)
         assert found, line
         host, port, token_file = found.group(1), int(found.group(2)), Path(found.group(3))
@@ -90,7 +79,7 @@ async def test_tcp_admits_only_a_client_with_the_token(tmp_path: Path) -> None:
 
 async def test_unix_socket_is_private_and_needs_no_token(tmp_path: Path) -> None:
     path = tmp_path / "parley.sock"
-    async with listening(tmp_path / "home", f"unix:{path}") as line:
+    async with announced(tmp_path / "home", f"unix:{path}") as line:
         assert line == f"parleyd listening on unix:{path}"
         assert stat.S_ISSOCK(path.stat().st_mode)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -104,7 +93,7 @@ async def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
     path = tmp_path / "parley.sock"
     with socket.socket(socket.AF_UNIX) as dead:
         dead.bind(str(path))  # bound, never listening: what a killed daemon leaves
-    async with listening(tmp_path / "home", f"unix:{path}") as line:
+    async with announced(tmp_path / "home", f"unix:{path}") as line:
         assert line.endswith(str(path))
         async with connected(await asyncio.open_unix_connection(str(path))) as daemon:
             assert "result" in await daemon.initialize()

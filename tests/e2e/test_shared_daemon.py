@@ -9,7 +9,8 @@ import asyncio
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,17 @@ async def _allow_once(editor: RawDaemon, ask: dict[str, Any]) -> None:
     await editor.send({"jsonrpc": "2.0", "id": ask["id"], "result": allowed})
 
 
+@asynccontextmanager
+async def two_editors(home: Path, socket_path: Path) -> AsyncIterator[tuple[RawDaemon, RawDaemon]]:
+    """Two editors connected to one daemon."""
+    async with (
+        shared_daemon(offline_env(home), socket_path) as daemon,
+        daemon.editor() as first,
+        daemon.editor() as second,
+    ):
+        yield first, second
+
+
 async def _telling(editor: RawDaemon, workspace: Path, chunks: int = 5) -> str:
     session_id = await editor.new_session(workspace)
     await editor.start_prompt(session_id, STORY, 70)
@@ -88,11 +100,7 @@ async def _telling(editor: RawDaemon, workspace: Path, chunks: int = 5) -> str:
 async def test_two_editors_each_with_their_own_session(
     home: Path, workspace: Path, socket_path: Path
 ) -> None:
-    async with (
-        shared_daemon(offline_env(home), socket_path) as daemon,
-        daemon.editor() as first,
-        daemon.editor() as second,
-    ):
+    async with two_editors(home, socket_path) as (first, second):
         one = await first.new_session(workspace)
         two = await second.new_session(workspace)
         await first.start_prompt(one, "Hi", 1)
@@ -107,11 +115,7 @@ async def test_two_editors_each_with_their_own_session(
 async def test_a_session_is_attached_to_one_editor_until_another_takes_it(
     home: Path, workspace: Path, socket_path: Path
 ) -> None:
-    async with (
-        shared_daemon(offline_env(home), socket_path) as daemon,
-        daemon.editor() as first,
-        daemon.editor() as second,
-    ):
+    async with two_editors(home, socket_path) as (first, second):
         session_id = await _telling(first, workspace)
         loaded = await second.load_session(session_id, workspace)
         assert loaded["error"]["code"] == ErrorCode.SESSION_BUSY
@@ -225,11 +229,7 @@ async def test_a_permission_question_waits_for_the_next_editor(
 async def test_a_permission_question_moves_with_the_session_to_the_editor_taking_it(
     home: Path, workspace: Path, socket_path: Path
 ) -> None:
-    async with (
-        shared_daemon(offline_env(home), socket_path) as daemon,
-        daemon.editor() as first,
-        daemon.editor() as second,
-    ):
+    async with two_editors(home, socket_path) as (first, second):
         session_id = await first.new_session(workspace)
         await first.start_prompt(session_id, 'Write a note saying "moved"', 9)
         shown = await first.until(lambda f: f.get("method") == "session/request_permission")

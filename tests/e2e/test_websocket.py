@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support.daemon import PARLEYD, offline_env
-from tests.support.listeners import token_in
+from tests.support.daemon import offline_env
+from tests.support.listeners import listening, token_in
 from tests.support.raw_daemon import RawDaemon
 
 WS_LINE = re.compile(r"parleyd listening on ws://([\d.]+):(\d+)/acp token-file (.+)")
@@ -40,26 +39,12 @@ async def ws_listening(home: Path, *flags: str) -> AsyncIterator[Listener]:
     """parleyd on a WebSocket at a free port. Unless it exited by itself, it is
     stopped with SIGTERM, as a service manager would; either way it must exit
     0 and take its token file with it."""
-    process = await asyncio.create_subprocess_exec(
-        *PARLEYD,
-        "--listen",
-        "ws://127.0.0.1:0",
-        *flags,
-        env=offline_env(home),
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    try:
-        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode().strip()
+    async with listening(offline_env(home), "ws://127.0.0.1:0", *flags) as (process, line):
         found = WS_LINE.fullmatch(line)
         assert found, line
         token_file = Path(found.group(3))
         url = f"ws://{found.group(1)}:{found.group(2)}/acp"
         yield Listener(process, url, token_file, token_in(token_file))
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
     assert not await asyncio.to_thread(token_file.exists)
 
 

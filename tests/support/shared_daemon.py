@@ -4,7 +4,6 @@ starts it, and raw connections to it: each one an editor."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
 import struct
 from collections.abc import AsyncIterator, Mapping
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.daemon import PARLEYD
+from tests.support.listeners import listening
 from tests.support.raw_daemon import RawDaemon
 
 
@@ -50,18 +49,9 @@ async def shared_daemon(
     env: Mapping[str, str], socket: Path, *arguments: str
 ) -> AsyncIterator[SharedDaemon]:
     """parleyd on `socket`, stopped with SIGTERM at the end if it is still running."""
-    process = await asyncio.create_subprocess_exec(
-        *PARLEYD, "--listen", f"unix:{socket}", *arguments, env=env, stderr=asyncio.subprocess.PIPE
-    )
-    assert process.stderr is not None
-    try:
-        line = await asyncio.wait_for(process.stderr.readline(), 30)
-        assert line.decode().strip() == f"parleyd listening on unix:{socket}", line
+    async with listening(env, f"unix:{socket}", *arguments) as (process, line):
+        assert line == f"parleyd listening on unix:{socket}", line
         yield SharedDaemon(socket, process)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 30)
 
 
 def session_updates(editor: RawDaemon) -> list[dict[str, Any]]:
